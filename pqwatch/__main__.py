@@ -1,0 +1,3 @@
+from pqwatch.cli import main
+
+main()

@@ -1,0 +1,39 @@
+"""The one exception hierarchy of pqwatch.
+
+PQWatchError                 anything pqwatch expects and reports as one line
+├── ConfigError              bad or missing config.toml (exit 2)
+├── UsageError               a bad argument or query (exit 2)
+├── StorageError             the database cannot be opened or migrated (exit 1)
+├── SourceError              an API that is down or misbehaving (exit 1)
+└── DeliveryError            an SMTP server that refused or dropped us (exit 1)
+
+Anything else is a bug: the CLI still prints one line, but says so.
+"""
+
+from __future__ import annotations
+
+
+class PQWatchError(Exception):
+    """An expected failure, reported to the user as one line."""
+
+    exit_code = 1
+
+
+class ConfigError(PQWatchError):
+    exit_code = 2
+
+
+class UsageError(PQWatchError):
+    exit_code = 2
+
+
+class StorageError(PQWatchError):
+    pass
+
+
+class SourceError(PQWatchError):
+    pass
+
+
+class DeliveryError(PQWatchError):
+    pass

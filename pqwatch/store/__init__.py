@@ -1,0 +1,1 @@
+"""The store stage: SQLite tables, migrations and the queries over them."""

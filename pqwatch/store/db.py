@@ -1,0 +1,143 @@
+"""Open the SQLite database with the pragmas pqwatch relies on, and migrate it to head.
+
+Every connection gets WAL, a busy timeout, foreign keys and synchronous=NORMAL. Transactions
+that may write begin IMMEDIATE: a deferred transaction that reads and then writes fails at
+once with "database is locked" when another process wrote meanwhile, busy timeout or not
+(STYLE.md B.5). pysqlite's own transaction handling is switched off so we emit BEGIN ourselves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from pqwatch.errors import StorageError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+BUSY_TIMEOUT_MS = 10_000
+_WRITE = "pqwatch_write"
+
+
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA synchronous = NORMAL")
+    cur.close()
+
+
+def _on_begin(conn: sa.Connection) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _ensure_parent(url: sa.URL) -> None:
+    db = url.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return
+    parent = Path(db).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create the database folder {parent}: {exc.strerror}") from None
+
+
+class Database:
+    """Engines for one SQLite database: `read()` and `write()` give short transactions."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            parsed = sa.make_url(url)
+        except sa.exc.ArgumentError:
+            raise StorageError(f"invalid database URL {url!r}") from None
+        if parsed.get_backend_name() != "sqlite":
+            raise StorageError(f"unsupported database {url!r}: only sqlite:/// URLs for now")
+        _ensure_parent(parsed)
+        self.url = parsed
+        self.engine: Engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
+        event.listen(self.engine, "connect", _on_connect)
+        event.listen(self.engine, "begin", _on_begin)
+        self.writer: Engine = self.engine.execution_options(**{_WRITE: True})
+
+    def __repr__(self) -> str:
+        return f"Database({self.url.render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One short IMMEDIATE transaction; commits on success, rolls back on error.
+        Never do network I/O or parsing inside it."""
+        with _storage_errors(), Session(self.writer, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with _storage_errors(), Session(self.engine) as session:
+            with session.begin():
+                yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- migrations ---------------------------------------------------------------------------
+
+    def _alembic_config(self, connection: sa.Connection | None = None) -> Any:
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        cfg.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
+        if connection is not None:
+            cfg.attributes["connection"] = connection
+        return cfg
+
+    def revision(self) -> str | None:
+        """The revision the database is at (None for an empty database)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with _storage_errors(), self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def migrate(self) -> tuple[str | None, str | None]:
+        """Bring the database to the head revision. Returns (before, after)."""
+        from alembic import command
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self._alembic_config())
+        head = script.get_current_head()
+        before = self.revision()
+        if before == head:
+            return before, head
+        if before is not None and before not in {s.revision for s in script.walk_revisions()}:
+            raise StorageError(
+                f"the database is at revision {before}, which this pqwatch does not know: "
+                "it was written by a newer version; upgrade pqwatch"
+            )
+        with _storage_errors(), self.writer.connect() as conn:
+            command.upgrade(self._alembic_config(conn), "head")
+            conn.commit()
+        return before, head
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn driver-level failures (unopenable file, locked too long) into one-line errors."""
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        raise StorageError(f"database error: {exc.orig}") from exc

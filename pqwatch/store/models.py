@@ -1,0 +1,295 @@
+"""SQLModel tables: the archive, the watch/subscriber state and the delivery outbox.
+
+The tables are the schema of record (Alembic migrations are checked against them); the hot
+ingest path writes through Core statements on these tables, not through the ORM's unit of
+work. Live ORM objects never leave the store package: other stages get plain data types.
+
+Design notes, briefly:
+- A question is keyed by (source, source_id), the API's stable id; (house, uin, date_tabled)
+  is indexed but not unique, because UINs restart each session and the API is the authority.
+- Answers are versions: a holding answer, the substantive answer and each correction are
+  separate rows, never overwritten.
+- Events are unique per (question, kind, event_date) so a repeated poll cannot duplicate one.
+- A delivery (outbox row) is unique per (subscriber, event): never sent twice, never lost.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timestamps stored as naive UTC, read back timezone-aware."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_type=UTCDateTime(), nullable=True, index=index)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime(), nullable=False, index=index)
+
+
+class Member(SQLModel, table=True):
+    """A member of either House, as expanded in the API's member objects."""
+
+    __tablename__ = "member"
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    name: str
+    list_as: str | None = None
+    party: str | None = None
+    party_abbreviation: str | None = None
+    # Constituency for MPs, kind of peerage ("Life peer") for Lords.
+    member_from: str | None = None
+    house: str | None = None
+    thumbnail_url: str | None = None
+    updated_at: datetime = _ts()
+
+
+class AnsweringBody(SQLModel, table=True):
+    """A government department (or other body) that answers questions."""
+
+    __tablename__ = "answering_body"
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    name: str
+    updated_at: datetime = _ts()
+
+
+class Question(SQLModel, table=True):
+    __tablename__ = "question"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "source_id", name="uq_question_source"),
+        sa.Index("ix_question_uin", "house", "uin", "date_tabled"),
+        sa.Index("ix_question_date_answered", "date_answered"),
+        sa.Index("ix_question_date_tabled", "date_tabled"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    source_id: str
+    uin: str | None = None
+    house: str
+    date_tabled: date
+    date_for_answer: date | None = None
+    is_named_day: bool = False
+    heading: str | None = None
+    asking_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    member_has_interest: bool = False
+    answering_body_id: int | None = Field(
+        default=None, foreign_key="answering_body.id", index=True
+    )
+    question_text: str
+    # True once the stored question_text is known to be complete (not cut at 255 chars).
+    question_text_full: bool = False
+    is_withdrawn: bool = False
+    date_withdrawn: date | None = None
+    # unanswered | holding | answered | corrected | withdrawn (derived from the latest answer).
+    status: str = Field(default="unanswered", index=True)
+    date_answered: date | None = None
+    date_holding_answer: date | None = None
+    date_answer_corrected: date | None = None
+    answering_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    attachments_json: str | None = None
+    # Hash of the API fields that matter, so an unchanged item writes nothing.
+    content_hash: str
+    first_seen_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class QuestionGroup(SQLModel, table=True):
+    """One grouping link as the API gives it: by UIN and tabling date, resolved on read,
+    so a link to a question not yet stored still works once it arrives."""
+
+    __tablename__ = "question_group"
+    __table_args__ = (sa.Index("ix_question_group_target", "grouped_uin", "grouped_date_tabled"),)
+    question_id: int = Field(foreign_key="question.id", primary_key=True, ondelete="CASCADE")
+    grouped_uin: str = Field(primary_key=True)
+    grouped_date_tabled: date = Field(primary_key=True)
+
+
+class Answer(SQLModel, table=True):
+    """One version of an answer: holding, substantive or correction. Never overwritten."""
+
+    __tablename__ = "answer"
+    __table_args__ = (
+        sa.UniqueConstraint("question_id", "version", name="uq_answer_version"),
+        sa.UniqueConstraint("question_id", "kind", "content_hash", name="uq_answer_content"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    question_id: int = Field(foreign_key="question.id", index=True, ondelete="CASCADE")
+    version: int
+    # holding | answer | correction
+    kind: str
+    answer_html: str
+    answer_text: str
+    # The API's originalAnswerText, kept when it is given (pre-correction text).
+    original_answer_html: str | None = None
+    # False when only the list endpoint's cut text (255 chars + "...") was available.
+    is_full_text: bool = True
+    answering_member_id: int | None = Field(default=None, foreign_key="member.id")
+    correcting_member_id: int | None = Field(default=None, foreign_key="member.id")
+    date_answered: date | None = None
+    date_corrected: date | None = None
+    content_hash: str
+    recorded_at: datetime = _ts()
+
+
+class Event(SQLModel, table=True):
+    """A lifecycle event: tabled, holding, answered, corrected, transferred, withdrawn."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        sa.UniqueConstraint("question_id", "kind", "event_date", name="uq_event"),
+        sa.Index("ix_event_created_at", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    question_id: int = Field(foreign_key="question.id", index=True, ondelete="CASCADE")
+    kind: str
+    event_date: date
+    answer_id: int | None = Field(default=None, foreign_key="answer.id")
+    # JSON with what changed (e.g. the departments of a transfer).
+    detail_json: str | None = None
+    # Loaded by backfill: searchable and in feeds, never mailed as "new".
+    historical: bool = False
+    created_at: datetime = _ts()
+
+
+class Watch(SQLModel, table=True):
+    __tablename__ = "watch"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    slug: str = Field(unique=True)
+    query: str
+    active: bool = True
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Subscriber(SQLModel, table=True):
+    __tablename__ = "subscriber"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    name: str = ""
+    frequency: str = "weekly"
+    send_empty: bool = False
+    active: bool = True
+    # A new subscriber gets what was matched since they were added, not the whole archive.
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Subscription(SQLModel, table=True):
+    __tablename__ = "subscription"
+    subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
+    watch_id: int = Field(foreign_key="watch.id", primary_key=True, ondelete="CASCADE")
+    created_at: datetime = _ts()
+
+
+class WatchMatch(SQLModel, table=True):
+    """Which watch matched which event, and on which terms ("why did I get this?")."""
+
+    __tablename__ = "watch_match"
+    __table_args__ = (sa.UniqueConstraint("watch_id", "event_id", name="uq_watch_match"),)
+    id: int | None = Field(default=None, primary_key=True)
+    watch_id: int = Field(foreign_key="watch.id", index=True, ondelete="CASCADE")
+    event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
+    matched_terms_json: str = "[]"
+    created_at: datetime = _ts()
+
+
+class Digest(SQLModel, table=True):
+    """One digest message for one subscriber; its Message-ID is fixed before sending."""
+
+    __tablename__ = "digest"
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    message_id: str = Field(unique=True)
+    period_start: datetime = _ts()
+    period_end: datetime = _ts()
+    # pending | sent | failed
+    status: str = "pending"
+    item_count: int = 0
+    server_reply: str | None = None
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one row per (subscriber, event), written with the match that caused it."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("subscriber_id", "event_id", name="uq_delivery"),
+        sa.Index("ix_delivery_status", "status", "subscriber_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
+    event_id: int = Field(foreign_key="event.id", ondelete="CASCADE")
+    digest_id: int | None = Field(default=None, foreign_key="digest.id", index=True)
+    # pending | sent | failed
+    status: str = "pending"
+    attempts: int = 0
+    server_reply: str | None = None
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class PollRun(SQLModel, table=True):
+    """One attempt to sync one source over one date window (a poll or a backfill chunk)."""
+
+    __tablename__ = "poll_run"
+    __table_args__ = (sa.Index("ix_poll_run_source", "source", "kind", "started_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    # poll | backfill
+    kind: str = "poll"
+    window_start: date
+    window_end: date
+    # running | ok | failed
+    status: str = "running"
+    error: str | None = None
+    new_questions: int = 0
+    new_answers: int = 0
+    holding_answers: int = 0
+    corrections: int = 0
+    transfers: int = 0
+    withdrawals: int = 0
+    items_seen: int = 0
+    requests: int = 0
+    duration_seconds: float = 0.0
+    started_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+
+
+class SourceState(SQLModel, table=True):
+    """Per-source cursor and health. The cursor moves only after a whole window is stored."""
+
+    __tablename__ = "source_state"
+    source: str = Field(primary_key=True)
+    # Last day of the last window stored completely; the next poll starts a day before it.
+    cursor_date: date | None = None
+    last_success_at: datetime | None = _ts(nullable=True)
+    last_failure_at: datetime | None = _ts(nullable=True)
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    # Whether the operator has been told that this source is failing (one alert, not a flood).
+    alert_sent: bool = False
+    updated_at: datetime = _ts()
