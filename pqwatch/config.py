@@ -25,13 +25,12 @@ ENV_CONFIG = "PQWATCH_CONFIG"
 ENV_DATABASE_URL = "PQWATCH_DATABASE_URL"
 ENV_SMTP_PASSWORD = "PQWATCH_SMTP_PASSWORD"
 
-_ADDR_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_ADDR_RE = re.compile(rf"^[^@\s<>()\[\],;:\"]+@{_LABEL}(?:\.{_LABEL})*$")
 
 # Keys people reach for that must not be in the file, with the reason.
-_SECRET_HINTS = {
-    "password": f"the SMTP password comes only from the environment variable {ENV_SMTP_PASSWORD}",
-    "smtp_password": f"the SMTP password comes only from the environment variable {ENV_SMTP_PASSWORD}",
-}
+_PASSWORD_HINT = f"the SMTP password comes only from the environment variable {ENV_SMTP_PASSWORD}"
+_SECRET_HINTS = {"password": _PASSWORD_HINT, "smtp_password": _PASSWORD_HINT}
 
 
 def _email_address(value: str) -> str:
@@ -52,7 +51,9 @@ def _timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/London)")
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Europe/London)"
+        ) from None
     return value
 
 
@@ -81,6 +82,7 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 NonBlank = Annotated[str, AfterValidator(_non_blank)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 House = Literal["Commons", "Lords"]
+_HOUSES: tuple[House, ...] = ("Commons", "Lords")
 
 
 class _Section(BaseModel):
@@ -93,7 +95,7 @@ class DatabaseConfig(_Section):
 
 class UKParliamentConfig(_Section):
     base_url: HttpUrl = "https://questions-statements-api.parliament.uk"
-    houses: list[House] = Field(default_factory=lambda: ["Commons", "Lords"], min_length=1)
+    houses: list[House] = Field(default_factory=lambda: list(_HOUSES), min_length=1)
     initial_lookback_days: int = Field(default=7, ge=1, le=3650)
     requests_per_second: float = Field(default=5.0, gt=0, le=100)
     # The live API often takes 7-30 s per list query (API.md section 0), so be generous.
@@ -198,8 +200,18 @@ def _message(err: Any) -> str:
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    if kind in {"string_type", "int_type", "int_parsing", "float_type", "float_parsing",
-                "bool_type", "bool_parsing", "list_type", "model_type", "dict_type"}:
+    if kind in {
+        "string_type",
+        "int_type",
+        "int_parsing",
+        "float_type",
+        "float_parsing",
+        "bool_type",
+        "bool_parsing",
+        "list_type",
+        "model_type",
+        "dict_type",
+    }:
         msg += f", got {type(err.get('input')).__name__} {err.get('input')!r}"
     return msg
 

@@ -8,6 +8,7 @@ once with "database is locked" when another process wrote meanwhile, busy timeou
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +70,13 @@ class Database:
         event.listen(self.engine, "begin", _on_begin)
         self.writer: Engine = self.engine.execution_options(**{_WRITE: True})
 
+    def describe(self) -> str:
+        """The database file for people to read (the URL when it is not a file)."""
+        db = self.url.database
+        if db and db != ":memory:" and not db.startswith("file:"):
+            return db
+        return self.url.render_as_string(hide_password=True)
+
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
 
@@ -94,7 +102,7 @@ class Database:
     def _alembic_config(self, connection: sa.Connection | None = None) -> Any:
         from alembic.config import Config as AlembicConfig
 
-        cfg = AlembicConfig()
+        cfg = AlembicConfig(stdout=io.StringIO())  # pqwatch reports results itself
         cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
         cfg.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
         if connection is not None:

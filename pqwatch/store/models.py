@@ -93,9 +93,7 @@ class Question(SQLModel, table=True):
     heading: str | None = None
     asking_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
     member_has_interest: bool = False
-    answering_body_id: int | None = Field(
-        default=None, foreign_key="answering_body.id", index=True
-    )
+    answering_body_id: int | None = Field(default=None, foreign_key="answering_body.id", index=True)
     question_text: str
     # True once the stored question_text is known to be complete (not cut at 255 chars).
     question_text_full: bool = False

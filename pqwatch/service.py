@@ -1,0 +1,70 @@
+"""The PQWatch facade: the one object the CLI (and the scheduler) talks to.
+
+It wires the stages together (sources -> store -> match -> notify/feeds) and owns the
+database handle and the clock. Each public method does one user-level thing and returns a
+plain result type that the caller formats; it never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pqwatch.config import Config, load_config
+from pqwatch.store import sync
+from pqwatch.store.db import Database
+from pqwatch.store.models import utcnow
+
+
+@dataclass(frozen=True)
+class InitResult:
+    database: str
+    revision_before: str | None
+    revision_after: str | None
+    watches: int
+    subscribers: int
+
+
+class PQWatch:
+    """Open with `PQWatch.open(config_path)`; close with `close()` (or use `with`)."""
+
+    def __init__(self, config: Config, *, now: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.now = now
+        self.db = Database(config.database.url)
+        self._ready = False
+
+    @classmethod
+    def open(cls, config_path: str | Path | None = None) -> PQWatch:
+        return cls(load_config(config_path))
+
+    def __enter__(self) -> PQWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def ensure_ready(self) -> tuple[str | None, str | None]:
+        """Migrate the database to head and bring watches/subscribers in line with the config.
+        Every command calls this first, so an upgrade migrates the database by itself."""
+        before, after = self.db.migrate()
+        if not self._ready:
+            with self.db.write() as session:
+                sync.sync_config(session, self.config, self.now())
+            self._ready = True
+        return before, after
+
+    def init(self) -> InitResult:
+        before, after = self.ensure_ready()
+        return InitResult(
+            database=self.db.describe(),
+            revision_before=before,
+            revision_after=after,
+            watches=len(self.config.watches),
+            subscribers=len(self.config.subscribers),
+        )

@@ -1,0 +1,94 @@
+"""Keep the watch, subscriber and subscription tables in line with config.toml.
+
+The config file is the source of truth; the tables exist so that matches and deliveries
+can point at stable ids. A watch or subscriber removed from the file is deactivated, not
+deleted, so its history (and anything still owed) is kept.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from pqwatch.config import Config
+from pqwatch.store.models import Subscriber, Subscription, Watch
+
+
+def slugify(name: str) -> str:
+    """A stable, URL-safe slug: "Children's palliative care" -> "childrens-palliative-care"."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = re.sub(r"['\u2019`]", "", ascii_name.lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")
+    return slug or "watch"
+
+
+def sync_config(session: Session, config: Config, now: datetime) -> None:
+    watches = {w.name: w for w in session.exec(select(Watch)).all()}
+    taken = {w.slug for w in watches.values()}
+    wanted = {w.name for w in config.watches}
+    for wc in config.watches:
+        row = watches.get(wc.name)
+        if row is None:
+            slug = base = slugify(wc.name)
+            n = 2
+            while slug in taken:
+                slug, n = f"{base}-{n}", n + 1
+            taken.add(slug)
+            row = Watch(name=wc.name, slug=slug, query=wc.query, created_at=now, updated_at=now)
+            session.add(row)
+            watches[wc.name] = row
+        elif row.query != wc.query or not row.active:
+            row.query, row.active, row.updated_at = wc.query, True, now
+    for name, row in watches.items():
+        if name not in wanted and row.active:
+            row.active, row.updated_at = False, now
+    session.flush()
+
+    subs = {s.email: s for s in session.exec(select(Subscriber)).all()}
+    wanted_emails = {s.email for s in config.subscribers}
+    by_casefold = {w.name.casefold(): w for w in watches.values()}
+    for sc in config.subscribers:
+        srow = subs.get(sc.email)
+        if srow is None:
+            srow = Subscriber(
+                email=sc.email,
+                name=sc.name,
+                frequency=sc.frequency,
+                send_empty=sc.send_empty,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(srow)
+            session.flush()
+        elif (srow.name, srow.frequency, srow.send_empty, srow.active) != (
+            sc.name,
+            sc.frequency,
+            sc.send_empty,
+            True,
+        ):
+            srow.name, srow.frequency, srow.send_empty = sc.name, sc.frequency, sc.send_empty
+            srow.active, srow.updated_at = True, now
+        assert srow.id is not None
+        want_ids = {by_casefold[n.casefold()].id for n in config.watch_names_for(sc)}
+        have = {
+            s.watch_id: s
+            for s in session.exec(select(Subscription).where(Subscription.subscriber_id == srow.id))
+        }
+        for wid in want_ids - have.keys():
+            assert wid is not None
+            session.add(Subscription(subscriber_id=srow.id, watch_id=wid, created_at=now))
+        stale = have.keys() - want_ids
+        if stale:
+            session.execute(
+                sa.delete(Subscription).where(
+                    Subscription.subscriber_id == srow.id,  # type: ignore[arg-type]
+                    Subscription.watch_id.in_(stale),  # type: ignore[attr-defined]
+                )
+            )
+    for email, srow in subs.items():
+        if email not in wanted_emails and srow.active:
+            srow.active, srow.updated_at = False, now
