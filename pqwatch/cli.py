@@ -10,17 +10,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pqwatch import __version__
-from pqwatch.errors import PQWatchError
+from pqwatch.errors import PQWatchError, SourceError, UsageError
 
 if TYPE_CHECKING:
+    from pqwatch.ingest import Progress as IngestProgress
+    from pqwatch.ingest import RunSummary
     from pqwatch.service import PQWatch
 
 app = typer.Typer(
@@ -86,6 +91,155 @@ def init() -> None:
     change = "already current" if res.revision_before == res.revision_after else f"from {before}"
     typer.echo(f"Database {res.database} is at revision {res.revision_after} ({change}).")
     typer.echo(f"Config: {res.watches} watch(es), {res.subscribers} subscriber(s).")
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option}: {value!r} is not a date (use YYYY-MM-DD)") from None
+
+
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="First day of the window (YYYY-MM-DD).")
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="Last day of the window (default today).")
+]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+
+
+def _print_runs(runs: list[RunSummary], fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        _emit_json([r.as_dict() for r in runs])
+        return
+    for r in runs:
+        c = r.counts
+        state = "ok" if r.ok else "FAILED"
+        typer.echo(
+            f"{r.source} {r.window_start}..{r.window_end}: {state}: "
+            f"{c.new_questions} new questions, {c.new_answers} new answers, "
+            f"{c.holding_answers} holding answers, {c.corrections} corrections, "
+            f"{c.transfers} transfers ({c.items_seen} items seen, {r.requests} requests, "
+            f"{r.seconds:.1f} s)"
+        )
+
+
+def _fail_on_errors(errors: list[str]) -> None:
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SourceError(errors[0] + more)
+
+
+@app.command()
+def poll(
+    since: SinceOpt = None, until: UntilOpt = None, fmt: FormatOpt = OutputFormat.text
+) -> None:
+    """Fetch new questions, answers, holding answers and corrections now.
+
+    Without --since, polls from the last successful poll (minus a day of overlap) to today.
+    """
+    with _service() as svc:
+        runs = svc.poll(_parse_date(since, "--since"), _parse_date(until, "--until"))
+    _print_runs(runs, fmt)
+    _fail_on_errors([r.error for r in runs if r.error])
+
+
+@app.command()
+def backfill(
+    since: Annotated[str, typer.Option("--since", help="First tabling day to load.")],
+    until: UntilOpt = None,
+    detail: Annotated[
+        bool,
+        typer.Option(
+            "--detail/--no-detail",
+            help="Fetch full texts of long questions and answers (--no-detail is faster).",
+        ),
+    ] = True,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Load the archive's history by tabling date; run it again to continue after a stop.
+
+    Backfilled questions are searchable and appear in feeds, but are never mailed as new.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    start = _parse_date(since, "--since")
+    assert start is not None
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[items]} items, {task.fields[rate]}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=fmt is OutputFormat.json or not sys.stderr.isatty(),
+        console=_stderr_console(),
+    )
+    task = bar.add_task("backfill", total=None, items=0, rate="0")
+    items_before: dict[tuple[int, object], int] = {}
+    t0 = time.monotonic()
+
+    def report(p: IngestProgress) -> None:
+        items_before[(p.window_index, p.window_start)] = p.items_done
+        done = sum(items_before.values())
+        rate = done / max(time.monotonic() - t0, 1e-6)
+        bar.update(
+            task,
+            total=p.windows_total,
+            completed=p.window_index + (p.items_done / max(p.items_in_window, 1)),
+            description=f"window {p.window_start}",
+            items=done,
+            rate=f"{rate:.0f}",
+        )
+
+    with _service() as svc, bar:
+        result = svc.backfill(start, _parse_date(until, "--until"), detail=detail, progress=report)
+    _print_runs([result], fmt)
+    if fmt is OutputFormat.text and result.windows_skipped:
+        typer.echo(f"({result.windows_skipped} window(s) already loaded by an earlier run)")
+    _fail_on_errors([result.error] if result.error else [])
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one full cycle and exit (the main job).")
+    ] = False,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Run the pipeline: poll -> match -> digests due -> feeds."""
+    if not once:
+        raise UsageError("the scheduler daemon is not built yet; use `pqwatch run --once`")
+    with _service() as svc:
+        result = svc.run_once()
+    if fmt is OutputFormat.json:
+        _emit_json({"stages": result.stages, "polls": [p.as_dict() for p in result.polls]})
+    else:
+        _print_runs(result.polls, fmt)
+        typer.echo(f"Cycle done: {' -> '.join(result.stages)}.")
+    _fail_on_errors(result.errors)
 
 
 def main() -> None:

@@ -8,12 +8,15 @@ plain result type that the caller formats; it never prints.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 
 from pqwatch.config import Config, load_config
+from pqwatch.errors import UsageError
+from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary, default_client
 from pqwatch.store import sync
+from pqwatch.store.archive import Archive
 from pqwatch.store.db import Database
 from pqwatch.store.models import utcnow
 
@@ -30,10 +33,18 @@ class InitResult:
 class PQWatch:
     """Open with `PQWatch.open(config_path)`; close with `close()` (or use `with`)."""
 
-    def __init__(self, config: Config, *, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: Callable[[], datetime] = utcnow,
+        client_factory: ClientFactory = default_client,
+    ) -> None:
         self.config = config
         self.now = now
         self.db = Database(config.database.url)
+        self.archive = Archive(self.db, now)
+        self.ingest = Ingest(config, self.archive, now=now, client_factory=client_factory)
         self._ready = False
 
     @classmethod
@@ -68,3 +79,49 @@ class PQWatch:
             watches=len(self.config.watches),
             subscribers=len(self.config.subscribers),
         )
+
+    def poll(self, since: date | None = None, until: date | None = None) -> list[RunSummary]:
+        """Fetch what changed since the last successful poll (or in an explicit window)."""
+        if until is not None and since is None:
+            raise UsageError("--until needs --since")
+        if since is not None and until is not None and until < since:
+            raise UsageError(f"--until {until} is before --since {since}")
+        self.ensure_ready()
+        return self.ingest.poll(since, until)
+
+    def backfill(
+        self,
+        since: date,
+        until: date | None = None,
+        *,
+        detail: bool = True,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> RunSummary:
+        """Load history (searchable, never mailed as new); a re-run continues where it stopped."""
+        if until is not None and until < since:
+            raise UsageError(f"--until {until} is before --since {since}")
+        self.ensure_ready()
+        return self.ingest.backfill(since, until, detail=detail, progress=progress)
+
+    def run_once(self) -> CycleResult:
+        """One full cycle: migrate, poll, match, digests due, feeds (the stages that exist)."""
+        result = CycleResult()
+        self.ensure_ready()
+        result.stages.append("migrate")
+        result.polls = self.ingest.poll()
+        result.stages.append("poll")
+        return result
+
+
+@dataclass
+class CycleResult:
+    stages: list[str] = field(default_factory=list)
+    polls: list[RunSummary] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.polls)
+
+    @property
+    def errors(self) -> list[str]:
+        return [p.error for p in self.polls if p.error]

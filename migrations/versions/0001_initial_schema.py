@@ -29,7 +29,7 @@ def upgrade() -> None:
     op.create_table(
         "member",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("name", sa.String(), nullable=True),
         sa.Column("list_as", sa.String(), nullable=True),
         sa.Column("party", sa.String(), nullable=True),
         sa.Column("party_abbreviation", sa.String(), nullable=True),

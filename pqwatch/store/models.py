@@ -54,7 +54,9 @@ class Member(SQLModel, table=True):
 
     __tablename__ = "member"
     id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    name: str
+    # None until an expanded member object has been seen (list results without
+    # expandMember carry only the id).
+    name: str | None = None
     list_as: str | None = None
     party: str | None = None
     party_abbreviation: str | None = None

@@ -1,0 +1,228 @@
+"""The ingest pipeline: source windows -> pages -> full text -> archive, with cursors.
+
+    for each source:   window = (cursor - 1 day .. today)  or the explicit --since/--until
+      for kind in tabled, answered, corrected:
+        for page in source.iter_window(kind, window):       # HTTP, outside transactions
+          changed = page - archive.unchanged_ids(page)       # a read
+          full    = source.fetch_details(changed that may be cut)   # HTTP, concurrent
+          archive.store_page(prepare(full))                   # one short write transaction
+      archive.finish_run(ok, move_cursor_to=window end)       # the cursor moves last
+
+A failure anywhere in a window leaves the cursor where it was, so the next poll asks for the
+same window again; pages already stored are simply found unchanged. This module decides the
+order of things; it does not parse HTTP (sources) or write SQL (store).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pqwatch.config import Config
+from pqwatch.decide import prepare_answer
+from pqwatch.errors import SourceError
+from pqwatch.sources.uk_parliament import SOURCE, UKParliamentClient
+from pqwatch.store.archive import Archive, EventHook, StoreCounts
+from pqwatch.types import QuestionData
+
+WINDOW_KINDS = ("tabled", "answered", "corrected")
+OVERLAP = timedelta(days=1)
+BACKFILL_WINDOW_DAYS = 7
+
+ClientFactory = Callable[[Config], UKParliamentClient]
+
+
+def default_client(config: Config) -> UKParliamentClient:
+    return UKParliamentClient(config.sources.uk_parliament)
+
+
+@dataclass
+class RunSummary:
+    """What one source's poll (or one backfill) did, for the CLI to print."""
+
+    source: str
+    kind: str
+    window_start: date
+    window_end: date
+    ok: bool = True
+    error: str | None = None
+    counts: StoreCounts = field(default_factory=StoreCounts)
+    requests: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+    windows_done: int = 0
+    windows_skipped: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "ok": self.ok,
+            "error": self.error,
+            **self.counts.as_dict(),
+            "requests": self.requests,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after every stored page (backfill draws its progress bar from this)."""
+
+    window_index: int
+    windows_total: int
+    window_start: date
+    items_done: int
+    items_in_window: int
+
+
+class Ingest:
+    def __init__(
+        self,
+        config: Config,
+        archive: Archive,
+        *,
+        now: Callable[[], datetime],
+        client_factory: ClientFactory = default_client,
+        on_events: EventHook | None = None,
+    ) -> None:
+        self.config = config
+        self.archive = archive
+        self.now = now
+        self.client_factory = client_factory
+        self.on_events = on_events
+
+    def today(self) -> date:
+        """Dates in the API are UK calendar dates, so "today" is today in the configured zone."""
+        return self.now().astimezone(ZoneInfo(self.config.schedule.timezone)).date()
+
+    def poll(self, since: date | None = None, until: date | None = None) -> list[RunSummary]:
+        today = self.today()
+        end = until or today
+        if since is None:
+            cursor = self.archive.cursor(SOURCE)
+            lookback = self.config.sources.uk_parliament.initial_lookback_days
+            start = cursor - OVERLAP if cursor else today - timedelta(days=lookback)
+        else:
+            start = since
+        start = min(start, end)
+        return [self._run_window(SOURCE, "poll", start, end, WINDOW_KINDS, historical=False)]
+
+    def backfill(
+        self,
+        since: date,
+        until: date | None = None,
+        *,
+        detail: bool = True,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> RunSummary:
+        """Load history by tabling date in weekly windows. Restartable: windows stored by an
+        earlier run are skipped. Its events are historical: searchable, never mailed."""
+        end = until or self.today()
+        windows = list(_windows(since, end, BACKFILL_WINDOW_DAYS))
+        done = self.archive.done_windows(SOURCE, "backfill")
+        total = RunSummary(SOURCE, "backfill", since, end)
+        t0 = time.monotonic()
+        for index, (w_start, w_end) in enumerate(windows):
+            if (w_start, w_end) in done:
+                total.windows_skipped += 1
+                continue
+            summary = self._run_window(
+                SOURCE,
+                "backfill",
+                w_start,
+                w_end,
+                ("tabled",),
+                historical=True,
+                detail=detail,
+                progress=(index, len(windows), progress),
+            )
+            total.counts.add(summary.counts)
+            total.requests += summary.requests
+            total.bytes_received += summary.bytes_received
+            if not summary.ok:
+                total.ok, total.error = False, summary.error
+                break
+            total.windows_done += 1
+        total.seconds = time.monotonic() - t0
+        return total
+
+    def _run_window(
+        self,
+        source: str,
+        kind: str,
+        start: date,
+        end: date,
+        window_kinds: tuple[str, ...],
+        *,
+        historical: bool,
+        detail: bool = True,
+        progress: tuple[int, int, Callable[[Progress], None] | None] | None = None,
+    ) -> RunSummary:
+        summary = RunSummary(source, kind, start, end)
+        run_id = self.archive.start_run(source, kind, start, end)
+        t0 = time.monotonic()
+        today = self.today()
+        client = self.client_factory(self.config)
+        try:
+            for wk in window_kinds:
+                for page in client.iter_window(wk, start, end):
+                    counts = self._store_page(client, page.items, today, historical, detail)
+                    summary.counts.add(counts)
+                    if progress is not None:
+                        idx, n, report = progress
+                        if report is not None:
+                            report(Progress(idx, n, start, page.seen_so_far, page.total_results))
+        except SourceError as exc:
+            summary.ok = False
+            summary.error = f"{source}: window {start}..{end}: {exc}"
+        finally:
+            summary.requests = client.requests_made
+            summary.bytes_received = client.bytes_received
+            client.close()
+        summary.seconds = time.monotonic() - t0
+        self.archive.finish_run(
+            run_id,
+            source=source,
+            ok=summary.ok,
+            counts=summary.counts.as_dict(),
+            requests=summary.requests,
+            seconds=summary.seconds,
+            error=summary.error,
+            move_cursor_to=end if summary.ok and kind == "poll" else None,
+        )
+        return summary
+
+    def _store_page(
+        self,
+        client: UKParliamentClient,
+        items: tuple[QuestionData, ...],
+        today: date,
+        historical: bool,
+        detail: bool,
+    ) -> StoreCounts:
+        unchanged = self.archive.unchanged_ids(items)
+        todo = [i for i in items if i.source_id not in unchanged]
+        if detail:
+            need = [i for i in todo if i.needs_detail]
+            full = {i.source_id: i for i in client.fetch_details(need)}
+            todo = [full.get(i.source_id, i) for i in todo]
+        batch = [(i, prepare_answer(i)) for i in todo]
+        counts = self.archive.store_page(
+            batch, today=today, historical=historical, on_events=self.on_events
+        )
+        counts.items_seen = len(items)
+        return counts
+
+
+def _windows(start: date, end: date, days: int) -> Iterator[tuple[date, date]]:
+    cur = start
+    while cur <= end:
+        w_end = min(cur + timedelta(days=days - 1), end)
+        yield cur, w_end
+        cur = w_end + timedelta(days=1)

@@ -1,0 +1,401 @@
+"""Adapter for the UK Parliament Written Questions API (Commons and Lords).
+
+Fetches and parses; returns plain `QuestionData`; knows nothing of the database. What we rely
+on comes from real recordings (docs API.md): list results cut questionText at 255 characters
+and answerText at 255 + "..." with tags stripped, so items that may be cut are re-fetched from
+`/questions/{id}`; paging is unstable while answers arrive, so items are de-duplicated by id;
+the API is slow and flaky, so every request has a timeout and is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from pqwatch import __version__
+from pqwatch.config import UKParliamentConfig
+from pqwatch.errors import SourceError
+from pqwatch.types import AttachmentData, GroupLink, MemberData, PageResult, QuestionData
+
+SOURCE = "uk_parliament"
+LIST_PATH = "/api/writtenquestions/questions"
+DETAIL_PATH = "/api/writtenquestions/questions/{id}"
+LIST_TEXT_LIMIT = 255
+USER_AGENT = f"pqwatch/{__version__} (parliamentary written questions monitor)"
+
+# Which API parameters select each kind of date window.
+WINDOW_PARAMS = {
+    "tabled": ("tabledWhenFrom", "tabledWhenTo"),
+    "answered": ("answeredWhenFrom", "answeredWhenTo"),
+    "corrected": ("correctedWhenFrom", "correctedWhenTo"),
+}
+
+
+class RateLimiter:
+    """Spaces request starts at least 1/rate seconds apart, across threads."""
+
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self._interval
+        if start > now:
+            self._sleep(start - now)
+
+
+class _NotFound(Exception):
+    pass
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or an HTTP date); None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class UKParliamentClient:
+    """HTTP client for the Written Questions API. Thread-safe; close() when done."""
+
+    def __init__(
+        self,
+        config: UKParliamentConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._jitter = jitter
+        self._limiter = RateLimiter(config.requests_per_second, sleep=sleep)
+        self._http = httpx.Client(
+            base_url=config.base_url,
+            timeout=httpx.Timeout(config.timeout_seconds),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            transport=transport,
+            follow_redirects=True,
+        )
+        self._count_lock = threading.Lock()
+        self.requests_made = 0
+        self.bytes_received = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> UKParliamentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- HTTP with retries ------------------------------------------------------------------
+
+    def get_json(
+        self, path: str, params: dict[str, str | int] | None = None, *, allow_404: bool = False
+    ) -> Any:
+        """GET a JSON document, retrying transient failures. Raises SourceError; a 404 gives
+        None when allow_404 is set."""
+        attempts = self.config.max_retries + 1
+        last = ""
+        for attempt in range(attempts):
+            try:
+                return self._attempt(path, params)
+            except _NotFound:
+                if allow_404:
+                    return None
+                raise SourceError(f"GET {path}: HTTP 404 (not found)") from None
+            except _Retry as exc:
+                last = exc.reason
+                if attempt + 1 >= attempts:
+                    break
+                self._sleep(self._backoff(attempt, exc.retry_after))
+        raise SourceError(f"GET {path}: {last} (gave up after {attempts} attempts)")
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        cap = self.config.max_retry_after_seconds
+        if retry_after is not None:
+            return min(retry_after, cap)
+        base = self.config.backoff_seconds
+        delay: float = base * (2**attempt) + base * self._jitter()
+        return min(delay, cap)
+
+    def _attempt(self, path: str, params: dict[str, str | int] | None) -> Any:
+        self._limiter.wait()
+        with self._count_lock:
+            self.requests_made += 1
+        try:
+            resp = self._http.get(path, params=params)
+        except httpx.TimeoutException:
+            raise _Retry(f"timed out after {self.config.timeout_seconds:g} s") from None
+        except httpx.TransportError as exc:
+            raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from None
+        with self._count_lock:
+            self.bytes_received += len(resp.content)
+        if resp.status_code == 429 or resp.status_code >= 500:
+            raise _Retry(
+                f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After"))
+            )
+        if resp.status_code == 404:
+            raise _NotFound()
+        if resp.status_code >= 400:
+            detail = _problem_title(resp)
+            raise SourceError(f"GET {path}: HTTP {resp.status_code}{detail}")
+        try:
+            data = resp.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _Retry("the response was not valid JSON") from None
+        # The API sometimes answers 200 with an error document inside (API.md 1.4).
+        if isinstance(data, dict) and isinstance(data.get("status"), int) and data["status"] >= 400:
+            raise _Retry(f"error {data['status']} in a 200 response: {data.get('title') or ''}")
+        return data
+
+    # -- list and detail --------------------------------------------------------------------
+
+    def iter_window(
+        self, kind: str, start: date, end: date, houses: Sequence[str] | None = None
+    ) -> Iterator[PageResult]:
+        """Page through one date window ("tabled", "answered" or "corrected").
+
+        Stops when the items collected reach totalResults or a page comes back empty;
+        items repeated across pages (the result set shifts while answers arrive) are
+        dropped, so each id is yielded once.
+        """
+        date_from, date_to = WINDOW_PARAMS[kind]
+        houses = list(houses or self.config.houses)
+        take = self.config.page_size
+        params: dict[str, str | int] = {
+            date_from: start.isoformat(),
+            date_to: end.isoformat(),
+            "house": houses[0] if len(houses) == 1 else "Bicameral",
+            "expandMember": "true",
+            "take": take,
+        }
+        seen: set[int] = set()
+        skip = 0
+        while True:
+            data = self.get_json(LIST_PATH, {**params, "skip": skip})
+            results, total = _envelope(data, LIST_PATH)
+            fresh: list[QuestionData] = []
+            for wrapper in results:
+                value = wrapper.get("value") if isinstance(wrapper, dict) else None
+                if not isinstance(value, dict) or not isinstance(value.get("id"), int):
+                    raise SourceError(f"GET {LIST_PATH}: an item has no value.id")
+                if value["id"] in seen:
+                    continue
+                seen.add(value["id"])
+                fresh.append(parse_question(value, from_list=True))
+            yield PageResult(items=tuple(fresh), total_results=total, seen_so_far=len(seen))
+            if not results or len(seen) >= total:
+                return
+            skip += take
+
+    def fetch_detail(self, item: QuestionData) -> QuestionData:
+        """The full record of one listed item; the list item itself if the API has no detail."""
+        path = DETAIL_PATH.format(id=item.source_id)
+        data = self.get_json(path, {"expandMember": "true"}, allow_404=True)
+        if data is None:
+            return item
+        value = data.get("value") if isinstance(data, dict) else None
+        if not isinstance(value, dict):
+            raise SourceError(f"GET {path}: the response has no value object")
+        full = parse_question(value, from_list=False)
+        # Keep the list-level hash: it is what the next list result is compared against.
+        return _replace(full, list_hash=item.list_hash)
+
+    def fetch_details(self, items: Sequence[QuestionData]) -> list[QuestionData]:
+        """Fetch the full records of many items concurrently, within the rate limit."""
+        if not items:
+            return []
+        workers = min(self.config.max_concurrency, len(items))
+        if workers == 1:
+            return [self.fetch_detail(i) for i in items]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(self.fetch_detail, items))
+
+
+def _problem_title(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return ""
+    if isinstance(body, dict) and (body.get("title") or body.get("detail")):
+        return f" ({body.get('detail') or body.get('title')})"
+    return ""
+
+
+def _envelope(data: Any, path: str) -> tuple[list[Any], int]:
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise SourceError(f"GET {path}: the response is not a results page")
+    total = data.get("totalResults")
+    results: list[Any] = data["results"]
+    return results, total if isinstance(total, int) else len(results)
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+
+def _date(value: Any) -> date | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _member(obj: Any) -> MemberData | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), int):
+        return None
+    return MemberData(
+        id=obj["id"],
+        name=obj.get("name"),
+        list_as=obj.get("listAs"),
+        party=obj.get("party"),
+        party_abbreviation=obj.get("partyAbbreviation"),
+        member_from=obj.get("memberFrom"),
+        thumbnail_url=obj.get("thumbnailUrl"),
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _groups(value: dict[str, Any], tabled: date) -> tuple[GroupLink, ...]:
+    links: dict[tuple[str, date], GroupLink] = {}
+    for g in value.get("groupedQuestionsDates") or []:
+        if isinstance(g, dict) and g.get("questionUin"):
+            d = _date(g.get("dateTabled")) or tabled
+            links[(str(g["questionUin"]), d)] = GroupLink(str(g["questionUin"]), d)
+    dated = {uin for uin, _ in links}
+    for uin in value.get("groupedQuestions") or []:
+        if uin and str(uin) not in dated:  # no date given: assume tabled the same day
+            links[(str(uin), tabled)] = GroupLink(str(uin), tabled)
+    return tuple(sorted(links.values(), key=lambda g: (g.date_tabled, g.uin)))
+
+
+def _attachments(value: dict[str, Any]) -> tuple[AttachmentData, ...]:
+    out = []
+    for a in value.get("attachments") or []:
+        if isinstance(a, dict) and a.get("url"):
+            out.append(
+                AttachmentData(
+                    url=str(a["url"]),
+                    title=a.get("title"),
+                    file_type=a.get("fileType"),
+                    file_size_bytes=_int(a.get("fileSizeBytes")),
+                )
+            )
+    return tuple(out)
+
+
+_HASH_FIELDS = (
+    "uin", "house", "dateTabled", "dateForAnswer", "isNamedDay", "heading", "askingMemberId",
+    "memberHasInterest", "answeringBodyId", "answeringBodyName", "questionText", "isWithdrawn",
+    "groupedQuestions", "answerIsHolding", "answerIsCorrection", "answeringMemberId",
+    "correctingMemberId", "dateAnswered", "answerText", "dateAnswerCorrected",
+    "dateHoldingAnswer",
+)  # fmt: skip
+
+
+def list_hash(value: dict[str, Any]) -> str:
+    """Hash of the fields that matter, in their list form (text cut as the list cuts it)."""
+    view = {k: value.get(k) for k in _HASH_FIELDS}
+    view["questionText"] = (view["questionText"] or "")[:LIST_TEXT_LIMIT]
+    for key in ("askingMember", "answeringMember", "correctingMember"):
+        m = value.get(key)
+        view[key] = (
+            [m.get("name"), m.get("party"), m.get("memberFrom")] if isinstance(m, dict) else None
+        )
+    raw = json.dumps(view, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def parse_question(value: dict[str, Any], *, from_list: bool) -> QuestionData:
+    """Normalise one API item. Raises SourceError when a required field is missing."""
+    tabled = _date(value.get("dateTabled"))
+    if tabled is None or not value.get("house"):
+        raise SourceError(f"question {value.get('id')}: missing dateTabled or house")
+    text = value.get("questionText") or ""
+    answer = value.get("answerText")
+    answered = _date(value.get("dateAnswered"))
+    original = value.get("originalAnswerText") or None
+    return QuestionData(
+        source=SOURCE,
+        source_id=str(value["id"]),
+        uin=str(value["uin"]) if value.get("uin") is not None else None,
+        house=str(value["house"]),
+        date_tabled=tabled,
+        date_for_answer=_date(value.get("dateForAnswer")),
+        is_named_day=bool(value.get("isNamedDay")),
+        heading=value.get("heading") or None,
+        asking_member_id=_int(value.get("askingMemberId")),
+        asking_member=_member(value.get("askingMember")),
+        member_has_interest=bool(value.get("memberHasInterest")),
+        answering_body_id=_int(value.get("answeringBodyId")),
+        answering_body_name=value.get("answeringBodyName"),
+        question_text=text,
+        # The list cuts at exactly 255 characters without a marker: shorter is complete.
+        question_text_full=not from_list or len(text) < LIST_TEXT_LIMIT,
+        is_withdrawn=bool(value.get("isWithdrawn")),
+        answer_is_holding=value.get("answerIsHolding"),
+        answer_is_correction=value.get("answerIsCorrection"),
+        answering_member_id=_int(value.get("answeringMemberId")),
+        answering_member=_member(value.get("answeringMember")),
+        correcting_member_id=_int(value.get("correctingMemberId")),
+        correcting_member=_member(value.get("correctingMember")),
+        date_answered=answered,
+        date_answer_corrected=_date(value.get("dateAnswerCorrected")),
+        date_holding_answer=_date(value.get("dateHoldingAnswer")),
+        answer_raw=answer if isinstance(answer, str) and answer.strip() else None,
+        answer_full=not from_list,
+        original_answer_raw=original if isinstance(original, str) else None,
+        attachments=() if from_list else _attachments(value),
+        group=_groups(value, tabled),
+        list_hash=list_hash(value),
+    )
+
+
+def _replace(item: QuestionData, **changes: Any) -> QuestionData:
+    from dataclasses import replace
+
+    return replace(item, **changes)

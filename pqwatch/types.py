@@ -1,0 +1,97 @@
+"""Plain data types that cross stage boundaries (sources -> store -> notify/feeds).
+
+They are frozen dataclasses, never live ORM objects, so a stage can be tested on its own and
+nothing holds a database session by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True, slots=True)
+class MemberData:
+    id: int
+    name: str | None = None
+    list_as: str | None = None
+    party: str | None = None
+    party_abbreviation: str | None = None
+    # Constituency for MPs; kind of peerage for Lords ("Life peer").
+    member_from: str | None = None
+    thumbnail_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLink:
+    """A grouped question, identified as the API does: UIN plus tabling date."""
+
+    uin: str
+    date_tabled: date
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentData:
+    url: str
+    title: str | None = None
+    file_type: str | None = None
+    file_size_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionData:
+    """One written question as a source reports it, normalised but not yet stored."""
+
+    source: str
+    source_id: str
+    house: str
+    date_tabled: date
+    question_text: str
+    # False when the text came from a list result and may be cut at 255 characters.
+    question_text_full: bool
+    # Hash of the list-level view of the item: equal hashes mean nothing to write.
+    list_hash: str
+    uin: str | None = None
+    date_for_answer: date | None = None
+    is_named_day: bool = False
+    heading: str | None = None
+    asking_member_id: int | None = None
+    asking_member: MemberData | None = None
+    member_has_interest: bool = False
+    answering_body_id: int | None = None
+    answering_body_name: str | None = None
+    is_withdrawn: bool = False
+    answer_is_holding: bool | None = None
+    answer_is_correction: bool | None = None
+    answering_member_id: int | None = None
+    answering_member: MemberData | None = None
+    correcting_member_id: int | None = None
+    correcting_member: MemberData | None = None
+    date_answered: date | None = None
+    date_answer_corrected: date | None = None
+    date_holding_answer: date | None = None
+    # As given: HTML from the detail endpoint, tag-stripped and cut text from a list result.
+    answer_raw: str | None = None
+    # True when answer_raw is the detail endpoint's full HTML.
+    answer_full: bool = False
+    original_answer_raw: str | None = None
+    attachments: tuple[AttachmentData, ...] = ()
+    group: tuple[GroupLink, ...] = field(default_factory=tuple)
+
+    @property
+    def has_answer(self) -> bool:
+        return self.answer_raw is not None and self.date_answered is not None
+
+    @property
+    def needs_detail(self) -> bool:
+        """Whether the full record must be fetched to hold the full text and answer HTML."""
+        return not self.question_text_full or (self.has_answer and not self.answer_full)
+
+
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    """One page of a list query, already de-duplicated against earlier pages."""
+
+    items: tuple[QuestionData, ...]
+    total_results: int
+    seen_so_far: int
