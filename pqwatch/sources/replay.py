@@ -1,0 +1,852 @@
+"""A local HTTP server that replays recorded UK Parliament Written Questions API data.
+
+Tests never reach the internet. This module serves real recorded questions (the files in
+``shared/data/uk_parliament``) the way ``questions-statements-api.parliament.uk`` does:
+
+* ``GET /api/writtenquestions/questions``: the filtered, ordered and paged list, with each
+  item in the endpoint's *list form* (question cut to 255 characters, answer stripped of its
+  HTML and cut to 255 characters plus ``"..."``; see :func:`list_form`);
+* ``GET /api/writtenquestions/questions/{id}`` (and ``/{date}/{uin}``): one question with
+  its full text, answer as HTML.
+
+It can also misbehave on request (:class:`Fault`: error statuses with ``Retry-After``, a
+200 carrying an error body, truncated JSON, a slow answer, a dropped connection), and it
+records every request it receives for assertions. Standard library only::
+
+    with ReplayServer.from_files([dump, longform]) as server:
+        httpx.get(server.base_url + "/api/writtenquestions/questions", params={"take": 5})
+
+Run ``python -m pqwatch.sources.replay FILE...`` to serve recordings by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import re
+import socket
+import socketserver
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+__all__ = [
+    "FAULT_KINDS",
+    "Fault",
+    "RecordedRequest",
+    "ReplayServer",
+    "list_answer_text",
+    "list_form",
+    "list_question_text",
+    "load_items",
+    "main",
+]
+
+LIST_TEXT_LIMIT = 255
+"""The list endpoint cuts ``questionText`` and ``answerText`` at this many characters."""
+
+FAULT_KINDS = frozenset({"status", "json_status", "truncated_json", "delay", "drop"})
+_FAULT_MATCHES = frozenset({"list", "detail"})
+
+_MEMBER_FIELDS = ("askingMember", "answeringMember", "correctingMember")
+_LIST_PATH = "/api/writtenquestions/questions"
+_TAG = re.compile(r"<[^>]*>")
+_GZIP_MAGIC = b"\x1f\x8b"
+_T = TypeVar("_T")
+
+# The list endpoint's questionText only ever holds characters that Windows-1252 can encode
+# (true of every list item recorded, ~17,000), while the detail text holds any Unicode. The
+# list text looks like a Windows "best fit" conversion to cp1252. The first four entries
+# were seen in the data (detail text vs list text, same id); the rest are the same families
+# (spaces, hyphens, sub/superscript digits) and are assumed. Anything else that cp1252
+# cannot encode becomes "?", as U+200E did.
+_BEST_FIT: dict[int, str] = {
+    0x202F: " ",  # narrow no-break space (seen: ids 1923227, 1924812)
+    0x2011: "-",  # non-breaking hyphen (seen: ids 1924263, 1925184, 1925186)
+    0x2082: "2",  # subscript two (seen: id 1924817)
+    0x200E: "?",  # left-to-right mark (seen: id 1722647)
+    **{cp: " " for cp in (*range(0x2000, 0x200B), 0x205F, 0x3000)},
+    **{cp: "-" for cp in (0x2010, 0x2012, 0x2212)},
+    **{0x2080 + d: str(d) for d in range(10)},
+    **{cp: str(d) for d, cp in ((0, 0x2070), *((d, 0x2070 + d) for d in range(4, 10)))},
+}
+
+
+# --------------------------------------------------------------------------- list form
+
+
+def _cp1252_best_fit(text: str) -> str:
+    try:
+        text.encode("cp1252")
+        return text
+    except UnicodeEncodeError:
+        pass
+    out: list[str] = []
+    for char in text:
+        try:
+            char.encode("cp1252")
+            out.append(char)
+        except UnicodeEncodeError:
+            out.append(_BEST_FIT.get(ord(char), "?"))
+    return "".join(out)
+
+
+def list_question_text(text: str) -> str:
+    """The list endpoint's ``questionText``: the first 255 characters, no marker, with
+    characters outside Windows-1252 replaced by a near equivalent (or ``"?"``)."""
+    return _cp1252_best_fit(text[:LIST_TEXT_LIMIT])
+
+
+def list_answer_text(html: str) -> str:
+    """The list endpoint's ``answerText``: HTML tags removed (entities and all whitespace
+    kept as they are, so paragraphs run together), then cut to 255 characters plus
+    ``"..."`` when longer than 255. Idempotent on text already in list form."""
+    text = _TAG.sub("", html)
+    if len(text) > LIST_TEXT_LIMIT:
+        return text[:LIST_TEXT_LIMIT] + "..."
+    return text
+
+
+def _without_members(value: dict[str, Any]) -> dict[str, Any]:
+    for name in _MEMBER_FIELDS:
+        value[name] = None
+    return value
+
+
+def list_form(value: Mapping[str, Any], *, expand_member: bool = True) -> dict[str, Any]:
+    """A question (``QuestionsViewModel`` with full text) as the list endpoint shows it."""
+    out = dict(value)
+    if isinstance(out.get("questionText"), str):
+        out["questionText"] = list_question_text(out["questionText"])
+    if isinstance(out.get("answerText"), str):
+        out["answerText"] = list_answer_text(out["answerText"])
+    out["originalAnswerText"] = ""
+    out["comparableAnswerText"] = ""
+    return out if expand_member else _without_members(out)
+
+
+def _detail_form(value: Mapping[str, Any], *, expand_member: bool) -> dict[str, Any]:
+    out = dict(value)
+    return out if expand_member else _without_members(out)
+
+
+def _links(question_id: int) -> list[dict[str, str]]:
+    return [{"rel": "self", "href": f"/Questions/{question_id}", "method": "GET"}]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc}") from exc
+    try:
+        if data[:2] == _GZIP_MAGIC:
+            data = gzip.decompress(data)
+        return json.loads(data)
+    except (OSError, EOFError, ValueError) as exc:  # bad gzip, bad UTF-8, bad JSON
+        raise ValueError(f"{path}: not valid JSON (plain or gzip): {exc}") from exc
+
+
+def _question(value: Any, path: Path) -> dict[str, Any]:
+    """Check that one recorded ``value`` is a written question, not e.g. a statement."""
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("id"), int)
+        and isinstance(value.get("dateTabled"), str)
+        and isinstance(value.get("questionText"), str)
+    ):
+        return value
+    raise ValueError(
+        f"{path}: an item is not a written question (needs integer 'id', 'dateTabled' and "
+        f"'questionText'; written statements are not served)"
+    )
+
+
+def _wrapped(entries: Any, path: Path) -> list[dict[str, Any]]:
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and "value" in e for e in entries
+    ):
+        raise ValueError(f"{path}: expected a list of {{'value': ..., 'links': ...}} items")
+    return [_question(e["value"], path) for e in entries]
+
+
+def _is_overlay(data: dict[str, Any]) -> bool:
+    return all(
+        key.isdigit() and isinstance(entry, dict) and "question_text" in entry
+        for key, entry in data.items()
+    )
+
+
+def _classify(
+    data: Any, path: Path
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]] | None]:
+    """Items of one file, or (``[]``, overlay) for a longform full-text file."""
+    if isinstance(data, list):  # 2: an array of list items
+        return _wrapped(data, path), None
+    if isinstance(data, dict):
+        if isinstance(data.get("results"), list):  # 1: a list-endpoint envelope
+            return _wrapped(data["results"], path), None
+        if isinstance(data.get("value"), dict):  # 3: one detail response
+            return [_question(data["value"], path)], None
+        if _is_overlay(data):  # 4: longform {"<id>": {question_text, answer_text}}
+            return [], {int(key): entry for key, entry in data.items()}
+    raise ValueError(
+        f"{path}: not a Written Questions recording (expected a list envelope, a JSON array "
+        f"of list items, a detail response, or a longform full-text overlay)"
+    )
+
+
+def _read_files(
+    paths: Iterable[str | Path],
+) -> tuple[list[dict[str, Any]], list[dict[int, dict[str, Any]]]]:
+    items: list[dict[str, Any]] = []
+    overlays: list[dict[int, dict[str, Any]]] = []
+    for name in paths:
+        path = Path(name)
+        found, overlay = _classify(_read_json(path), path)
+        items.extend(found)
+        if overlay is not None:
+            overlays.append(overlay)
+    return items, overlays
+
+
+def _apply_overlays(
+    items: dict[int, dict[str, Any]], overlays: Iterable[Mapping[int, Mapping[str, Any]]]
+) -> None:
+    for overlay in overlays:
+        for question_id, full in overlay.items():
+            item = items.get(question_id)
+            if item is None:
+                continue
+            if isinstance(full.get("question_text"), str):
+                item["questionText"] = full["question_text"]
+            answer = full.get("answer_text")
+            # Only fill in an answer the item already has: a full text fetched after the
+            # question was answered must not make an unanswered snapshot item look answered.
+            if isinstance(answer, str) and item.get("answerText") is not None:
+                item["answerText"] = answer
+
+
+def load_items(paths: Iterable[str | Path]) -> dict[int, dict[str, Any]]:
+    """Load recorded questions, keyed by ``id``, from the given files (plain or gzip).
+
+    Accepts list envelopes ``{"totalResults", "results"}``, JSON arrays of ``{"value",
+    "links"}`` items, single detail responses ``{"value", "links"}`` and longform overlays
+    ``{"<id>": {"question_text", "answer_text"}}``. Later items replace earlier ones with
+    the same id; overlays are applied after all items, whatever the argument order.
+    Raises ``ValueError`` naming the file for anything else.
+    """
+    found, overlays = _read_files(paths)
+    items = {value["id"]: value for value in found}
+    _apply_overlays(items, overlays)
+    return items
+
+
+# --------------------------------------------------------------------------- faults, requests
+
+
+@dataclass
+class Fault:
+    """One kind of misbehaviour, applied to the next ``times`` matching requests.
+
+    kind: ``"status"`` (answer ``status`` with a ProblemDetails body and ``Retry-After:
+    retry_after`` if given), ``"json_status"`` (HTTP 200 whose body is a JSON error with
+    ``"status": 500``), ``"truncated_json"`` (HTTP 200, the real body cut in half),
+    ``"delay"`` (sleep ``delay`` seconds, then answer normally) or ``"drop"`` (close the
+    connection without a response). match: ``None`` for any request, ``"list"`` or
+    ``"detail"`` for that endpoint only.
+    """
+
+    kind: str
+    status: int = 500
+    retry_after: str | None = None
+    delay: float = 0.0
+    match: str | None = None
+    times: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; use one of {sorted(FAULT_KINDS)}")
+        if self.match is not None and self.match not in _FAULT_MATCHES:
+            raise ValueError(f"unknown fault match {self.match!r}; use None, 'list' or 'detail'")
+        if self.times < 1:
+            raise ValueError("a fault must affect at least one request (times >= 1)")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the server received. ``query`` keeps parameter names as sent."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    endpoint: str | None  # "list", "detail" or None (anything else)
+    fault: str | None  # the kind of fault applied to it, if any
+
+
+class _BadRequest(Exception):
+    def __init__(self, parameter: str, value: str) -> None:
+        super().__init__(f"The value '{value}' is not valid for {parameter}.")
+        self.parameter = parameter
+
+
+@dataclass
+class _ListQuery:
+    tabled: tuple[str | None, str | None] = (None, None)
+    answered_window: tuple[str | None, str | None] = (None, None)
+    corrected: tuple[str | None, str | None] = (None, None)
+    house: str | None = None
+    answered: str = "any"
+    asking_member: int | None = None
+    answering_member: int | None = None
+    bodies: frozenset[int] = frozenset()
+    uin: str | None = None
+    include_withdrawn: bool = False
+    expand_member: bool = False
+    skip: int = 0
+    take: int = 20
+
+
+class _Params:
+    """Query parameters with case-insensitive names; blank values count as absent."""
+
+    def __init__(self, query: Mapping[str, list[str]]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, values in query.items():
+            kept = [v.strip() for v in values if v.strip()]
+            if kept:
+                self._values.setdefault(name.lower(), []).extend(kept)
+
+    def all(self, name: str) -> list[str]:
+        return self._values.get(name.lower(), [])
+
+    def one(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def parse(self, name: str, convert: Callable[[str], _T]) -> _T | None:
+        raw = self.one(name)
+        if raw is None:
+            return None
+        try:
+            return convert(raw)
+        except ValueError:
+            raise _BadRequest(name, raw) from None
+
+
+def _to_int(minimum: int) -> Callable[[str], int]:
+    def convert(raw: str) -> int:
+        number = int(raw)
+        if number < minimum:
+            raise ValueError(raw)
+        return number
+
+    return convert
+
+
+def _to_date(raw: str) -> str:
+    """A ``yyyy-mm-dd`` (or ISO date-time) value as its ``yyyy-mm-dd`` date part."""
+    parsed = date.fromisoformat(raw) if len(raw) == 10 else datetime.fromisoformat(raw).date()
+    return parsed.isoformat()
+
+
+def _to_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(raw)
+    return lowered == "true"
+
+
+def _to_choice(*choices: str) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(raw)
+        return raw.lower()
+
+    return convert
+
+
+def _parse_list_query(params: _Params) -> _ListQuery:
+    def window(prefix: str) -> tuple[str | None, str | None]:
+        start = params.parse(prefix + "WhenFrom", _to_date)
+        return start, params.parse(prefix + "WhenTo", _to_date)
+
+    answered = params.parse("answered", _to_choice("any", "answered", "unanswered")) or "any"
+    status = params.parse(
+        "questionStatus", _to_choice("notanswered", "answeredonly", "allquestions")
+    )
+    if status == "notanswered":
+        answered = "unanswered"
+    elif status == "answeredonly":
+        answered = "answered"
+    bodies: set[int] = set()
+    for raw in params.all("answeringBodies"):
+        try:
+            bodies.add(_to_int(1)(raw))
+        except ValueError:
+            raise _BadRequest("answeringBodies", raw) from None
+    house = params.parse("house", _to_choice("commons", "lords", "bicameral"))
+    uin = params.one("uIN")
+    return _ListQuery(
+        tabled=window("tabled"),
+        answered_window=window("answered"),
+        corrected=window("corrected"),
+        house=None if house == "bicameral" else house,
+        answered=answered,
+        asking_member=params.parse("askingMemberId", _to_int(1)),
+        answering_member=params.parse("answeringMemberId", _to_int(1)),
+        bodies=frozenset(bodies),
+        uin=uin.lower() if uin is not None else None,
+        include_withdrawn=params.parse("includeWithdrawn", _to_bool) or False,
+        expand_member=params.parse("expandMember", _to_bool) or False,
+        skip=params.parse("skip", _to_int(0)) or 0,
+        take=20 if (take := params.parse("take", _to_int(0))) is None else take,
+    )
+
+
+def _in_window(value: Any, window: tuple[str | None, str | None]) -> bool:
+    start, end = window
+    if start is None and end is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    day = value[:10]
+    return (start is None or day >= start) and (end is None or day <= end)
+
+
+def _matches(item: Mapping[str, Any], q: _ListQuery) -> bool:
+    if item.get("isWithdrawn") and not q.include_withdrawn:
+        return False
+    if q.house is not None and str(item.get("house", "")).lower() != q.house:
+        return False
+    is_answered = item.get("dateAnswered") is not None
+    if (q.answered == "answered" and not is_answered) or (
+        q.answered == "unanswered" and is_answered
+    ):
+        return False
+    if q.asking_member is not None and item.get("askingMemberId") != q.asking_member:
+        return False
+    if q.answering_member is not None and item.get("answeringMemberId") != q.answering_member:
+        return False
+    if q.bodies and item.get("answeringBodyId") not in q.bodies:
+        return False
+    if q.uin is not None and str(item.get("uin", "")).lower() != q.uin:
+        return False
+    return (
+        _in_window(item.get("dateTabled"), q.tabled)
+        and _in_window(item.get("dateAnswered"), q.answered_window)
+        and _in_window(item.get("dateAnswerCorrected"), q.corrected)
+    )
+
+
+def _order_key(item: Mapping[str, Any]) -> tuple[str, int]:
+    # Sorted in reverse: newest dateAnswered first, unanswered ("") last, ties by id desc.
+    answered = item.get("dateAnswered")
+    return (answered if isinstance(answered, str) else "", int(item["id"]))
+
+
+def _problem(status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    sections = {400: "6.5.1", 404: "6.5.4", 429: "6.5", 500: "6.6.1", 503: "6.6.4"}
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    return {
+        "type": f"https://tools.ietf.org/html/rfc7231#section-{sections.get(status, '6')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], replay: ReplayServer) -> None:
+        self.replay = replay
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks up the host's FQDN, which can stall without DNS.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (timeouts, dropped connections) is routine; stay quiet.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
+@dataclass
+class _Response:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    server_version = "pqwatch-replay"
+
+    def log_message(self, format: str, *args: Any) -> None:  # no request logging
+        return
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve(send_body=False)
+
+    def _other_method(self) -> None:
+        self._serve()  # recorded, and answered 404: only GET endpoints exist
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _other_method
+
+    def _serve(self, *, send_body: bool = True) -> None:
+        replay = self.server.replay
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        endpoint, route = _route(path) if self.command in ("GET", "HEAD") else (None, ())
+        fault = replay._take_fault(endpoint)
+        replay._record(
+            RecordedRequest(self.command, path, query, endpoint, fault.kind if fault else None)
+        )
+        if fault is not None and fault.kind == "drop":
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "status":
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            body = _json_bytes(_problem(fault.status, "Injected fault (replay server)."))
+            self._send(_Response(fault.status, body, headers), send_body)
+            return
+        if fault is not None and fault.kind == "json_status":
+            payload = {
+                "type": "https://tools.ietf.org/html/rfc7231#section-6.6.1",
+                "title": "An error occurred",
+                "status": 500,
+            }
+            self._send(_Response(200, _json_bytes(payload), {}), send_body)
+            return
+        if fault is not None and fault.kind == "delay" and replay._sleep(fault.delay):
+            return  # the server is stopping: give up without answering
+        response = replay._answer(endpoint, route, _Params(query))
+        if fault is not None and fault.kind == "truncated_json":
+            response.body = response.body[: len(response.body) // 2]
+        self._send(response, send_body)
+
+    def _send(self, response: _Response, send_body: bool) -> None:
+        body = response.body
+        encoding = self.headers.get("Accept-Encoding", "") or ""
+        gzipped = self.server.replay.compress and "gzip" in encoding.lower()
+        if gzipped:
+            body = gzip.compress(body, compresslevel=1)
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Cache-Control", "public,max-age=30")
+        self.send_header("Vary", "Accept-Encoding")
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+
+def _route(path: str) -> tuple[str | None, tuple[str, ...]]:
+    """Which endpoint a path is: ("list", ()), ("detail", (id,)) or ("detail", (date, uin))."""
+    parts = [p for p in path.lower().split("/") if p]
+    base = [p for p in _LIST_PATH.split("/") if p]
+    if parts[: len(base)] != base:
+        return None, ()
+    rest = tuple(p for p in path.split("/") if p)[len(base) :]
+    if not rest:
+        return "list", ()
+    if len(rest) <= 2:
+        return "detail", rest
+    return None, ()
+
+
+class ReplayServer:
+    """Serves recorded questions over HTTP on ``host:port`` (port 0 = any free port).
+
+    ``items`` are ``QuestionsViewModel`` dicts (``value`` objects) with full text; the list
+    endpoint derives its truncated text from them. Use as a context manager, or call
+    :meth:`start` and :meth:`stop`. Datasets and faults can be changed while it runs.
+    """
+
+    def __init__(
+        self,
+        items: Iterable[dict[str, Any]] = (),
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        compress: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.compress = compress  # gzip bodies when the client accepts it, like the real API
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._items: dict[int, dict[str, Any]] = {}
+        self._ordered: list[dict[str, Any]] = []
+        self._faults: list[list[Any]] = []  # [Fault, remaining uses]
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.set_items(items)
+
+    @classmethod
+    def from_files(cls, paths: Iterable[str | Path], **kw: Any) -> ReplayServer:
+        """A server holding the questions in ``paths`` (see :func:`load_items`)."""
+        return cls(load_items(paths).values(), **kw)
+
+    # ----------------------------------------------------------------- data
+
+    def load_files(self, paths: Iterable[str | Path], *, replace: bool = True) -> int:
+        """Load recordings (see :func:`load_items`) and swap them in; returns the number of
+        questions now held. With ``replace=False`` they are merged into the current
+        dataset, and any longform overlays among ``paths`` also apply to it."""
+        found, overlays = _read_files(paths)
+        with self._lock:
+            items = {} if replace else {k: dict(v) for k, v in self._items.items()}
+            items.update((value["id"], value) for value in found)
+            _apply_overlays(items, overlays)
+            self._swap(items)
+            return len(items)
+
+    def set_items(self, items: Iterable[dict[str, Any]], *, replace: bool = True) -> None:
+        """Swap in questions (``value`` dicts with full text; ``{"value": ...}`` wrappers
+        are unwrapped). Later items replace earlier ones with the same id."""
+        fresh: dict[int, dict[str, Any]] = {}
+        for item in items:
+            value = (
+                item["value"] if "id" not in item and isinstance(item.get("value"), dict) else item
+            )
+            if not isinstance(value, dict) or not isinstance(value.get("id"), int):
+                raise ValueError(f"a question needs an integer 'id': {str(value)[:80]}")
+            fresh[value["id"]] = dict(value)
+        with self._lock:
+            self._swap(fresh if replace else {**self._items, **fresh})
+
+    def _swap(self, items: dict[int, dict[str, Any]]) -> None:
+        self._items = items
+        self._ordered = sorted(items.values(), key=_order_key, reverse=True)
+
+    @property
+    def items(self) -> dict[int, dict[str, Any]]:
+        """The questions held, by id (a snapshot; do not modify)."""
+        with self._lock:
+            return dict(self._items)
+
+    # ----------------------------------------------------------------- faults
+
+    def add_fault(self, fault: Fault) -> None:
+        """Queue a fault; faults apply in the order added, one per matching request."""
+        with self._lock:
+            self._faults.append([fault, fault.times])
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, endpoint: str | None) -> Fault | None:
+        with self._lock:
+            for entry in self._faults:
+                fault: Fault = entry[0]
+                if fault.match is None or fault.match == endpoint:
+                    entry[1] -= 1
+                    if entry[1] <= 0:
+                        self._faults.remove(entry)
+                    return fault
+        return None
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep; True if interrupted because the server is stopping."""
+        return self._stopping.wait(seconds)
+
+    # ----------------------------------------------------------------- answering
+
+    def _answer(self, endpoint: str | None, route: tuple[str, ...], params: _Params) -> _Response:
+        try:
+            if endpoint == "list":
+                return self._list(_parse_list_query(params))
+            if endpoint == "detail":
+                expand = params.parse("expandMember", _to_bool) or False
+                return self._detail(route, expand)
+        except _BadRequest as exc:
+            body = _problem(400, str(exc), errors={exc.parameter: [str(exc)]})
+            return _Response(400, _json_bytes(body), {})
+        body = _problem(404, "No such endpoint on the Written Questions API replay server.")
+        return _Response(404, _json_bytes(body), {})
+
+    def _list(self, q: _ListQuery) -> _Response:
+        with self._lock:
+            ordered = self._ordered
+        matches = [item for item in ordered if _matches(item, q)]
+        page = matches[q.skip : q.skip + q.take]
+        payload = {
+            "totalResults": len(matches),
+            "results": [
+                {"value": list_form(v, expand_member=q.expand_member), "links": _links(v["id"])}
+                for v in page
+            ],
+        }
+        return _Response(200, _json_bytes(payload), {})
+
+    def _detail(self, route: tuple[str, ...], expand: bool) -> _Response:
+        with self._lock:
+            items = self._items
+        found: dict[str, Any] | None = None
+        if len(route) == 1 and route[0].isdigit():
+            found = items.get(int(route[0]))
+        elif len(route) == 2:
+            day = _Params({"date": [route[0]]}).parse("date", _to_date)
+            uin = route[1].lower()
+            found = next(
+                (
+                    v
+                    for v in items.values()
+                    if str(v.get("dateTabled", ""))[:10] == day
+                    and str(v.get("uin", "")).lower() == uin
+                ),
+                None,
+            )
+        if found is None:
+            body = _problem(404, f"No written question found for '{'/'.join(route)}'.")
+            return _Response(404, _json_bytes(body), {})
+        payload = {"value": _detail_form(found, expand_member=expand), "links": _links(found["id"])}
+        return _Response(200, _json_bytes(payload), {})
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("the replay server is not running; call start() first")
+        host, port = self._server.server_name, self._server.server_port
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def start(self) -> ReplayServer:
+        if self._server is not None:
+            return self
+        self._stopping = threading.Event()
+        self._server = _HTTPServer((self.host, self.port), self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},  # how long stop() may wait
+            name=f"pqwatch-replay-{self._server.server_address[1]}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._stopping.set()  # wake delayed answers
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pqwatch.sources.replay",
+        description=(
+            "Serve recorded UK Parliament Written Questions API data on a local port, "
+            "mimicking GET /api/writtenquestions/questions and /questions/{id}."
+        ),
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port to listen on, 0 for any (default: %(default)s)"
+    )
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help=(
+            "recordings, plain or gzip: list envelopes, JSON arrays of list items, detail "
+            "responses, longform full-text overlays (applied last); later files win per id"
+        ),
+    )
+    args = parser.parse_args(argv)
+    try:
+        server = ReplayServer.from_files(args.files, host=args.host, port=args.port)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        server.start()
+    except OSError as exc:
+        parser.error(f"cannot listen on {args.host}:{args.port}: {exc}")
+    print(
+        f"Serving {len(server.items)} written questions at {server.base_url} (Ctrl-C to stop)",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
