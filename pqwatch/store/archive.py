@@ -132,6 +132,7 @@ class Archive:
                 decision = decide(old, item, prepared, today)
                 qid = _write_question(conn, item, old, decision.status, now)
                 answer_ids = _write_answers(conn, qid, item, decision.answers, now)
+                _index(conn, qid)
                 for ev in decision.events:
                     res = conn.execute(
                         sqlite_insert(E)
@@ -450,6 +451,20 @@ def _write_question(
             ],
         )
     return qid
+
+
+def _index(conn: sa.Connection, qid: int) -> None:
+    """Keep the full-text index in step with the question and its latest answer."""
+    conn.execute(sa.text("DELETE FROM question_fts WHERE rowid = :id"), {"id": qid})
+    conn.execute(
+        sa.text(
+            "INSERT INTO question_fts (rowid, heading, question, answer) "
+            "SELECT q.id, coalesce(q.heading, ''), replace(q.question_text, char(160), ' '), "
+            "coalesce((SELECT a.answer_text FROM answer a WHERE a.question_id = q.id "
+            "ORDER BY a.version DESC LIMIT 1), '') FROM question q WHERE q.id = :id"
+        ),
+        {"id": qid},
+    )
 
 
 def _write_answers(
