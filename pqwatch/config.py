@@ -97,7 +97,10 @@ class UKParliamentConfig(_Section):
     base_url: HttpUrl = "https://questions-statements-api.parliament.uk"
     houses: list[House] = Field(default_factory=lambda: list(_HOUSES), min_length=1)
     initial_lookback_days: int = Field(default=7, ge=1, le=3650)
-    requests_per_second: float = Field(default=5.0, gt=0, le=100)
+    # Unanswered questions change without a new date (transfers, headings filled in), so each
+    # poll re-reads the questions tabled in this many recent days, not just since the cursor.
+    revisit_tabled_days: int = Field(default=7, ge=0, le=365)
+    requests_per_second: float = Field(default=5.0, gt=0, le=10000)
     # The live API often takes 7-30 s per list query (API.md section 0), so be generous.
     timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     page_size: int = Field(default=100, ge=1, le=1000)

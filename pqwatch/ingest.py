@@ -1,7 +1,7 @@
 """The ingest pipeline: source windows -> pages -> full text -> archive, with cursors.
 
     for each source:   window = (cursor - 1 day .. today)  or the explicit --since/--until
-      for kind in tabled, answered, corrected:
+      for kind in tabled (reaching back revisit_tabled_days), answered, corrected:
         for page in source.iter_window(kind, window):       # HTTP, outside transactions
           changed = page - archive.unchanged_ids(page)       # a read
           full    = source.fetch_details(changed that may be cut)   # HTTP, concurrent
@@ -111,7 +111,11 @@ class Ingest:
         else:
             start = since
         start = min(start, end)
-        return [self._run_window(SOURCE, "poll", start, end, WINDOW_KINDS, historical=False)]
+        queries = [(kind, start, end) for kind in WINDOW_KINDS]
+        if since is None:
+            revisit = self.config.sources.uk_parliament.revisit_tabled_days
+            queries[0] = ("tabled", min(start, end - timedelta(days=revisit)), end)
+        return [self._run_window(SOURCE, "poll", start, end, queries, historical=False)]
 
     def backfill(
         self,
@@ -137,7 +141,7 @@ class Ingest:
                 "backfill",
                 w_start,
                 w_end,
-                ("tabled",),
+                [("tabled", w_start, w_end)],
                 historical=True,
                 detail=detail,
                 progress=(index, len(windows), progress),
@@ -158,7 +162,7 @@ class Ingest:
         kind: str,
         start: date,
         end: date,
-        window_kinds: tuple[str, ...],
+        queries: list[tuple[str, date, date]],
         *,
         historical: bool,
         detail: bool = True,
@@ -170,8 +174,8 @@ class Ingest:
         today = self.today()
         client = self.client_factory(self.config)
         try:
-            for wk in window_kinds:
-                for page in client.iter_window(wk, start, end):
+            for window_kind, q_start, q_end in queries:
+                for page in client.iter_window(window_kind, q_start, q_end):
                     counts = self._store_page(client, page.items, today, historical, detail)
                     summary.counts.add(counts)
                     if progress is not None:

@@ -3,13 +3,21 @@ PQWATCH_TEST_DATA); it is never copied into the repository."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from pqwatch.config import load_config
+from pqwatch.service import PQWatch
+from pqwatch.sources.replay import ReplayServer
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("PQWATCH_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -78,3 +86,45 @@ def cli(
         return CliResult(code, out.out, out.err)
 
     return run
+
+
+UK = "uk_parliament"
+
+
+@pytest.fixture
+def replay() -> Iterator[ReplayServer]:
+    """A local replay of the Written Questions API; load recordings with .load_files()."""
+    with ReplayServer() as server:
+        yield server
+
+
+def api_config(base_url: str, extra: str = "", **source: object) -> str:
+    """Config text pointing the source at a local server, with fast retries for tests."""
+    settings = {
+        "base_url": base_url,
+        "requests_per_second": 1000,
+        "backoff_seconds": 0.01,
+        "max_retry_after_seconds": 2,
+        "timeout_seconds": 5,
+        "max_retries": 2,
+        **source,
+    }
+    lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.items())
+    return f'[database]\nurl = "sqlite:///pqwatch.db"\n[sources.uk_parliament]\n{lines}\n{extra}'
+
+
+def fixed_clock(day: date, hour: int = 12) -> Callable[[], datetime]:
+    moment = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+    return lambda: moment
+
+
+def open_service(config_path: Path, now: date | None = None) -> PQWatch:
+    cfg = load_config(config_path)
+    if now is None:
+        return PQWatch(cfg)
+    return PQWatch(cfg, now=fixed_clock(now))
+
+
+def rows(db_file: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_file) as conn:
+        return conn.execute(sql, params).fetchall()

@@ -267,7 +267,8 @@ class Fault:
     ``"status": 500``), ``"truncated_json"`` (HTTP 200, the real body cut in half),
     ``"delay"`` (sleep ``delay`` seconds, then answer normally) or ``"drop"`` (close the
     connection without a response). match: ``None`` for any request, ``"list"`` or
-    ``"detail"`` for that endpoint only.
+    ``"detail"`` for that endpoint only. after: let this many matching requests through
+    untouched first (e.g. ``after=1`` fails the second page of a list).
     """
 
     kind: str
@@ -276,6 +277,7 @@ class Fault:
     delay: float = 0.0
     match: str | None = None
     times: int = 1
+    after: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -620,7 +622,7 @@ class ReplayServer:
         self._lock = threading.Lock()
         self._items: dict[int, dict[str, Any]] = {}
         self._ordered: list[dict[str, Any]] = []
-        self._faults: list[list[Any]] = []  # [Fault, remaining uses]
+        self._faults: list[list[Any]] = []  # [Fault, remaining uses, requests to let through]
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -674,7 +676,7 @@ class ReplayServer:
     def add_fault(self, fault: Fault) -> None:
         """Queue a fault; faults apply in the order added, one per matching request."""
         with self._lock:
-            self._faults.append([fault, fault.times])
+            self._faults.append([fault, fault.times, fault.after])
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -685,6 +687,9 @@ class ReplayServer:
             for entry in self._faults:
                 fault: Fault = entry[0]
                 if fault.match is None or fault.match == endpoint:
+                    if entry[2] > 0:  # still letting requests through
+                        entry[2] -= 1
+                        return None
                     entry[1] -= 1
                     if entry[1] <= 0:
                         self._faults.remove(entry)

@@ -207,6 +207,8 @@ class UKParliamentClient:
             date_to: end.isoformat(),
             "house": houses[0] if len(houses) == 1 else "Bicameral",
             "expandMember": "true",
+            # Withdrawn questions are left out unless asked for; we want to see withdrawals.
+            "includeWithdrawn": "true",
             "take": take,
         }
         seen: set[int] = set()

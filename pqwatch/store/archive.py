@@ -51,6 +51,18 @@ B = AnsweringBody.__table__  # type: ignore[attr-defined]
 R = PollRun.__table__  # type: ignore[attr-defined]
 S = SourceState.__table__  # type: ignore[attr-defined]
 
+# Statements built once; rows are passed as parameters so SQLAlchemy's compiled cache is hit
+# instead of re-coercing .values() for every row (several times faster on a backfill).
+_INSERT_EVENT = sqlite_insert(E).on_conflict_do_nothing(
+    index_elements=["question_id", "kind", "event_date"]
+)
+_INSERT_QUESTION = sa.insert(Q)
+_UPDATE_QUESTION = sa.update(Q).where(Q.c.id == sa.bindparam("qid"))
+_DELETE_GROUPS = sa.delete(G).where(G.c.question_id == sa.bindparam("qid"))
+_INSERT_GROUP = sa.insert(G)
+_INSERT_ANSWER = sa.insert(A)
+_UPDATE_ANSWER = sa.update(A).where(A.c.id == sa.bindparam("aid"))
+
 _COUNTED = {
     TABLED: "new_questions",
     ANSWERED: "new_answers",
@@ -424,9 +436,8 @@ def _write_question(
     }
     if old is None:
         res = conn.execute(
-            sa.insert(Q).values(
-                source=item.source, source_id=item.source_id, first_seen_at=now, **values
-            )
+            _INSERT_QUESTION,
+            {"source": item.source, "source_id": item.source_id, "first_seen_at": now, **values},
         )
         qid = _new_id(res)
     else:
@@ -440,11 +451,11 @@ def _write_question(
                 values["question_text"], values["question_text_full"] = current[0], True
         if item.is_withdrawn and not old.is_withdrawn:
             values["date_withdrawn"] = now.date()
-        conn.execute(sa.update(Q).where(Q.c.id == qid).values(**values))
-    conn.execute(sa.delete(G).where(G.c.question_id == qid))
+        conn.execute(_UPDATE_QUESTION, {"qid": qid, **values})
+    conn.execute(_DELETE_GROUPS, {"qid": qid})
     if item.group:
         conn.execute(
-            sa.insert(G),
+            _INSERT_GROUP,
             [
                 {"question_id": qid, "grouped_uin": g.uin, "grouped_date_tabled": g.date_tabled}
                 for g in item.group
@@ -496,14 +507,19 @@ def _write_answers(
                 .limit(1)
             ).scalar()
             if partial_id is not None:
-                conn.execute(sa.update(A).where(A.c.id == partial_id).values(**values))
+                conn.execute(_UPDATE_ANSWER, {"aid": partial_id, **values})
                 ids.append(int(partial_id))
                 continue
         version += 1
         res = conn.execute(
-            sa.insert(A).values(
-                question_id=qid, version=version, kind=ans.kind, recorded_at=now, **values
-            )
+            _INSERT_ANSWER,
+            {
+                "question_id": qid,
+                "version": version,
+                "kind": ans.kind,
+                "recorded_at": now,
+                **values,
+            },
         )
         ids.append(_new_id(res))
     return ids

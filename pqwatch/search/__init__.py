@@ -1,0 +1,1 @@
+"""The search stage: the query language, archive search and watch matching."""

@@ -1,0 +1,844 @@
+"""The query language shared by watches, `pqwatch search` and feed filters.
+
+It behaves like a search engine's::
+
+    palliative care children          every word must match (stemmed: hospices ~ hospice)
+    "short breaks"                    an exact phrase
+    hospice OR hospices               either (OR binds looser than the implicit AND)
+    hospice -lords  /  NOT lords      exclusion; also -"phrase", -(group), -house:lords
+    (hospice OR palliative) funding   grouping
+    educ*                             a prefix
+    house:commons  dept:"health and social care"  asker:"jane smith"  answerer:smith
+    heading:hospices  status:answered  tabled:2024-01..2024-03  answered:>=2024-01-01
+
+Grammar, loosest first::
+
+    query   := or_expr
+    or_expr := and_expr ("OR" and_expr)*
+    and_expr:= unary (["AND"] unary)*
+    unary   := "NOT" unary | "-"unary | primary       ("-" written straight before its term)
+    primary := "(" or_expr ")" | field ":" value | "phrase"[*] | word[*]
+
+User text never reaches SQL or FTS5 syntax directly: every SQL value is a bound parameter
+and every word or phrase becomes a double-quoted FTS5 string, so `NEAR`, `*`, `:` or `"` typed
+by a user can only ever be searched for, never interpreted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any, Literal, TypeAlias
+
+from pqwatch.errors import UsageError
+
+__all__ = [
+    "FIELDS",
+    "And",
+    "CompiledQuery",
+    "DateRange",
+    "Field",
+    "Node",
+    "Not",
+    "Or",
+    "QuerySyntaxError",
+    "Text",
+    "compile_query",
+    "parse",
+    "porter_stem",
+]
+
+#: The field filters, in the order the error messages list them.
+FIELDS = ("house", "dept", "asker", "answerer", "heading", "status", "tabled", "answered")
+_ALIASES = {"department": "dept"}
+
+_HOUSES = {"commons": "Commons", "lords": "Lords"}
+# A corrected question has been answered, so `status:answered` includes it.
+_STATUSES: dict[str, tuple[str, ...]] = {
+    "answered": ("answered", "corrected"),
+    "holding": ("holding",),
+    "unanswered": ("unanswered",),
+    "corrected": ("corrected",),
+    "withdrawn": ("withdrawn",),
+}
+_DATE_COLUMNS = {"tabled": "date_tabled", "answered": "date_answered"}
+_MEMBER_COLUMNS = {"asker": "asking_member_id", "answerer": "answering_member_id"}
+
+_MAX_LENGTH = 4000
+_MAX_DEPTH = 32
+_QUOTES = '"\u201c\u201d'  # straight and curly double quotes (phones type curly ones)
+_FIELD_RE = re.compile(r"([A-Za-z]+):(.*)", re.DOTALL)
+_POSSESSIVE_END = re.compile(r"(?<=\w)['\u2019][sS]$")
+_POSSESSIVE_IN = re.compile(r"(?<=\w)['\u2019][sS](?!\w)")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DATE_RE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+
+
+class QuerySyntaxError(UsageError):
+    """A malformed query. The message is one line that says what is wrong and where."""
+
+    def __init__(self, reason: str, text: str, position: int | None = None) -> None:
+        self.reason = reason
+        self.text = text
+        #: 1-based character position of the problem, or None when it is the whole query.
+        self.position = position
+        shown = " ".join(text.split()) if len(text) <= 200 else text[:200].replace("\n", " ")
+        where = "" if position is None else f" at character {position}"
+        suffix = f": {shown}" if shown else ""
+        super().__init__(f"malformed query: {reason}{where}{suffix}")
+
+
+# --------------------------------------------------------------------------- the syntax tree
+
+
+@dataclass(frozen=True)
+class Text:
+    """A word or phrase searched in the full text (or in one FTS column, for `heading:`)."""
+
+    text: str  # what is searched for (a word's trailing possessive already removed)
+    typed: str  # as typed, minus operators and quotes (prefixes keep their `*`)
+    phrase: bool = False
+    prefix: bool = False
+    column: str | None = None
+    pos: int = 0
+
+
+@dataclass(frozen=True)
+class Field:
+    """A non-text field filter: house, dept, asker, answerer or status."""
+
+    name: str
+    values: tuple[str, ...]  # canonical values (house/status) or lower-cased words (names)
+    pos: int = 0
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """`tabled:` or `answered:` between two days, both inclusive; None is an open end."""
+
+    name: str
+    start: date | None
+    end: date | None
+    pos: int = 0
+
+
+@dataclass(frozen=True)
+class And:
+    parts: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    parts: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    part: Node
+
+
+Node: TypeAlias = Text | Field | DateRange | And | Or | Not
+
+
+# --------------------------------------------------------------------------- lexing
+
+_Kind = Literal["(", ")", "OR", "AND", "NOT", "-", "WORD", "PHRASE", "FIELD"]
+_TERM_STARTS = frozenset({"(", "NOT", "-", "WORD", "PHRASE", "FIELD"})
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: _Kind
+    pos: int  # 1-based
+    text: str = ""  # word or phrase text; for FIELD, the value
+    prefix: bool = False
+    name: str = ""  # FIELD: the field name as typed
+    quoted: bool = False  # FIELD: the value was a "quoted phrase"
+    value_pos: int = 0  # FIELD: where the value starts
+
+
+def _separator(ch: str) -> bool:
+    return ch.isspace() or ch == "\x00" or ch in "()" or ch in _QUOTES
+
+
+def _read_quoted(text: str, i: int) -> tuple[str, int]:
+    """The phrase opening at text[i] and the index after its closing quote."""
+    end = next((j for j in range(i + 1, len(text)) if text[j] in _QUOTES), -1)
+    if end < 0:
+        raise QuerySyntaxError("unclosed quote", text, i + 1)
+    return text[i + 1 : end], end + 1
+
+
+def _lex(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    n = len(text)
+    i = 0
+    while i < n:
+        ch = text[i]
+        if ch.isspace() or ch == "\x00":
+            i += 1
+        elif ch in "()":
+            tokens.append(_Token("(" if ch == "(" else ")", i + 1))
+            i += 1
+        elif ch == "-":
+            following = text[i + 1] if i + 1 < n else ""
+            if not following or following.isspace() or following in ")\x00":
+                raise QuerySyntaxError(
+                    "'-' must be written straight before a word, \"phrase\", field or (group)",
+                    text,
+                    i + 1,
+                )
+            tokens.append(_Token("-", i + 1))
+            i += 1
+        elif ch in _QUOTES:
+            phrase, j = _read_quoted(text, i)
+            prefix = j < n and text[j] == "*"
+            tokens.append(_Token("PHRASE", i + 1, phrase, prefix=prefix))
+            i = j + 1 if prefix else j
+        else:
+            j = i
+            while j < n and not _separator(text[j]):
+                j += 1
+            run = text[i:j]
+            field = _FIELD_RE.fullmatch(run)
+            if field:
+                name, value = field.group(1), field.group(2)
+                value_pos = i + len(name) + 2
+                quoted = prefix = False
+                if not value and j < n and text[j] in _QUOTES:
+                    value, j = _read_quoted(text, j)
+                    quoted = True
+                    if j < n and text[j] == "*":
+                        prefix, j = True, j + 1
+                tokens.append(
+                    _Token("FIELD", i + 1, value, prefix, name, quoted, value_pos=value_pos)
+                )
+            elif run in ("OR", "AND", "NOT"):
+                tokens.append(_Token(run, i + 1))  # type: ignore[arg-type]
+            else:
+                tokens.append(_Token("WORD", i + 1, run))
+            i = j
+    return tokens
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _has_alnum(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+def _negate(node: Node) -> Node:
+    return node.part if isinstance(node, Not) else Not(node)
+
+
+def _join(kind: type[And] | type[Or], parts: list[Node]) -> Node:
+    flat: list[Node] = []
+    for part in parts:
+        flat.extend(part.parts if isinstance(part, kind) else (part,))
+    return flat[0] if len(flat) == 1 else kind(tuple(flat))
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _lex(text)
+        self.i = 0
+        self.depth = 0
+
+    def error(self, reason: str, pos: int | None) -> QuerySyntaxError:
+        return QuerySyntaxError(reason, self.text, pos)
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def advance(self) -> _Token:
+        token = self.tokens[self.i]
+        self.i += 1
+        return token
+
+    def starts_term(self) -> bool:
+        token = self.peek()
+        return token is not None and token.kind in _TERM_STARTS
+
+    def parse(self) -> Node:
+        if not self.tokens:
+            raise self.error("the query is empty", None)
+        node = self.parse_or()
+        token = self.peek()
+        if token is not None:  # only a ")" can stop parse_or early
+            raise self.error("unmatched ')'", token.pos)
+        return node
+
+    def parse_or(self) -> Node:
+        token = self.peek()
+        if token is not None and token.kind in ("OR", "AND"):
+            raise self.error(f"'{token.kind}' needs a search term before it", token.pos)
+        parts = [self.parse_and()]
+        while (token := self.peek()) is not None and token.kind == "OR":
+            self.advance()
+            if not self.starts_term():
+                raise self.error("'OR' needs a search term after it", token.pos)
+            parts.append(self.parse_and())
+        return _join(Or, parts)
+
+    def parse_and(self) -> Node:
+        parts = [self.parse_unary()]
+        while (token := self.peek()) is not None and token.kind not in (")", "OR"):
+            if token.kind == "AND":
+                self.advance()
+                if not self.starts_term():
+                    raise self.error("'AND' needs a search term after it", token.pos)
+            parts.append(self.parse_unary())
+        return _join(And, parts)
+
+    def parse_unary(self) -> Node:
+        token = self.advance()
+        if token.kind == "NOT":
+            if not self.starts_term():
+                raise self.error("'NOT' needs a search term after it", token.pos)
+            return _negate(self.parse_unary())
+        if token.kind == "-":
+            if not self.starts_term():
+                raise self.error(
+                    "'-' must be written straight before a word, \"phrase\", field or (group)",
+                    token.pos,
+                )
+            return _negate(self.parse_unary())
+        return self.parse_primary(token)
+
+    def parse_primary(self, token: _Token) -> Node:
+        if token.kind == "(":
+            closing = self.peek()
+            if closing is None:
+                raise self.error("unclosed '('", token.pos)
+            if closing.kind == ")":
+                raise self.error("empty parentheses", token.pos)
+            self.depth += 1
+            if self.depth > _MAX_DEPTH:
+                raise self.error("parentheses nested too deeply", token.pos)
+            node = self.parse_or()
+            closing = self.peek()
+            if closing is None or closing.kind != ")":
+                raise self.error("unclosed '('", token.pos)
+            self.advance()
+            self.depth -= 1
+            return node
+        if token.kind == "WORD":
+            return self.word(token.text, token.pos)
+        if token.kind == "PHRASE":
+            return self.phrase(token.text, token.pos, token.prefix)
+        if token.kind == "FIELD":
+            return self.field(token)
+        raise self.error("unmatched ')'", token.pos)
+
+    def word(self, raw: str, pos: int, column: str | None = None) -> Text:
+        prefix = raw.endswith("*")
+        stem = raw.rstrip("*")
+        if not stem:
+            what = f"'{column}:*'" if column else "'*'"
+            raise self.error(f"{what} must come straight after a word (like educ*)", pos)
+        text = _POSSESSIVE_END.sub("", stem)
+        if not _has_alnum(text):
+            raise self.error(f"'{stem}' has no letters or digits to search for", pos)
+        return Text(text, stem + ("*" if prefix else ""), False, prefix, column, pos)
+
+    def phrase(self, raw: str, pos: int, prefix: bool, column: str | None = None) -> Text:
+        if not _has_alnum(raw):
+            raise self.error("the quoted phrase has no letters or digits to search for", pos)
+        typed = " ".join(raw.split())
+        return Text(typed, typed + ("*" if prefix else ""), True, prefix, column, pos)
+
+    def field(self, token: _Token) -> Node:
+        typed_name = token.name
+        name = _ALIASES.get(typed_name.lower(), typed_name.lower())
+        if name not in FIELDS:
+            close = difflib.get_close_matches(name, FIELDS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise self.error(
+                f"unknown field '{typed_name}' ({hint}fields: {', '.join(FIELDS)})", token.pos
+            )
+        value = token.text
+        if not token.quoted and not value:
+            raise self.error(f"empty value for '{typed_name}:'", token.pos)
+        if name == "heading":
+            if token.quoted:
+                return self.phrase(value, token.value_pos, token.prefix, column="heading")
+            return self.word(value, token.value_pos, column="heading")
+        if name in _DATE_COLUMNS:
+            start, end = self.dates(typed_name, value, token.value_pos)
+            return DateRange(name, start, end, token.pos)
+        if name == "house":
+            house = _HOUSES.get(value.strip().lower())
+            if house is None:
+                raise self.error(f"house must be commons or lords, not '{value}'", token.value_pos)
+            return Field(name, (house,), token.pos)
+        if name == "status":
+            statuses = _STATUSES.get(value.strip().lower())
+            if statuses is None:
+                raise self.error(
+                    f"status must be {', '.join(list(_STATUSES)[:-1])} or "
+                    f"{list(_STATUSES)[-1]}, not '{value}'",
+                    token.value_pos,
+                )
+            return Field(name, statuses, token.pos)
+        # dept, asker, answerer: every word must appear in the name (case-insensitive).
+        words = tuple(dict.fromkeys(w.rstrip("*").lower() for w in value.split() if _has_alnum(w)))
+        if not words:
+            raise self.error(f"empty value for '{typed_name}:'", token.value_pos)
+        return Field(name, words, token.pos)
+
+    def dates(self, name: str, value: str, pos: int) -> tuple[date | None, date | None]:
+        value = value.strip()
+        try:
+            if ".." in value:
+                first, _, last = value.partition("..")
+                if not first and not last:
+                    raise self.error(f"'{name}:..' needs a date on at least one side", pos)
+                start = self.day_span(name, first, pos)[0] if first else None
+                end = self.day_span(name, last, pos + len(first) + 2)[1] if last else None
+                if start is not None and end is not None and end < start:
+                    raise self.error(
+                        f"date range {value} ends before it starts (write it earliest first)",
+                        pos,
+                    )
+                return start, end
+            for op in (">=", "<=", ">", "<", "="):
+                if value.startswith(op):
+                    first_day, last_day = self.day_span(name, value[len(op) :], pos + len(op))
+                    if op == ">=":
+                        return first_day, None
+                    if op == ">":
+                        return last_day + timedelta(days=1), None
+                    if op == "<=":
+                        return None, last_day
+                    if op == "<":
+                        return None, first_day - timedelta(days=1)
+                    return first_day, last_day
+            return self.day_span(name, value, pos)
+        except OverflowError:
+            raise self.error(f"date out of range in '{name}:{value}'", pos) from None
+
+    def day_span(self, name: str, value: str, pos: int) -> tuple[date, date]:
+        """The first and last day that YYYY, YYYY-MM or YYYY-MM-DD stands for."""
+        match = _DATE_RE.fullmatch(value)
+        if not match:
+            raise self.error(
+                f"bad date '{value}' for '{name}:' (use YYYY, YYYY-MM or YYYY-MM-DD, "
+                "a range like 2024-01-01..2024-03-31, or >=, >, <=, <)",
+                pos,
+            )
+        year, month, day = match.groups()
+        try:
+            if day is not None:
+                one = date(int(year), int(month), int(day))
+                return one, one
+            if month is not None:
+                first = date(int(year), int(month), 1)
+                following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+                return first, following - timedelta(days=1)
+            return date(int(year), 1, 1), date(int(year), 12, 31)
+        except ValueError as exc:
+            raise self.error(f"bad date '{value}' for '{name}:' ({exc})", pos) from None
+
+
+def parse(text: str) -> Node:
+    """Parse a query into its syntax tree, or raise QuerySyntaxError."""
+    if len(text) > _MAX_LENGTH:
+        raise QuerySyntaxError(
+            f"the query is too long ({len(text)} characters; the limit is {_MAX_LENGTH})",
+            text[:80] + "...",
+        )
+    return _Parser(text).parse()
+
+
+# --------------------------------------------------------------------------- the porter stemmer
+
+# FTS5 stems prefix query terms too: `educat*` becomes the prefix "educat", but the index
+# holds "educ" for education/educational/educate, so it would match nothing. To behave as a
+# user expects, a prefix is expanded to the stems of the words it could begin (educat+ion ->
+# educ). This is SQLite's own porter algorithm (ext/fts5/fts5_tokenize.c), step for step.
+
+
+def _is_vowel(ch: str, y_is_vowel: bool) -> bool:
+    return ch in "aeiou" or (y_is_vowel and ch == "y")
+
+
+def _gobble_vc(stem: str, prev_consonant: bool) -> int:
+    consonant = prev_consonant
+    i = 0
+    while i < len(stem):
+        consonant = not _is_vowel(stem[i], consonant)
+        if not consonant:
+            break
+        i += 1
+    i += 1
+    while i < len(stem):
+        consonant = not _is_vowel(stem[i], consonant)
+        if consonant:
+            return i + 1
+        i += 1
+    return 0
+
+
+def _m_gt0(stem: str) -> bool:
+    return _gobble_vc(stem, False) != 0
+
+
+def _m_gt1(stem: str) -> bool:
+    n = _gobble_vc(stem, False)
+    return n != 0 and _gobble_vc(stem[n:], True) != 0
+
+
+def _m_eq1(stem: str) -> bool:
+    n = _gobble_vc(stem, False)
+    return n != 0 and _gobble_vc(stem[n:], True) == 0
+
+
+def _o_star(stem: str) -> bool:
+    if not stem or stem[-1] in "wxy":
+        return False
+    mask = 0
+    consonant = False
+    for ch in stem:
+        consonant = not _is_vowel(ch, consonant)
+        mask = (mask << 1) + int(consonant)
+    return (mask & 7) == 5
+
+
+def _m_gt1_s_or_t(stem: str) -> bool:
+    return bool(stem) and stem[-1] in "st" and _m_gt1(stem)
+
+
+def _has_vowel(stem: str) -> bool:
+    return any(_is_vowel(ch, i > 0) for i, ch in enumerate(stem))
+
+
+_Rule = tuple[str, str]
+_STEP2: tuple[_Rule, ...] = (
+    ("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"),
+    ("izer", "ize"), ("logi", "log"), ("bli", "ble"), ("alli", "al"), ("entli", "ent"),
+    ("eli", "e"), ("ousli", "ous"), ("ization", "ize"), ("ation", "ate"), ("ator", "ate"),
+    ("alism", "al"), ("iveness", "ive"), ("fulness", "ful"), ("ousness", "ous"),
+    ("aliti", "al"), ("iviti", "ive"), ("biliti", "ble"),
+)  # fmt: skip
+_STEP3: tuple[_Rule, ...] = (
+    ("ical", "ic"), ("ness", ""), ("icate", "ic"), ("iciti", "ic"), ("ful", ""),
+    ("ative", ""), ("alize", "al"),
+)  # fmt: skip
+_STEP4 = (
+    "al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ion",
+    "ou", "ism", "ate", "iti", "ous", "ive", "ize",
+)  # fmt: skip
+
+
+def _suffix(word: str, suffixes: tuple[str, ...]) -> str | None:
+    """The first suffix (in rule order) that word ends with, leaving a non-empty stem."""
+    return next((s for s in suffixes if len(word) > len(s) and word.endswith(s)), None)
+
+
+def _replace(word: str, rules: tuple[_Rule, ...]) -> str:
+    suffix = _suffix(word, tuple(old for old, _ in rules))
+    if suffix is not None and _m_gt0(word[: -len(suffix)]):
+        return word[: -len(suffix)] + dict(rules)[suffix]
+    return word
+
+
+@lru_cache(maxsize=4096)
+def porter_stem(token: str) -> str:
+    """The stem FTS5's porter tokenizer stores for one lower-case ASCII token."""
+    if not 3 <= len(token.encode()) <= 64:
+        return token
+    w = token
+    # Step 1a.
+    if w[-1] == "s":
+        if w[-2] == "e":
+            w = (
+                w[:-2]
+                if (len(w) > 4 and w[-4:-2] == "ss") or (len(w) > 3 and w[-3] == "i")
+                else w[:-1]
+            )
+        elif w[-2] != "s":
+            w = w[:-1]
+    # Step 1b.
+    removed = False
+    suffix = _suffix(w, ("eed", "ed", "ing"))
+    if suffix == "eed":
+        if _m_gt0(w[:-3]):
+            w = w[:-1]
+    elif suffix is not None and _has_vowel(w[: -len(suffix)]):
+        w, removed = w[: -len(suffix)], True
+    if removed:
+        grown = _suffix(w, ("at", "bl", "iz"))
+        if grown is not None:
+            w += "e"
+        elif len(w) >= 2 and not _is_vowel(w[-1], False) and w[-1] not in "lsz" and w[-1] == w[-2]:
+            w = w[:-1]
+        elif _m_eq1(w) and _o_star(w):
+            w += "e"
+    # Step 1c.
+    if w[-1] == "y" and _has_vowel(w[:-1]):
+        w = w[:-1] + "i"
+    # Steps 2 to 4.
+    w = _replace(w, _STEP2)
+    w = _replace(w, _STEP3)
+    suffix = _suffix(w, _STEP4)
+    if suffix is not None:
+        stem = w[: -len(suffix)]
+        if (_m_gt1_s_or_t if suffix == "ion" else _m_gt1)(stem):
+            w = stem
+    # Step 5a.
+    if w[-1] == "e" and (_m_gt1(w[:-1]) or (_m_eq1(w[:-1]) and not _o_star(w[:-1]))):
+        w = w[:-1]
+    # Step 5b.
+    if len(w) > 1 and w.endswith("ll") and _m_gt1(w[:-1]):
+        w = w[:-1]
+    return w
+
+
+_SUFFIXES = (
+    "s", "es", "e", "ed", "ing", "ings", "er", "ers", "y", "ies", "ly", "al", "als", "ally",
+    "ality", "ion", "ions", "ional", "ation", "ations", "ational", "ate", "ated", "ates",
+    "ating", "ator", "ators", "ative", "ive", "ives", "ively", "iveness", "ivity", "ity",
+    "ities", "ism", "isms", "ist", "ists", "ise", "ised", "ises", "ising", "isation",
+    "isations", "ize", "ized", "izes", "izing", "ization", "izations", "ement", "ements",
+    "ment", "ments", "ness", "ful", "fully", "fulness", "ous", "ously", "ousness", "ence",
+    "ences", "ent", "ently", "ency", "ance", "ances", "ant", "ants", "ancy", "ic", "ics",
+    "ical", "ically", "icate", "icity", "able", "ably", "ability", "abilities", "ible", "ibly",
+    "ibility", "logy", "logies", "logical", "ery", "eries",
+)  # fmt: skip
+# A prefix may stop part-way into a suffix (educat|ion): each (typed part, rest) split of each
+# suffix, so that only the typed part may be lost from the prefix (vaccin|g is not "vac").
+_SPLITS = tuple(sorted({(s[:k], s[k:]) for s in _SUFFIXES for k in range(len(s) + 1)}))
+_MAX_EXPANSIONS = 6
+
+
+def _prefix_stems(prefix: str) -> list[str]:
+    """Strings to search as FTS5 prefixes so that `prefix*` finds the words it begins.
+
+    FTS5 stems each prefix query term itself, so what is really searched is
+    porter_stem(candidate)*; keep the candidates whose searched form is not already
+    covered by a shorter one.
+    """
+    word = prefix.lower()
+    if not re.fullmatch(r"[a-z0-9]+", word):
+        return [prefix]
+    candidates = {word}
+    for typed, rest in _SPLITS:
+        if word.endswith(typed) and len(word) > len(typed):
+            candidate = porter_stem(word + rest)
+            if candidate.startswith(word[: len(word) - len(typed)]):
+                candidates.add(candidate)
+    searched = sorted(((porter_stem(c), c) for c in candidates), key=lambda p: (len(p[0]), p))
+    kept: list[tuple[str, str]] = []
+    for form, candidate in searched:
+        if not any(form.startswith(other) for other, _ in kept):
+            kept.append((form, candidate))
+    return [candidate for _, candidate in kept[:_MAX_EXPANSIONS]]
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def _fts_string(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A query compiled for the tables `question q`, `member`, `answering_body` and FTS5.
+
+    Run it as ``SELECT ... FROM question q JOIN question_fts ON question_fts.rowid = q.id
+    WHERE question_fts MATCH :match AND (<where>)`` when `match` is not None (binding
+    ``{**params, "match": match}``), else ``... FROM question q WHERE <where>``; or use
+    `sql()` for one condition that needs no join.
+    """
+
+    match: str | None  # FTS5 MATCH expression for the top-level text, or None
+    where: str  # SQL over `question q`; "1" when there is nothing to filter
+    params: dict[str, Any]  # the named parameters of `where`
+    terms: tuple[str, ...]  # positive words/phrases as typed (for highlighting, "matched")
+    fts_table: str = "question_fts"
+
+    def sql(self) -> tuple[str, dict[str, Any]]:
+        """One WHERE condition over `question q` and its parameters, match included."""
+        if self.match is None:
+            return self.where, dict(self.params)
+        table = self.fts_table
+        condition = f"q.id IN (SELECT rowid FROM {table} WHERE {table} MATCH :match)"
+        if self.where != "1":
+            condition = f"{condition} AND ({self.where})"
+        return condition, {**self.params, "match": self.match}
+
+
+class _Compiler:
+    def __init__(self, fts_table: str) -> None:
+        self.fts_table = fts_table
+        self.params: dict[str, Any] = {}
+
+    def param(self, value: Any) -> str:
+        name = f"p{len(self.params) + 1}"
+        self.params[name] = value
+        return f":{name}"
+
+    def fts_select(self, expression: str) -> str:
+        table = self.fts_table
+        return f"SELECT rowid FROM {table} WHERE {table} MATCH {self.param(expression)}"
+
+    # FTS5 expressions. Each returned expression is atomic (safe to combine without
+    # parentheses), or None when the node cannot be a positive FTS5 query on its own
+    # (a bare NOT, an OR with a negative branch, anything with a non-text field).
+
+    def text(self, node: Text) -> str:
+        variants = [node.text]
+        if node.phrase and _POSSESSIVE_IN.search(node.text):
+            # "children's hospice" also finds "childrens hospice"/"children hospice" text.
+            variants.append(_POSSESSIVE_IN.sub("", node.text))
+        alternatives: list[str] = []
+        for variant in variants:
+            if node.prefix and not node.phrase:
+                alternatives += [_fts_string(s) + "*" for s in _prefix_stems(variant)]
+            else:
+                alternatives.append(_fts_string(variant) + ("*" if node.prefix else ""))
+        expression = alternatives[0] if len(alternatives) == 1 else f"({' OR '.join(alternatives)})"
+        if node.column is not None:
+            return f"({node.column} : {expression})"
+        return expression
+
+    def fts(self, node: Node) -> str | None:
+        if isinstance(node, Text):
+            return self.text(node)
+        if isinstance(node, Or):
+            parts = [self.fts(part) for part in node.parts]
+            if any(part is None for part in parts):
+                return None
+            return "(" + " OR ".join(p for p in parts if p is not None) + ")"
+        if isinstance(node, And):
+            positives, negatives, others = self.split(node.parts)
+            if others or not positives:
+                return None
+            return f"({self.combine(positives, negatives)})"
+        return None
+
+    def split(self, parts: tuple[Node, ...]) -> tuple[list[str], list[str], list[Node]]:
+        """The FTS5 positives, the FTS5 negatives and the rest of an AND's parts."""
+        positives: list[str] = []
+        negatives: list[str] = []
+        others: list[Node] = []
+        for part in parts:
+            expression = self.fts(part)
+            if expression is not None:
+                positives.append(expression)
+                continue
+            if isinstance(part, Not):
+                expression = self.fts(part.part)
+                if expression is not None:
+                    negatives.append(expression)
+                    continue
+            others.append(part)
+        return positives, negatives, others
+
+    @staticmethod
+    def combine(positives: list[str], negatives: list[str]) -> str:
+        """`(a AND b) NOT (c OR d)`: FTS5's NOT is binary, so negatives hang off the positives."""
+        expression = positives[0] if len(positives) == 1 else f"({' AND '.join(positives)})"
+        if negatives:
+            excluded = negatives[0] if len(negatives) == 1 else f"({' OR '.join(negatives)})"
+            expression = f"{expression} NOT {excluded}"
+        return expression
+
+    def conjunction(self, parts: tuple[Node, ...]) -> tuple[str | None, list[str]]:
+        """An AND as one FTS5 expression for its text (if any is positive) plus SQL parts."""
+        positives, negatives, others = self.split(parts)
+        match = None
+        conditions: list[str] = []
+        if positives:
+            match = self.combine(positives, negatives)
+        elif negatives:
+            excluded = negatives[0] if len(negatives) == 1 else f"({' OR '.join(negatives)})"
+            conditions.append(f"q.id NOT IN ({self.fts_select(excluded)})")
+        conditions += [self.sql(part) for part in others]
+        return match, conditions
+
+    # SQL conditions over `question q`. Each one is two-valued (never NULL), so NOT of it
+    # is what a user means: -answered:2024 includes questions not answered at all.
+
+    def sql(self, node: Node) -> str:
+        expression = self.fts(node)
+        if expression is not None:
+            return f"q.id IN ({self.fts_select(expression)})"
+        if isinstance(node, Not):
+            inner = self.fts(node.part)
+            if inner is not None:
+                return f"q.id NOT IN ({self.fts_select(inner)})"
+            return f"NOT {self.sql(node.part)}"
+        if isinstance(node, And):
+            match, conditions = self.conjunction(node.parts)
+            if match is not None:
+                conditions.insert(0, f"q.id IN ({self.fts_select(match)})")
+            return "(" + " AND ".join(conditions) + ")"
+        if isinstance(node, Or):
+            texts = [e for e in (self.fts(part) for part in node.parts) if e is not None]
+            conditions = []
+            if texts:
+                joined = texts[0] if len(texts) == 1 else f"({' OR '.join(texts)})"
+                conditions.append(f"q.id IN ({self.fts_select(joined)})")
+            conditions += [self.sql(part) for part in node.parts if self.fts(part) is None]
+            return "(" + " OR ".join(conditions) + ")"
+        if isinstance(node, DateRange):
+            column = f"q.{_DATE_COLUMNS[node.name]}"
+            conditions = [f"{column} IS NOT NULL"]
+            if node.start is not None:
+                conditions.append(f"{column} >= {self.param(node.start.isoformat())}")
+            if node.end is not None:
+                conditions.append(f"{column} <= {self.param(node.end.isoformat())}")
+            return "(" + " AND ".join(conditions) + ")"
+        if isinstance(node, Field):
+            return self.field(node)
+        raise AssertionError(f"unexpected node {node!r}")  # pragma: no cover
+
+    def field(self, node: Field) -> str:
+        if node.name == "house":
+            return f"(q.house = {self.param(node.values[0])})"
+        if node.name == "status":
+            return f"(q.status IN ({', '.join(self.param(v) for v in node.values)}))"
+        if node.name == "dept":
+            table, alias, column = "answering_body", "b", "q.answering_body_id"
+        else:
+            table, alias, column = "member", "m", f"q.{_MEMBER_COLUMNS[node.name]}"
+        words = " AND ".join(
+            f"instr(lower({alias}.name), {self.param(word)}) > 0" for word in node.values
+        )
+        return f"EXISTS (SELECT 1 FROM {table} {alias} WHERE {alias}.id = {column} AND {words})"
+
+
+def _terms(node: Node, positive: bool, out: dict[str, None]) -> None:
+    if isinstance(node, Text):
+        if positive:
+            out[node.typed] = None
+    elif isinstance(node, Not):
+        _terms(node.part, not positive, out)
+    elif isinstance(node, And | Or):
+        for part in node.parts:
+            _terms(part, positive, out)
+
+
+def compile_query(text: str, *, fts_table: str = "question_fts") -> CompiledQuery:
+    """Compile a query for SQLite, or raise QuerySyntaxError (a UsageError, exit code 2)."""
+    if not _IDENTIFIER.fullmatch(fts_table):
+        raise ValueError(f"not an SQL identifier: {fts_table!r}")
+    node = parse(text)
+    compiler = _Compiler(fts_table)
+    match, conditions = compiler.conjunction(node.parts if isinstance(node, And) else (node,))
+    terms: dict[str, None] = {}
+    _terms(node, True, terms)
+    return CompiledQuery(
+        match=match,
+        where=" AND ".join(conditions) or "1",
+        params=compiler.params,
+        terms=tuple(terms),
+        fts_table=fts_table,
+    )
