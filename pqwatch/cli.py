@@ -26,6 +26,7 @@ from pqwatch.errors import PQWatchError, SourceError, UsageError
 if TYPE_CHECKING:
     from pqwatch.ingest import Progress as IngestProgress
     from pqwatch.ingest import RunSummary
+    from pqwatch.search.engine import QuestionStory, SearchResult
     from pqwatch.service import PQWatch
 
 app = typer.Typer(
@@ -240,6 +241,231 @@ def run(
         _print_runs(result.polls, fmt)
         typer.echo(f"Cycle done: {' -> '.join(result.stages)}.")
     _fail_on_errors(result.errors)
+
+
+class SearchFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class Sort(StrEnum):
+    relevance = "relevance"
+    newest = "newest"
+
+
+CSV_FIELDS = (
+    "id", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
+    "answering_member", "answering_body", "status", "question_text", "answer_text", "snippet",
+    "url", "matched_terms",
+)  # fmt: skip
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Query, e.g. 'hospice dept:\"health\" -lords'.")],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results.")] = 20,
+    sort: Annotated[Sort, typer.Option("--sort", help="Order of results.")] = Sort.relevance,
+    fmt: Annotated[
+        SearchFormat, typer.Option("--format", help="table, json (a list) or csv.")
+    ] = SearchFormat.table,
+) -> None:
+    """Search the archive. Words must all match (stemmed); "phrases", OR, -word, (groups),
+    prefix*, and filters house: dept: asker: answerer: heading: status: tabled: answered:."""
+    with _service() as svc:
+        result = svc.search(query, limit=limit, sort=sort.value)
+    if fmt is SearchFormat.json:
+        _emit_json([h.as_dict() for h in result.hits])
+    elif fmt is SearchFormat.csv:
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for h in result.hits:
+            row = h.as_dict()
+            row["matched_terms"] = "; ".join(row["matched_terms"])
+            writer.writerow(row)
+    else:
+        _print_hits(result)
+    if result.note and fmt is not SearchFormat.table:
+        sys.stderr.write(f"pqwatch: note: {result.note}\n")
+
+
+def _print_hits(result: SearchResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from pqwatch.search.engine import MARK_END, MARK_START
+
+    console = Console()
+    table = Table(show_lines=True, expand=True)
+    for col, kw in (
+        ("Answered", {"no_wrap": True}),
+        ("House", {}),
+        ("UIN", {"no_wrap": True}),
+        ("Heading", {"ratio": 2}),
+        ("Asker → Department", {"ratio": 2}),
+        ("Snippet", {"ratio": 5}),
+    ):
+        table.add_column(col, **kw)
+    for h in result.hits:
+        answered = h.date_answered.isoformat() if h.date_answered else "—"
+        if h.status in {"holding", "corrected", "withdrawn", "unanswered"}:
+            answered += f"\n({h.status})"
+        who = f"{h.asking_member or 'unknown member'} → {h.answering_body or '?'}"
+        table.add_row(
+            answered,
+            h.house,
+            h.uin or "",
+            h.heading or "",
+            who,
+            _highlighted(h.snippet, MARK_START, MARK_END),
+        )
+    if result.hits:
+        console.print(table)
+    shown = len(result.hits)
+    order = "by relevance" if result.sort == "relevance" else "newest first"
+    console.print(
+        f"{result.total:,} match{'es' if result.total != 1 else ''}"
+        + (f"; showing {shown} {order}" if shown else "")
+        + (f" ({result.note})" if result.note else ""),
+        markup=False,
+        highlight=False,
+    )
+
+
+def _highlighted(snippet: str, start: str, end: str) -> Any:
+    from rich.text import Text
+
+    text = Text()
+    bold = False
+    for part in snippet.replace(end, start).split(start):
+        text.append(part, style="bold yellow" if bold else None)
+        bold = not bold
+    return text
+
+
+@app.command()
+def show(
+    ref: Annotated[str, typer.Argument(help="Question id, UIN (e.g. HL1234) or DATE/UIN.")],
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Show the whole story of one question: text, every answer version, groups, events."""
+    with _service() as svc:
+        story = svc.show(ref)
+    if fmt is OutputFormat.json:
+        _emit_json(story.as_dict())
+        return
+    typer.echo(_story_text(story))
+
+
+def _story_text(story: QuestionStory) -> str:
+    h = story.hit
+    lines = [f"{h.heading or '(no heading yet)'}", f"{h.house} UIN {h.uin} · id {h.source_id}"]
+    who = h.asking_member or "unknown member"
+    extra = ", ".join(x for x in (story.asking_party, story.asking_constituency) if x)
+    lines.append(f"Asked by {who}{f' ({extra})' if extra else ''}")
+    lines.append(f"To: {h.answering_body or 'unknown department'}")
+    due = f"; due {story.date_for_answer}" if story.date_for_answer else ""
+    named = " (named day)" if story.is_named_day else ""
+    lines.append(f"Tabled {h.date_tabled}{due}{named} · status: {h.status}")
+    if h.url:
+        lines.append(h.url)
+    lines += ["", h.question_text, ""]
+    labels = {"holding": "Holding answer", "answer": "Answer", "correction": "Corrected answer"}
+    for a in story.answers:
+        when = a.date_corrected if a.kind == "correction" and a.date_corrected else a.date_answered
+        by = a.correcting_member if a.kind == "correction" else a.answering_member
+        head = f"{labels.get(a.kind, a.kind)} (version {a.version}), {when or 'undated'}"
+        if by:
+            head += f", by {by}"
+        if not a.is_full_text:
+            head += " [list text only: may be cut short]"
+        lines += [head, "-" * min(len(head), 78), a.text, ""]
+    if not story.answers:
+        lines += ["Not answered yet.", ""]
+    if story.grouped:
+        lines.append("Answered together with:")
+        for g in story.grouped:
+            asker = f" ({g.asking_member})" if g.asking_member else ""
+            lines.append(f"  {g.uin} tabled {g.date_tabled}{asker}")
+        lines.append("")
+    lines.append("Events:")
+    for e in story.events:
+        detail = ""
+        if e.kind == "transferred" and e.detail:
+            detail = f" from {e.detail.get('from')} to {e.detail.get('to')}"
+        lines.append(f"  {e.date}  {e.kind}{detail}")
+    if story.others_with_uin:
+        others = ", ".join(f"id {i} (tabled {d})" for i, d in story.others_with_uin)
+        lines += ["", f"UIN {h.uin} was also used by: {others}"]
+    return "\n".join(lines)
+
+
+watches_app = typer.Typer(
+    help="The configured watches, and a preview of a new query.", no_args_is_help=False
+)
+app.add_typer(watches_app, name="watches")
+
+
+@watches_app.callback(invoke_without_command=True)
+def watches(ctx: typer.Context, fmt: FormatOpt = OutputFormat.text) -> None:
+    """List each watch with its matches (all time, last 7 days) and its last match."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _service() as svc:
+        stats = svc.watches()
+    if fmt is OutputFormat.json:
+        _emit_json([s.__dict__ for s in stats])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for col in ("Watch", "Query", "Matches", "Last 7 days", "Last match"):
+        table.add_column(col)
+    for s in stats:
+        last = (
+            f"{s.last_match_date} {s.last_match_heading or ''} ({s.last_match_uin})"
+            if s.last_match_date
+            else "—"
+        )
+        table.add_row(s.name, s.query, str(s.matches), str(s.matches_last_7_days), last)
+    Console().print(table)
+    if not stats:
+        typer.echo("No watches configured: add [[watches]] to the config file.")
+
+
+@watches_app.command()
+def preview(
+    query: Annotated[str, typer.Argument(help="The query a new watch would use.")],
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """How many archive items a query would have matched in the last 12 months, with five
+    examples, to tune a watch before adding it."""
+    with _service() as svc:
+        p = svc.preview(query)
+    if fmt is OutputFormat.json:
+        _emit_json(
+            {
+                "query": p.query,
+                "since": p.since.isoformat(),
+                "until": p.until.isoformat(),
+                "answered": p.answered,
+                "tabled": p.tabled,
+                "examples": [h.as_dict() for h in p.examples],
+            }
+        )
+        return
+    typer.echo(
+        f"In the last 12 months ({p.since} to {p.until}) {p.query!r} would have matched "
+        f"{p.answered} answer(s) and {p.tabled} newly tabled question(s)."
+    )
+    for h in p.examples:
+        when = h.date_answered or h.date_tabled
+        typer.echo(f"  {when}  {h.house} {h.uin}  {h.heading or ''} — {h.asking_member or '?'}")
+        if h.url:
+            typer.echo(f"      {h.url}")
 
 
 def main() -> None:

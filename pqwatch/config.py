@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from pqwatch.errors import ConfigError
+from pqwatch.errors import ConfigError, UsageError
 
 DEFAULT_CONFIG = "config.toml"
 ENV_CONFIG = "PQWATCH_CONFIG"
@@ -229,11 +229,17 @@ def _resolve_url(url: str, base: Path) -> str:
 
 
 def _cross_check(cfg: Config, where: str) -> None:
+    from pqwatch.search.query import compile_query  # stdlib-only module
+
     names: dict[str, int] = {}
     for i, w in enumerate(cfg.watches):
         if w.name.casefold() in names:
             raise ConfigError(f"{where}: watches[{i}].name: duplicate watch name {w.name!r}")
         names[w.name.casefold()] = i
+        try:
+            compile_query(w.query)
+        except UsageError as exc:
+            raise ConfigError(f"{where}: watches[{i}].query: {exc}") from None
     emails: set[str] = set()
     for i, s in enumerate(cfg.subscribers):
         if s.email.casefold() in emails:

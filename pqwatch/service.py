@@ -15,6 +15,9 @@ from pathlib import Path
 from pqwatch.config import Config, load_config
 from pqwatch.errors import UsageError
 from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary, default_client
+from pqwatch.search import engine
+from pqwatch.search.engine import Preview, QuestionStory, SearchResult, WatchStats
+from pqwatch.search.matching import Matcher
 from pqwatch.store import sync
 from pqwatch.store.archive import Archive
 from pqwatch.store.db import Database
@@ -44,7 +47,14 @@ class PQWatch:
         self.now = now
         self.db = Database(config.database.url)
         self.archive = Archive(self.db, now)
-        self.ingest = Ingest(config, self.archive, now=now, client_factory=client_factory)
+        self.matcher = Matcher()
+        self.ingest = Ingest(
+            config,
+            self.archive,
+            now=now,
+            client_factory=client_factory,
+            on_events=self.matcher.on_events,
+        )
         self._ready = False
 
     @classmethod
@@ -66,7 +76,9 @@ class PQWatch:
         before, after = self.db.migrate()
         if not self._ready:
             with self.db.write() as session:
-                sync.sync_config(session, self.config, self.now())
+                for watch in sync.sync_config(session, self.config, self.now()):
+                    assert watch.id is not None
+                    self.matcher.match_history(session, watch.id, watch.query)
             self._ready = True
         return before, after
 
@@ -102,6 +114,29 @@ class PQWatch:
             raise UsageError(f"--until {until} is before --since {since}")
         self.ensure_ready()
         return self.ingest.backfill(since, until, detail=detail, progress=progress)
+
+    def today(self) -> date:
+        return self.ingest.today()
+
+    def search(self, query: str, *, limit: int = 20, sort: str = "relevance") -> SearchResult:
+        self.ensure_ready()
+        with self.db.read() as session:
+            return engine.search(session.connection(), query, limit=limit, sort=sort)
+
+    def show(self, ref: str) -> QuestionStory:
+        self.ensure_ready()
+        with self.db.read() as session:
+            return engine.question_story(session.connection(), ref)
+
+    def watches(self) -> list[WatchStats]:
+        self.ensure_ready()
+        with self.db.read() as session:
+            return engine.watch_stats(session.connection(), self.today())
+
+    def preview(self, query: str) -> Preview:
+        self.ensure_ready()
+        with self.db.read() as session:
+            return engine.preview_watch(session.connection(), query, self.today())
 
     def run_once(self) -> CycleResult:
         """One full cycle: migrate, poll, match, digests due, feeds (the stages that exist)."""

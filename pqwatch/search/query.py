@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Literal, TypeAlias
@@ -103,7 +103,7 @@ class Text:
     phrase: bool = False
     prefix: bool = False
     column: str | None = None
-    pos: int = 0
+    pos: int = field(default=0, compare=False)  # 1-based, for messages
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class Field:
 
     name: str
     values: tuple[str, ...]  # canonical values (house/status) or lower-cased words (names)
-    pos: int = 0
+    pos: int = field(default=0, compare=False)  # 1-based, for messages
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class DateRange:
     name: str
     start: date | None
     end: date | None
-    pos: int = 0
+    pos: int = field(default=0, compare=False)  # 1-based, for messages
 
 
 @dataclass(frozen=True)
@@ -203,9 +203,9 @@ def _lex(text: str) -> list[_Token]:
             while j < n and not _separator(text[j]):
                 j += 1
             run = text[i:j]
-            field = _FIELD_RE.fullmatch(run)
-            if field:
-                name, value = field.group(1), field.group(2)
+            field_match = _FIELD_RE.fullmatch(run)
+            if field_match:
+                name, value = field_match.group(1), field_match.group(2)
                 value_pos = i + len(name) + 2
                 quoted = prefix = False
                 if not value and j < n and text[j] in _QUOTES:

@@ -97,9 +97,10 @@ class StoreCounts:
         return {k: getattr(self, k) for k in keys}
 
 
-# Called inside the page's write transaction with the ids of newly inserted events, so that
-# matching (and the outbox rows it causes) commit together with the events.
-EventHook = Callable[[Session, list[int]], None]
+# Called inside the page's write transaction with the ids of newly inserted events and of
+# questions that changed without a new event, so that matching (and the outbox rows it
+# causes) commit together with the events.
+EventHook = Callable[[Session, list[int], list[int]], object]
 
 
 class Archive:
@@ -139,6 +140,7 @@ class Archive:
             _upsert_members(conn, [i for i, _ in todo], now)
             _upsert_bodies(conn, [i for i, _ in todo], now)
             state = _load_state(conn, [i for i, _ in todo])
+            changed: list[int] = []
             for item, prepared in todo:
                 old = state.get(item.source_id)
                 decision = decide(old, item, prepared, today)
@@ -168,9 +170,11 @@ class Archive:
                         setattr(counts, counter, getattr(counts, counter) + 1)
                         if res.lastrowid:
                             counts.new_event_ids.append(int(res.lastrowid))
+                if old is not None:  # text, heading or department may have changed
+                    changed.append(qid)
                 counts.items_written += 1
-            if on_events is not None and counts.new_event_ids:
-                on_events(session, counts.new_event_ids)
+            if on_events is not None and (counts.new_event_ids or changed):
+                on_events(session, counts.new_event_ids, sorted(set(changed)))
         return counts
 
     # -- poll runs and cursors --------------------------------------------------------------

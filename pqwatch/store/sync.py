@@ -26,8 +26,11 @@ def slugify(name: str) -> str:
     return slug or "watch"
 
 
-def sync_config(session: Session, config: Config, now: datetime) -> None:
+def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
+    """Mirror the config into the tables. Returns the watches that are new or whose query
+    changed, whose matches over the archive must be (re)computed."""
     watches = {w.name: w for w in session.exec(select(Watch)).all()}
+    rematch: list[Watch] = []
     taken = {w.slug for w in watches.values()}
     wanted = {w.name for w in config.watches}
     for wc in config.watches:
@@ -41,7 +44,10 @@ def sync_config(session: Session, config: Config, now: datetime) -> None:
             row = Watch(name=wc.name, slug=slug, query=wc.query, created_at=now, updated_at=now)
             session.add(row)
             watches[wc.name] = row
+            rematch.append(row)
         elif row.query != wc.query or not row.active:
+            if row.query != wc.query:
+                rematch.append(row)
             row.query, row.active, row.updated_at = wc.query, True, now
     for name, row in watches.items():
         if name not in wanted and row.active:
@@ -92,3 +98,5 @@ def sync_config(session: Session, config: Config, now: datetime) -> None:
     for email, srow in subs.items():
         if email not in wanted_emails and srow.active:
             srow.active, srow.updated_at = False, now
+    session.flush()
+    return rematch

@@ -1,0 +1,512 @@
+"""Archive search, question look-up and watch statistics: read-only queries over the store.
+
+Every query has a LIMIT. Relevance (bm25) must score every match, so it is used only while
+the match count is moderate; past that, results come newest first and the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+
+from pqwatch.errors import UsageError
+from pqwatch.search.query import CompiledQuery, compile_query
+
+RELEVANCE_LIMIT = 20_000
+MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
+OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
+# bm25 weights for heading, question, answer: a word in the heading says most about a question.
+BM25 = "bm25(question_fts, 5.0, 2.0, 1.0)"
+
+
+def official_url(date_tabled: date | str, uin: str | None) -> str | None:
+    if not uin:
+        return None
+    day = date_tabled.isoformat() if isinstance(date_tabled, date) else str(date_tabled)[:10]
+    return OFFICIAL_URL.format(date=day, uin=uin)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: int
+    source_id: str
+    uin: str | None
+    house: str
+    date_tabled: date
+    date_answered: date | None
+    heading: str | None
+    asking_member: str | None
+    asking_party: str | None
+    asking_constituency: str | None
+    answering_member: str | None
+    answering_body: str | None
+    status: str
+    question_text: str
+    answer_text: str | None
+    snippet: str
+    matched_terms: tuple[str, ...]
+
+    @property
+    def url(self) -> str | None:
+        return official_url(self.date_tabled, self.uin)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": int(self.source_id) if self.source_id.isdigit() else self.source_id,
+            "uin": self.uin,
+            "house": self.house,
+            "date_tabled": self.date_tabled.isoformat(),
+            "date_answered": self.date_answered.isoformat() if self.date_answered else None,
+            "heading": self.heading,
+            "asking_member": self.asking_member,
+            "answering_member": self.answering_member,
+            "answering_body": self.answering_body,
+            "status": self.status,
+            "question_text": self.question_text,
+            "answer_text": self.answer_text,
+            "snippet": plain_marks(self.snippet),
+            "url": self.url,
+            "matched_terms": list(self.matched_terms),
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    total: int
+    sort: str
+    hits: tuple[SearchHit, ...]
+    note: str | None = None
+
+
+def plain_marks(text: str, start: str = "**", end: str = "**") -> str:
+    return text.replace(MARK_START, start).replace(MARK_END, end)
+
+
+def marked_terms(*texts: str | None) -> tuple[str, ...]:
+    """The distinct words that FTS highlighted, in order of appearance."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for m in re.finditer(f"{MARK_START}(.*?){MARK_END}", text or "", re.S):
+            seen.setdefault(" ".join(m.group(1).lower().split()), None)
+    return tuple(seen)
+
+
+_HIT_COLUMNS = """
+    q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_answered, q.heading,
+    am.name AS asker, am.party AS asker_party, am.member_from AS asker_from,
+    wm.name AS answerer, b.name AS body, q.status, q.question_text,
+    (SELECT a.answer_text FROM answer a WHERE a.question_id = q.id
+     ORDER BY a.version DESC LIMIT 1) AS answer_text
+"""
+_JOINS = """
+    LEFT JOIN member am ON am.id = q.asking_member_id
+    LEFT JOIN member wm ON wm.id = q.answering_member_id
+    LEFT JOIN answering_body b ON b.id = q.answering_body_id
+"""
+
+
+def _date(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _count(conn: sa.Connection, cq: CompiledQuery) -> int:
+    where, params = cq.sql()
+    return int(
+        conn.execute(sa.text(f"SELECT count(*) FROM question q WHERE {where}"), params).scalar()
+        or 0
+    )
+
+
+def search(
+    conn: sa.Connection,
+    query: str,
+    *,
+    limit: int = 20,
+    sort: str = "relevance",
+    extra_where: str = "1",
+    extra_params: dict[str, Any] | None = None,
+) -> SearchResult:
+    if limit < 1:
+        raise UsageError("--limit must be at least 1")
+    if sort not in {"relevance", "newest"}:
+        raise UsageError(f"unknown sort {sort!r} (use relevance or newest)")
+    cq = compile_query(query)
+    where, params = cq.sql()
+    params = {**params, **(extra_params or {})}
+    where = f"({where}) AND ({extra_where})"
+    total = int(
+        conn.execute(sa.text(f"SELECT count(*) FROM question q WHERE {where}"), params).scalar()
+        or 0
+    )
+    note = None
+    used = sort
+    if sort == "relevance" and cq.match is None:
+        used = "newest"
+        note = "no words to rank by: sorted newest first"
+    elif sort == "relevance" and total > RELEVANCE_LIMIT:
+        used = "newest"
+        note = (
+            f"{total:,} matches: sorted newest first "
+            f"(relevance ranking is used up to {RELEVANCE_LIMIT:,} matches)"
+        )
+    newest = "coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC"
+    if cq.match is not None:
+        snippet = (
+            f"snippet(question_fts, -1, '{MARK_START}', '{MARK_END}', '…', 16) AS snip, "
+            f"highlight(question_fts, 0, '{MARK_START}', '{MARK_END}') AS h0, "
+            f"highlight(question_fts, 1, '{MARK_START}', '{MARK_END}') AS h1, "
+            f"highlight(question_fts, 2, '{MARK_START}', '{MARK_END}') AS h2"
+        )
+        order = f"{BM25}, q.id DESC" if used == "relevance" else newest
+        sql = (
+            f"SELECT {_HIT_COLUMNS}, {snippet} FROM question_fts "
+            f"JOIN question q ON q.id = question_fts.rowid {_JOINS} "
+            f"WHERE question_fts MATCH :__match AND ({where}) ORDER BY {order} LIMIT :__limit"
+        )
+        params["__match"] = cq.match
+    else:
+        sql = (
+            f"SELECT {_HIT_COLUMNS}, NULL AS snip, NULL AS h0, NULL AS h1, NULL AS h2 "
+            f"FROM question q {_JOINS} WHERE {where} ORDER BY {newest} LIMIT :__limit"
+        )
+    params["__limit"] = limit
+    hits = []
+    for r in conn.execute(sa.text(sql), params).mappings():
+        snip = r["snip"] or _lead(r["question_text"])
+        hits.append(
+            SearchHit(
+                id=r["id"],
+                source_id=r["source_id"],
+                uin=r["uin"],
+                house=r["house"],
+                date_tabled=_date(r["date_tabled"]) or date.min,
+                date_answered=_date(r["date_answered"]),
+                heading=r["heading"],
+                asking_member=r["asker"],
+                asking_party=r["asker_party"],
+                asking_constituency=r["asker_from"],
+                answering_member=r["answerer"],
+                answering_body=r["body"],
+                status=r["status"],
+                question_text=r["question_text"],
+                answer_text=r["answer_text"],
+                snippet=" ".join(snip.split()),
+                matched_terms=marked_terms(r["h0"], r["h1"], r["h2"]),
+            )
+        )
+    return SearchResult(query=query, total=total, sort=used, hits=tuple(hits), note=note)
+
+
+def _lead(text: str, words: int = 30) -> str:
+    parts = text.split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
+
+
+# -- show -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerVersion:
+    version: int
+    kind: str
+    date_answered: date | None
+    date_corrected: date | None
+    answering_member: str | None
+    correcting_member: str | None
+    html: str
+    text: str
+    is_full_text: bool
+
+
+@dataclass(frozen=True)
+class QuestionEvent:
+    kind: str
+    date: date
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GroupedQuestion:
+    uin: str
+    date_tabled: date
+    id: str | None
+    asking_member: str | None
+    heading: str | None
+
+
+@dataclass(frozen=True)
+class QuestionStory:
+    hit: SearchHit
+    date_for_answer: date | None
+    is_named_day: bool
+    asking_party: str | None
+    asking_constituency: str | None
+    answers: tuple[AnswerVersion, ...]
+    events: tuple[QuestionEvent, ...]
+    grouped: tuple[GroupedQuestion, ...]
+    others_with_uin: tuple[tuple[str, date], ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = self.hit.as_dict()
+        out.pop("snippet")
+        out.pop("matched_terms")
+        out.update(
+            date_for_answer=self.date_for_answer.isoformat() if self.date_for_answer else None,
+            is_named_day=self.is_named_day,
+            asking_party=self.asking_party,
+            asking_constituency=self.asking_constituency,
+            answers=[
+                {
+                    "version": a.version,
+                    "kind": a.kind,
+                    "date_answered": a.date_answered.isoformat() if a.date_answered else None,
+                    "date_corrected": a.date_corrected.isoformat() if a.date_corrected else None,
+                    "answering_member": a.answering_member,
+                    "correcting_member": a.correcting_member,
+                    "answer_html": a.html,
+                    "answer_text": a.text,
+                    "is_full_text": a.is_full_text,
+                }
+                for a in self.answers
+            ],
+            events=[
+                {
+                    "kind": e.kind,
+                    "date": e.date.isoformat(),
+                    **({"detail": e.detail} if e.detail else {}),
+                }
+                for e in self.events
+            ],
+            grouped_questions=[
+                {
+                    "uin": g.uin,
+                    "date_tabled": g.date_tabled.isoformat(),
+                    "id": int(g.id) if g.id and g.id.isdigit() else g.id,
+                    "asking_member": g.asking_member,
+                    "url": official_url(g.date_tabled, g.uin),
+                }
+                for g in self.grouped
+            ],
+        )
+        return out
+
+
+_REF = re.compile(r"^(?:(\d{4}-\d{2}-\d{2})/)?(\S+)$")
+
+
+def find_question(conn: sa.Connection, ref: str) -> tuple[int, tuple[tuple[str, date], ...]]:
+    """Resolve an id, a UIN (HL1234 or 12345) or DATE/UIN to a question row id.
+
+    A bare number is tried as the API id first, then as a UIN. A UIN used in several sessions
+    resolves to the newest question; the others are returned so the caller can say so.
+    """
+    m = _REF.match(ref.strip())
+    if not m:
+        raise UsageError(f"{ref!r} is not a question id, UIN or DATE/UIN")
+    day, key = m.group(1), m.group(2)
+    if day is None and key.isdigit():
+        row = conn.execute(
+            sa.text("SELECT id FROM question WHERE source_id = :k ORDER BY id LIMIT 1"), {"k": key}
+        ).first()
+        if row:
+            return int(row[0]), ()
+    sql = "SELECT id, source_id, date_tabled FROM question WHERE upper(uin) = upper(:k)"
+    params: dict[str, Any] = {"k": key}
+    if day:
+        sql += " AND date_tabled = :d"
+        params["d"] = day
+    rows = conn.execute(sa.text(sql + " ORDER BY date_tabled DESC, id DESC"), params).all()
+    if not rows:
+        raise UsageError(f"no question with id or UIN {ref!r} in the archive")
+    others = tuple((str(r[1]), _date(r[2]) or date.min) for r in rows[1:])
+    return int(rows[0][0]), others
+
+
+def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
+    qid, others = find_question(conn, ref)
+    r = (
+        conn.execute(
+            sa.text(
+                f"SELECT {_HIT_COLUMNS}, q.date_for_answer, q.is_named_day "
+                f"FROM question q {_JOINS} WHERE q.id = :id"
+            ),
+            {"id": qid},
+        )
+        .mappings()
+        .one()
+    )
+    hit = SearchHit(
+        id=r["id"],
+        source_id=r["source_id"],
+        uin=r["uin"],
+        house=r["house"],
+        date_tabled=_date(r["date_tabled"]) or date.min,
+        date_answered=_date(r["date_answered"]),
+        heading=r["heading"],
+        asking_member=r["asker"],
+        asking_party=r["asker_party"],
+        asking_constituency=r["asker_from"],
+        answering_member=r["answerer"],
+        answering_body=r["body"],
+        status=r["status"],
+        question_text=r["question_text"],
+        answer_text=r["answer_text"],
+        snippet="",
+        matched_terms=(),
+    )
+    answers = tuple(
+        AnswerVersion(
+            version=a["version"],
+            kind=a["kind"],
+            date_answered=_date(a["date_answered"]),
+            date_corrected=_date(a["date_corrected"]),
+            answering_member=a["answerer"],
+            correcting_member=a["corrector"],
+            html=a["answer_html"],
+            text=a["answer_text"],
+            is_full_text=bool(a["is_full_text"]),
+        )
+        for a in conn.execute(
+            sa.text(
+                "SELECT a.*, wm.name AS answerer, cm.name AS corrector FROM answer a "
+                "LEFT JOIN member wm ON wm.id = a.answering_member_id "
+                "LEFT JOIN member cm ON cm.id = a.correcting_member_id "
+                "WHERE a.question_id = :id ORDER BY a.version"
+            ),
+            {"id": qid},
+        ).mappings()
+    )
+    events = tuple(
+        QuestionEvent(e[0], _date(e[1]) or date.min, json.loads(e[2]) if e[2] else {})
+        for e in conn.execute(
+            sa.text(
+                "SELECT kind, event_date, detail_json FROM event WHERE question_id = :id "
+                "ORDER BY event_date, id"
+            ),
+            {"id": qid},
+        )
+    )
+    grouped = tuple(
+        GroupedQuestion(g[0], _date(g[1]) or date.min, g[2], g[3], g[4])
+        for g in conn.execute(
+            sa.text(
+                # Links are stored as the API gives them, by UIN and date; read both ways.
+                "SELECT l.uin, l.d, o.source_id, m.name, o.heading FROM ("
+                "  SELECT grouped_uin AS uin, grouped_date_tabled AS d FROM question_group "
+                "  WHERE question_id = :id "
+                "  UNION SELECT q2.uin, q2.date_tabled FROM question_group g "
+                "  JOIN question q2 ON q2.id = g.question_id "
+                "  WHERE g.grouped_uin = :uin AND g.grouped_date_tabled = :dt AND q2.id != :id"
+                ") l LEFT JOIN question o ON o.uin = l.uin AND o.date_tabled = l.d "
+                "AND o.house = :house "
+                "LEFT JOIN member m ON m.id = o.asking_member_id ORDER BY l.d, l.uin"
+            ),
+            {"id": qid, "uin": hit.uin, "dt": hit.date_tabled.isoformat(), "house": hit.house},
+        )
+    )
+    return QuestionStory(
+        hit=hit,
+        date_for_answer=_date(r["date_for_answer"]),
+        is_named_day=bool(r["is_named_day"]),
+        asking_party=r["asker_party"],
+        asking_constituency=r["asker_from"],
+        answers=answers,
+        events=events,
+        grouped=grouped,
+        others_with_uin=others,
+    )
+
+
+# -- watches ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchStats:
+    name: str
+    slug: str
+    query: str
+    matches: int
+    matches_last_7_days: int
+    last_match_date: date | None
+    last_match_heading: str | None
+    last_match_uin: str | None
+
+
+def watch_stats(conn: sa.Connection, today: date) -> list[WatchStats]:
+    """Each active watch with its matched questions (all time, last 7 days) and last match."""
+    week_ago = date.fromordinal(today.toordinal() - 7).isoformat()
+    out = []
+    for w in conn.execute(
+        sa.text("SELECT id, name, slug, query FROM watch WHERE active ORDER BY name")
+    ).mappings():
+        counts = conn.execute(
+            sa.text(
+                "SELECT count(DISTINCT e.question_id), "
+                "count(DISTINCT CASE WHEN e.event_date >= :week THEN e.question_id END) "
+                "FROM watch_match m JOIN event e ON e.id = m.event_id WHERE m.watch_id = :w"
+            ),
+            {"w": w["id"], "week": week_ago},
+        ).one()
+        last = conn.execute(
+            sa.text(
+                "SELECT e.event_date, q.heading, q.uin FROM watch_match m "
+                "JOIN event e ON e.id = m.event_id JOIN question q ON q.id = e.question_id "
+                "WHERE m.watch_id = :w ORDER BY e.event_date DESC, e.id DESC LIMIT 1"
+            ),
+            {"w": w["id"]},
+        ).first()
+        out.append(
+            WatchStats(
+                name=w["name"],
+                slug=w["slug"],
+                query=w["query"],
+                matches=int(counts[0]),
+                matches_last_7_days=int(counts[1]),
+                last_match_date=_date(last[0]) if last else None,
+                last_match_heading=last[1] if last else None,
+                last_match_uin=last[2] if last else None,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class Preview:
+    query: str
+    since: date
+    until: date
+    answered: int
+    tabled: int
+    examples: tuple[SearchHit, ...]
+
+
+def preview_watch(conn: sa.Connection, query: str, today: date) -> Preview:
+    """What a watch would have caught in the last 12 months: answers given, questions tabled,
+    and the five newest examples."""
+    since = date(today.year - 1, today.month, min(today.day, 28))
+    answered = search(
+        conn,
+        query,
+        limit=5,
+        sort="newest",
+        extra_where="q.date_answered BETWEEN :__since AND :__today",
+        extra_params={"__since": since.isoformat(), "__today": today.isoformat()},
+    )
+    tabled = search(
+        conn,
+        query,
+        limit=1,
+        sort="newest",
+        extra_where="q.date_tabled BETWEEN :__since AND :__today",
+        extra_params={"__since": since.isoformat(), "__today": today.isoformat()},
+    )
+    examples = answered.hits or tabled.hits
+    return Preview(query, since, today, answered.total, tabled.total, examples)

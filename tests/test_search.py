@@ -1,0 +1,402 @@
+"""Search, show, watches and matching on a small real archive built through the replay server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pqwatch.sources.replay import ReplayServer, load_items
+from tests.conftest import CliResult, api_config, open_service, rows
+
+TOPICS = re.compile(r"palliative|hospice|school|defence|short breaks", re.I)
+WATCHES = """
+[[watches]]
+name = "Children's palliative care"
+query = "palliative care children"
+[[watches]]
+name = "Hospice funding"
+query = "hospice OR hospices"
+[[subscribers]]
+email = "officer@example.org"
+watches = ["Children's palliative care"]
+"""
+
+
+def _archive_items(data_dir: Path) -> dict[int, dict[str, Any]]:
+    base = data_dir / "uk_parliament"
+    items = load_items(sorted((base / "recorded_http_2021").glob("wq_list_*.json")))
+    for month in ("2024-07", "2024-08"):
+        month_items = load_items(
+            [
+                base / "monthly_list_dumps" / f"commons_tabled_{month}.json.gz",
+                base / "longform_detail_text" / f"longform_{month}.json.gz",
+            ]
+        )
+        items.update(
+            (i, v)
+            for i, v in month_items.items()
+            if TOPICS.search(f"{v['heading']} {v['questionText']}")
+        )
+    # Holding answers, as recorded in the 8 July 2026 snapshot.
+    snapshot = load_items(sorted((base / "list_snapshots_2026-07").glob("*asof_2026-07-08*")))
+    items.update((i, v) for i, v in snapshot.items() if v["answerIsHolding"])
+    return items
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[int, Any]]]:
+    from tests.conftest import DATA_DIR
+
+    if not DATA_DIR.is_dir():
+        pytest.skip("real recordings not available")
+    folder = tmp_path_factory.mktemp("archive")
+    items = _archive_items(DATA_DIR)
+    with ReplayServer(items.values()) as server:
+        config = folder / "config.toml"
+        config.write_text(api_config(server.base_url, extra=WATCHES))
+        with open_service(config, now=date(2026, 7, 10)) as svc:
+            [run] = svc.poll(date(2021, 1, 1), date(2026, 7, 10))
+            assert run.ok, run.error
+    yield config, items
+
+
+@pytest.fixture
+def config(archive: tuple[Path, dict[int, Any]], tmp_path: Path) -> Path:
+    """A private copy of the built archive, so tests can change it."""
+    src, _ = archive
+    for name in ("config.toml", "pqwatch.db"):
+        shutil.copy(src.parent / name, tmp_path / name)
+    return tmp_path / "config.toml"
+
+
+def _search_ids(cli: Callable[..., CliResult], config: Path, query: str) -> set[int]:
+    result = cli("--config", config, "search", query, "--format", "json", "--limit", "1000")
+    assert result.exit_code == 0, result.stderr
+    return {hit["id"] for hit in json.loads(result.stdout)}
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+# -- queries against the real archive: expected sets computed from the raw data ---------------
+
+
+def test_field_filters_agree_with_the_raw_data(
+    config: Path, archive: tuple[Path, dict[int, Any]], cli: Callable[..., CliResult]
+) -> None:
+    _, items = archive
+    cases: list[tuple[str, Callable[[dict[str, Any]], bool]]] = [
+        ("house:lords", lambda v: v["house"] == "Lords"),
+        ("house:commons -house:commons", lambda v: False),
+        (
+            'dept:"health and social care"',
+            lambda v: {"health", "and", "social", "care"} <= _words(v["answeringBodyName"]),
+        ),
+        ("dept:defence", lambda v: "defence" in _words(v["answeringBodyName"])),
+        ("tabled:2024-07", lambda v: v["dateTabled"].startswith("2024-07")),
+        (
+            "tabled:2024-07-01..2024-07-22",
+            lambda v: "2024-07-01" <= v["dateTabled"][:10] <= "2024-07-22",
+        ),
+        ("answered:>=2024-08-01", lambda v: (v["dateAnswered"] or "")[:10] >= "2024-08-01"),
+        ("status:holding", lambda v: v["answerIsHolding"] is True),
+        ("status:corrected", lambda v: v["answerIsCorrection"] is True),
+        (
+            "asker:healey",
+            lambda v: "healey" in _words((v.get("askingMember") or {}).get("name") or ""),
+        ),
+        (
+            "answerer:quin house:commons",
+            lambda v: "quin" in _words((v.get("answeringMember") or {}).get("name") or ""),
+        ),
+    ]
+    for query, predicate in cases:
+        expected = {i for i, v in items.items() if predicate(v)}
+        assert _search_ids(cli, config, query) == expected, query
+    assert any(_search_ids(cli, config, q) for q, _ in cases)  # the cases are not all empty
+
+
+def test_words_phrases_or_and_not(
+    config: Path, archive: tuple[Path, dict[int, Any]], cli: Callable[..., CliResult]
+) -> None:
+    _, items = archive
+    hospice = _search_ids(cli, config, "hospice")
+    hospices = _search_ids(cli, config, "hospices")
+    assert hospice == hospices and hospice  # stemmed
+    raw = {
+        i
+        for i, v in items.items()
+        if re.search(r"hospice", f"{v['heading']} {v['questionText']} {v['answerText']}", re.I)
+    }
+    assert hospice == raw
+
+    palliative = _search_ids(cli, config, "palliative")
+    either = _search_ids(cli, config, "hospice OR palliative")
+    assert either == hospice | palliative
+    assert _search_ids(cli, config, "hospice -palliative") == hospice - palliative
+    assert _search_ids(cli, config, "hospice NOT palliative") == hospice - palliative
+    assert _search_ids(cli, config, "hospice palliative") == hospice & palliative
+    phrase = _search_ids(cli, config, '"palliative care"')
+    assert phrase <= palliative and phrase
+    assert _search_ids(cli, config, "(hospice OR palliative) house:lords") == {
+        i for i in either if items[i]["house"] == "Lords"
+    }
+
+
+def test_search_json_shape(config: Path, cli: Callable[..., CliResult]) -> None:
+    result = cli("--config", config, "search", "hospice", "--format", "json", "--limit", "3")
+    assert result.exit_code == 0
+    hits = json.loads(result.stdout)
+    assert isinstance(hits, list) and len(hits) == 3
+    for hit in hits:
+        assert set(hit) == {
+            "id", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
+            "answering_member", "answering_body", "status", "question_text", "answer_text",
+            "snippet", "url", "matched_terms",
+        }  # fmt: skip
+        assert hit["url"] == (
+            "https://questions-statements.parliament.uk/written-questions/detail/"
+            f"{hit['date_tabled']}/{hit['uin']}"
+        )
+        assert "**" in hit["snippet"]
+        assert any(t.startswith("hospice") for t in hit["matched_terms"])
+
+
+def test_search_csv_opens_as_one_row_per_question(
+    config: Path, cli: Callable[..., CliResult]
+) -> None:
+    result = cli(
+        "--config", config, "search", 'hospice dept:"health and social care"', "--format", "csv"
+    )
+    assert result.exit_code == 0, result.stderr
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert table
+    assert list(table[0]) == [
+        "id", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
+        "answering_member", "answering_body", "status", "question_text", "answer_text",
+        "snippet", "url", "matched_terms",
+    ]  # fmt: skip
+    assert len({r["id"] for r in table}) == len(table)
+    assert all(r["answering_body"] == "Department of Health and Social Care" for r in table)
+
+
+def test_search_table_for_a_person(
+    config: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "220")  # a wide terminal: no wrapping inside cells
+    result = cli("--config", config, "search", "hospice funding", "--limit", "2")
+    assert result.exit_code == 0
+    assert "Hospices" in result.stdout  # a heading
+    assert "Department of Health" in result.stdout
+    assert re.search(r"\d+ match(es)?; showing 2 by relevance", result.stdout)
+
+
+def test_sort_newest(config: Path, cli: Callable[..., CliResult]) -> None:
+    result = cli("--config", config, "search", "school", "--sort", "newest", "--format", "json")
+    dates = [h["date_answered"] or h["date_tabled"] for h in json.loads(result.stdout)]
+    assert dates == sorted(dates, reverse=True) and len(dates) > 1
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ('hospice "funding', "unclosed quote"),
+        ("(hospice OR", ""),
+        ("colour:blue", "unknown field 'colour'"),
+        ("tabled:2024-13-01", "2024-13-01"),
+        ("hospice OR", ""),
+    ],
+)
+def test_malformed_query_exits_2_with_a_readable_message(
+    query: str, message: str, config: Path, cli: Callable[..., CliResult]
+) -> None:
+    result = cli("--config", config, "search", query)
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("pqwatch: error: malformed query")
+    assert message in line
+    assert "sqlite" not in line.lower() and "fts5" not in line.lower()
+
+
+def test_a_malformed_watch_query_is_a_config_error(
+    write_config: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    path = write_config('[[watches]]\nname = "Bad"\nquery = "hospice (funding"\n')
+    result = cli("--config", path, "init")
+    assert result.exit_code == 2
+    assert "watches[0].query: malformed query" in result.stderr
+
+
+# -- show -------------------------------------------------------------------------------------
+
+
+def test_show_by_id_uin_and_date_uin(
+    config: Path, archive: tuple[Path, dict[int, Any]], cli: Callable[..., CliResult]
+) -> None:
+    _, items = archive
+    v = next(x for x in items.values() if x["groupedQuestionsDates"] and x["askingMember"])
+    by_id = cli("--config", config, "show", str(v["id"]), "--format", "json")
+    assert by_id.exit_code == 0, by_id.stderr
+    story = json.loads(by_id.stdout)
+    assert story["heading"] == v["heading"]
+    assert story["asking_member"] == v["askingMember"]["name"]
+    assert story["asking_party"] == v["askingMember"]["party"]
+    assert story["answering_body"] == v["answeringBodyName"]
+    assert [e["kind"] for e in story["events"]][:2] == ["tabled", "answered"]
+    assert [a["kind"] for a in story["answers"]] == ["answer"]
+    assert {g["uin"] for g in story["grouped_questions"]} == {
+        g["questionUin"] for g in v["groupedQuestionsDates"]
+    }
+    by_uin = cli("--config", config, "show", v["uin"], "--format", "json")
+    by_date_uin = cli("--config", config, "show", f"{v['dateTabled'][:10]}/{v['uin']}")
+    assert json.loads(by_uin.stdout)["id"] == v["id"]
+    assert by_date_uin.exit_code == 0
+    text = by_date_uin.stdout
+    assert v["heading"] in text and v["askingMember"]["name"] in text
+    assert "Answer (version 1)" in text and "Events:" in text and "Answered together with:" in text
+
+
+def test_show_holding_then_answer_in_order(
+    config: Path, archive: tuple[Path, dict[int, Any]], cli: Callable[..., CliResult]
+) -> None:
+    _, items = archive
+    held = next(v for v in items.values() if v["answerIsHolding"])
+    result = cli("--config", config, "show", str(held["id"]))
+    assert "Holding answer (version 1)" in result.stdout
+    assert "status: holding" in result.stdout
+
+
+def test_show_unknown_question(config: Path, cli: Callable[..., CliResult]) -> None:
+    result = cli("--config", config, "show", "HL999999")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "pqwatch: error: no question with id or UIN 'HL999999' in the archive"
+    )
+
+
+# -- watches and matching ---------------------------------------------------------------------
+
+
+def test_watches_and_preview(config: Path, cli: Callable[..., CliResult]) -> None:
+    listing = cli("--config", config, "watches", "--format", "json")
+    assert listing.exit_code == 0, listing.stderr
+    stats = {s["name"]: s for s in json.loads(listing.stdout)}
+    hospice = _search_ids(cli, config, "hospice OR hospices")
+    assert stats["Hospice funding"]["matches"] == len(hospice) > 0
+    assert stats["Hospice funding"]["last_match_date"]
+
+    # The archive's answers are from 2024: preview as of September 2024.
+    with open_service(config, now=date(2024, 9, 10)) as svc:
+        p = svc.preview("hospice")
+    expected = {i for i in _search_ids(cli, config, "hospice answered:2023-09-10..2024-09-10")}
+    assert p.answered == len(expected) > 5
+    assert len(p.examples) == 5 and {int(h.source_id) for h in p.examples} <= expected
+    dates = [h.date_answered for h in p.examples]
+    assert dates == sorted(dates, reverse=True)  # the newest five
+
+    preview = cli("--config", config, "watches", "preview", "hospice", "--format", "json")
+    assert preview.exit_code == 0, preview.stderr
+    assert set(json.loads(preview.stdout)) == {
+        "query",
+        "since",
+        "until",
+        "answered",
+        "tabled",
+        "examples",
+    }
+    text = cli("--config", config, "watches", "preview", "hospice")
+    assert "would have matched" in text.stdout
+
+
+def test_matches_and_outbox_rows_are_recorded_with_the_events(
+    config: Path, archive: tuple[Path, dict[int, Any]]
+) -> None:
+    db = config.parent / "pqwatch.db"
+    # Every event of a matching question is matched; the subscriber of the palliative-care
+    # watch has one pending delivery per matched event, and none for the other watch.
+    matched = rows(
+        db,
+        "SELECT w.name, count(*) FROM watch_match m JOIN watch w ON w.id = m.watch_id "
+        "GROUP BY w.name",
+    )
+    assert dict(matched)["Hospice funding"] > 0
+    pal = rows(
+        db,
+        "SELECT m.event_id FROM watch_match m JOIN watch w ON w.id = m.watch_id "
+        "WHERE w.name = 'Children''s palliative care'",
+    )
+    deliveries = rows(db, "SELECT event_id, status FROM delivery ORDER BY event_id")
+    assert sorted(e for e, _ in deliveries) == sorted(e for (e,) in pal)
+    assert {s for _, s in deliveries} <= {"pending"}
+    terms = rows(db, "SELECT matched_terms_json FROM watch_match LIMIT 1")[0][0]
+    assert json.loads(terms)
+
+
+def test_seed_watch_matches_a_heading_filled_in_later(
+    data_dir: Path, replay: ReplayServer, write_config: Callable[..., Path]
+) -> None:
+    """Id 1924272 was tabled with no heading; recordings show headings arriving later
+    (API.md 1.4). Replayed here: first as recorded, then with the heading the answer got."""
+    snap = data_dir / "uk_parliament" / "list_snapshots_2026-07"
+    first = load_items(sorted(snap.glob("*asof_2026-07-08*")))[1924272]
+    assert first["heading"] is None
+    later = dict(first, heading="Palliative Care: Children")
+    config = write_config(
+        api_config(
+            replay.base_url,
+            extra=WATCHES.replace("palliative care children", "heading:children palliative"),
+        )
+    )
+    db = config.parent / "pqwatch.db"
+    replay.set_items([first])
+    with open_service(config, now=date(2026, 7, 8)) as svc:
+        svc.poll()
+    assert rows(db, "SELECT count(*) FROM delivery") == [(0,)]
+    replay.set_items([later])
+    with open_service(config, now=date(2026, 7, 9)) as svc:
+        svc.poll()
+    assert rows(db, "SELECT q.heading, e.kind FROM delivery d JOIN event e ON e.id = d.event_id "
+                    "JOIN question q ON q.id = e.question_id") == [
+        ("Palliative Care: Children", "tabled")
+    ]  # fmt: skip
+
+
+def test_backfilled_history_is_matched_but_never_delivered(
+    data_dir: Path, replay: ReplayServer, write_config: Callable[..., Path]
+) -> None:
+    base = data_dir / "uk_parliament"
+    replay.load_files([base / "monthly_list_dumps" / "commons_tabled_2024-07.json.gz"])
+    config = write_config(api_config(replay.base_url, extra=WATCHES))
+    with open_service(config, now=date(2024, 9, 1)) as svc:
+        result = svc.backfill(date(2024, 7, 22), date(2024, 7, 23), detail=False)
+    assert result.ok
+    db = config.parent / "pqwatch.db"
+    assert rows(db, "SELECT count(*) FROM watch_match")[0][0] > 0
+    assert rows(db, "SELECT count(*) FROM delivery") == [(0,)]
+
+
+def test_a_new_watch_is_matched_against_the_archive_without_deliveries(
+    config: Path, cli: Callable[..., CliResult]
+) -> None:
+    text = config.read_text() + ('[[watches]]\nname = "Schools"\nquery = "school"\n')
+    config.write_text(text.replace('watches = ["Children\'s palliative care"]', ""))
+    db = config.parent / "pqwatch.db"
+    before = rows(db, "SELECT count(*) FROM delivery")
+    assert cli("--config", config, "init").exit_code == 0
+    schools = rows(
+        db,
+        "SELECT count(DISTINCT e.question_id) FROM watch_match m JOIN watch w "
+        "ON w.id = m.watch_id JOIN event e ON e.id = m.event_id WHERE w.name = 'Schools'",
+    )
+    assert schools == [(len(_search_ids(cli, config, "school")),)]
+    assert rows(db, "SELECT count(*) FROM delivery") == before
