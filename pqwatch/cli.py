@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from pqwatch import __version__
-from pqwatch.errors import PQWatchError, SourceError, UsageError
+from pqwatch.errors import DeliveryError, PQWatchError, SourceError, UsageError
 
 if TYPE_CHECKING:
     from pqwatch.ingest import Progress as IngestProgress
     from pqwatch.ingest import RunSummary
     from pqwatch.search.engine import QuestionStory, SearchResult
-    from pqwatch.service import PQWatch
+    from pqwatch.service import DigestRun, PQWatch
 
 app = typer.Typer(
     name="pqwatch",
@@ -236,9 +236,16 @@ def run(
     with _service() as svc:
         result = svc.run_once()
     if fmt is OutputFormat.json:
-        _emit_json({"stages": result.stages, "polls": [p.as_dict() for p in result.polls]})
+        _emit_json(
+            {
+                "stages": result.stages,
+                "polls": [p.as_dict() for p in result.polls],
+                "digests": [o.__dict__ for o in result.digests.outcomes],
+            }
+        )
     else:
         _print_runs(result.polls, fmt)
+        _print_digests(result.digests, fmt)
         typer.echo(f"Cycle done: {' -> '.join(result.stages)}.")
     _fail_on_errors(result.errors)
 
@@ -466,6 +473,38 @@ def preview(
         typer.echo(f"  {when}  {h.house} {h.uin}  {h.heading or ''} — {h.asking_member or '?'}")
         if h.url:
             typer.echo(f"      {h.url}")
+
+
+@app.command()
+def digest(
+    subscriber: Annotated[
+        str | None, typer.Option("--subscriber", help="Only this subscriber (email).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Write the messages to --out; mark nothing sent.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for .eml files (dry run: default outbox/dry-run)."),
+    ] = None,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Send each subscriber what polls have matched since their last digest, now."""
+    with _service() as svc:
+        result = svc.send_digests(subscriber, dry_run=dry_run, out=out)
+    _print_digests(result, fmt)
+    if result.error:
+        raise DeliveryError(result.error + " (the digest stays pending for the next run)")
+
+
+def _print_digests(result: DigestRun, fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        _emit_json([o.__dict__ for o in result.outcomes])
+        return
+    if not result.outcomes:
+        typer.echo("No digest due.")
+    for o in result.outcomes:
+        typer.echo(f"{o.email}: {o.status} ({o.items} item(s)): {o.detail}")
 
 
 def main() -> None:

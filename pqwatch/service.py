@@ -7,14 +7,23 @@ plain result type that the caller formats; it never prints.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from email.utils import parseaddr
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
 
 from pqwatch.config import Config, load_config
 from pqwatch.errors import UsageError
 from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary, default_client
+from pqwatch.notify import render
+from pqwatch.notify.compose import compose
+from pqwatch.notify.due import is_due
+from pqwatch.notify.mailer import PermanentRefusal, TransientFailure, Transport, make_transport
 from pqwatch.search import engine
 from pqwatch.search.engine import Preview, QuestionStory, SearchResult, WatchStats
 from pqwatch.search.matching import Matcher
@@ -22,6 +31,7 @@ from pqwatch.store import sync
 from pqwatch.store.archive import Archive
 from pqwatch.store.db import Database
 from pqwatch.store.models import utcnow
+from pqwatch.store.outbox import Outbox, SubscriberRow
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class PQWatch:
         self.db = Database(config.database.url)
         self.archive = Archive(self.db, now)
         self.matcher = Matcher()
+        self.outbox = Outbox(self.db, now, render.sender_domain(config.email.from_))
         self.ingest = Ingest(
             config,
             self.archive,
@@ -138,6 +149,112 @@ class PQWatch:
         with self.db.read() as session:
             return engine.preview_watch(session.connection(), query, self.today())
 
+    def send_digests(
+        self,
+        subscriber: str | None = None,
+        *,
+        dry_run: bool = False,
+        out: Path | None = None,
+        due_only: bool = False,
+    ) -> DigestRun:
+        """Render and send what each subscriber is owed, now (or only where a scheduled slot
+        has passed, with due_only). Dry runs write files to `out` and record nothing."""
+        self.ensure_ready()
+        subs = self.outbox.subscribers(subscriber)
+        if subscriber is not None and not subs:
+            raise UsageError(f"no active subscriber {subscriber!r} in the config")
+        if dry_run and out is None:
+            out = self.config.email.outbox_dir / "dry-run"
+        sched = self.config.schedule
+        tz = ZoneInfo(sched.timezone)
+        run = DigestRun()
+        transport = make_transport(self.config.email, out)
+        env = render.environment()
+        try:
+            for sub in subs:
+                now = self.now()
+                if due_only and not is_due(
+                    self.outbox.last_sent(sub.id),
+                    now,
+                    sub.frequency,
+                    sched.digest_weekday,
+                    sched.digest_time,
+                    tz,
+                ):
+                    continue
+                outcome = self._send_one(sub, env, transport, tz, dry_run=dry_run)
+                run.outcomes.append(outcome)
+                if outcome.status == "pending":
+                    run.error = f"{sub.email}: {outcome.detail}"
+                    break  # the server is down: the rest would fail the same way
+        finally:
+            transport.close()
+        return run
+
+    def _send_one(
+        self,
+        sub: SubscriberRow,
+        env: jinja2.Environment,
+        transport: Transport,
+        tz: ZoneInfo,
+        *,
+        dry_run: bool,
+    ) -> DigestOutcome:
+        od = self.outbox.open_digest(sub, dry_run=dry_run)
+        if od is None:
+            return DigestOutcome(sub.email, "nothing", 0, "nothing new")
+        with self.db.read() as session:
+            digest = compose(
+                session.connection(),
+                subscriber_id=sub.id,
+                email=sub.email,
+                name=sub.name,
+                frequency=sub.frequency,
+                delivery_ids=od.delivery_ids,
+                period_start=od.period_start,
+                period_end=od.period_end,
+            )
+        last_ok, failures = self.outbox.health(od.period_start)
+        digest = replace(digest, last_poll_ok_at=last_ok, poll_failures=failures)
+        email = self.config.email
+        operator = email.operator or parseaddr(email.from_)[1]
+        site = self.config.feeds.site_url
+        token = self.outbox.token(sub.id)
+        unsubscribe = f"{site}/unsubscribe/{token}" if site and token else None
+        rendered = render.render(
+            env,
+            digest,
+            tz=tz,
+            subscribed_watches=self.outbox.subscription_names(sub.id),
+            operator=operator,
+            unsubscribe_url=unsubscribe,
+        )
+        message = render.build_message(
+            rendered,
+            sender=email.from_,
+            to_name=sub.name,
+            to_email=sub.email,
+            message_id=od.message_id,
+            operator=operator,
+            unsubscribe_url=unsubscribe,
+            when=od.period_end,
+        )
+        stamp = od.period_end.astimezone(tz).strftime("%Y%m%d-%H%M%S")
+        name = f"{stamp}-{re.sub(r'[^A-Za-z0-9.@-]+', '_', sub.email)}-{od.id or 'dry-run'}"
+        n = len(digest.items)
+        try:
+            reply = transport.send(message, name)
+        except PermanentRefusal as exc:
+            self.outbox.mark_failed(od, str(exc))
+            return DigestOutcome(sub.email, "failed", n, str(exc))
+        except TransientFailure as exc:
+            self.outbox.note_attempt(od, str(exc))
+            return DigestOutcome(sub.email, "pending", n, str(exc))
+        if dry_run:
+            return DigestOutcome(sub.email, "dry-run", n, reply)
+        self.outbox.mark_sent(od, reply)
+        return DigestOutcome(sub.email, "sent", n, reply)
+
     def run_once(self) -> CycleResult:
         """One full cycle: migrate, poll, match, digests due, feeds (the stages that exist)."""
         result = CycleResult()
@@ -145,18 +262,35 @@ class PQWatch:
         result.stages.append("migrate")
         result.polls = self.ingest.poll()
         result.stages.append("poll")
+        result.digests = self.send_digests(due_only=True)
+        result.stages.append("digests")
         return result
+
+
+@dataclass(frozen=True)
+class DigestOutcome:
+    email: str
+    # sent | failed (refused for good) | pending (server unavailable) | nothing | dry-run
+    status: str
+    items: int
+    detail: str
+
+
+@dataclass
+class DigestRun:
+    outcomes: list[DigestOutcome] = field(default_factory=list)
+    error: str | None = None
 
 
 @dataclass
 class CycleResult:
     stages: list[str] = field(default_factory=list)
     polls: list[RunSummary] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(p.ok for p in self.polls)
+    digests: DigestRun = field(default_factory=DigestRun)
 
     @property
     def errors(self) -> list[str]:
-        return [p.error for p in self.polls if p.error]
+        errors = [p.error for p in self.polls if p.error]
+        if self.digests.error:
+            errors.append(self.digests.error)
+        return errors

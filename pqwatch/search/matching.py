@@ -42,7 +42,8 @@ _INSERT_DELIVERIES = sa.text(
     "INSERT INTO delivery (subscriber_id, event_id, status, attempts, created_at) "
     "SELECT s.subscriber_id, :event_id, 'pending', 0, :now FROM subscription s "
     "JOIN subscriber sb ON sb.id = s.subscriber_id AND sb.active "
-    "WHERE s.watch_id = :watch_id ON CONFLICT (subscriber_id, event_id) DO NOTHING"
+    "WHERE s.watch_id = :watch_id AND s.unsubscribed_at IS NULL "
+    "ON CONFLICT (subscriber_id, event_id) DO NOTHING"
 )
 
 

@@ -185,12 +185,17 @@ class Watch(SQLModel, table=True):
 
 class Subscriber(SQLModel, table=True):
     __tablename__ = "subscriber"
+    __table_args__ = (sa.UniqueConstraint("token", name="uq_subscriber_token"),)
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True)
     name: str = ""
     frequency: str = "weekly"
     send_empty: bool = False
     active: bool = True
+    # Secret part of the one-click unsubscribe link; no login needed, so it must be unguessable.
+    token: str | None = None
+    # Set when the subscriber unsubscribed themselves; wins over the config file.
+    unsubscribed_at: datetime | None = _ts(nullable=True)
     # A new subscriber gets what was matched since they were added, not the whole archive.
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -201,6 +206,8 @@ class Subscription(SQLModel, table=True):
     subscriber_id: int = Field(foreign_key="subscriber.id", primary_key=True, ondelete="CASCADE")
     watch_id: int = Field(foreign_key="watch.id", primary_key=True, ondelete="CASCADE")
     created_at: datetime = _ts()
+    # Set when the subscriber unsubscribed from this one watch.
+    unsubscribed_at: datetime | None = _ts(nullable=True)
 
 
 class WatchMatch(SQLModel, table=True):

@@ -8,6 +8,7 @@ deleted, so its history (and anything still owed) is kept.
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
 from datetime import datetime
 
@@ -61,6 +62,7 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
         srow = subs.get(sc.email)
         if srow is None:
             srow = Subscriber(
+                token=secrets.token_urlsafe(24),
                 email=sc.email,
                 name=sc.name,
                 frequency=sc.frequency,
@@ -70,14 +72,19 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
             )
             session.add(srow)
             session.flush()
-        elif (srow.name, srow.frequency, srow.send_empty, srow.active) != (
-            sc.name,
-            sc.frequency,
-            sc.send_empty,
-            True,
-        ):
-            srow.name, srow.frequency, srow.send_empty = sc.name, sc.frequency, sc.send_empty
-            srow.active, srow.updated_at = True, now
+        else:
+            # Someone who unsubscribed themselves stays unsubscribed, whatever the file says.
+            active = srow.unsubscribed_at is None
+            if (srow.name, srow.frequency, srow.send_empty, srow.active) != (
+                sc.name,
+                sc.frequency,
+                sc.send_empty,
+                active,
+            ):
+                srow.name, srow.frequency, srow.send_empty = sc.name, sc.frequency, sc.send_empty
+                srow.active, srow.updated_at = active, now
+            if srow.token is None:
+                srow.token = secrets.token_urlsafe(24)
         assert srow.id is not None
         want_ids = {by_casefold[n.casefold()].id for n in config.watch_names_for(sc)}
         have = {

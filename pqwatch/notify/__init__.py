@@ -1,0 +1,1 @@
+"""The notify stage: compose, render and deliver digests."""

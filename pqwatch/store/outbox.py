@@ -1,0 +1,260 @@
+"""Digest and delivery state: what each subscriber is owed, and what was sent.
+
+The rules that make delivery exactly-once as far as we can make it:
+- outbox rows (delivery) are written with the matches, in the event's transaction;
+- a digest row, with its Message-ID, is created and its rows attached *before* sending, so a
+  retry sends the same message (same Message-ID) with at least the same items;
+- rows are marked sent only after the server accepted the message. A crash between the
+  server's acceptance and that commit re-sends the digest once on the next run: that is the
+  at-least-once boundary, and the unchanged Message-ID lets mail clients fold the duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from pqwatch.store.db import Database
+
+
+@dataclass(frozen=True)
+class SubscriberRow:
+    id: int
+    email: str
+    name: str
+    frequency: str
+    send_empty: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OpenDigest:
+    id: int | None  # None for a dry run: nothing is recorded
+    message_id: str
+    subscriber: SubscriberRow
+    period_start: datetime
+    period_end: datetime
+    delivery_ids: tuple[int, ...]
+
+
+def _ts(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+
+
+def _naive(ts: datetime) -> str:
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+class Outbox:
+    def __init__(self, db: Database, now: Callable[[], datetime], domain: str) -> None:
+        self.db = db
+        self.now = now
+        self.domain = domain
+
+    def subscribers(self, email: str | None = None) -> list[SubscriberRow]:
+        sql = (
+            "SELECT id, email, name, frequency, send_empty, created_at FROM subscriber WHERE active"
+        )
+        params: dict[str, object] = {}
+        if email is not None:
+            sql += " AND lower(email) = lower(:email)"
+            params["email"] = email
+        with self.db.read() as session:
+            rows = session.connection().execute(sa.text(sql + " ORDER BY email"), params).all()
+        return [SubscriberRow(r[0], r[1], r[2], r[3], bool(r[4]), _ts(r[5])) for r in rows]
+
+    def _period_start(self, conn: sa.Connection, sub: SubscriberRow) -> datetime:
+        last = conn.execute(
+            sa.text(
+                "SELECT max(period_end) FROM digest WHERE subscriber_id = :s AND status = 'sent'"
+            ),
+            {"s": sub.id},
+        ).scalar()
+        return _ts(last) if last else sub.created_at
+
+    def open_digest(self, sub: SubscriberRow, *, dry_run: bool = False) -> OpenDigest | None:
+        """The digest to send now: the one a failed run left pending (same Message-ID), or a
+        new one, with every pending row attached. None when there is nothing to send."""
+        now = self.now()
+        if dry_run:
+            with self.db.read() as session:
+                conn = session.connection()
+                loose = [
+                    r[0]
+                    for r in conn.execute(
+                        sa.text(
+                            "SELECT id FROM delivery WHERE subscriber_id = :s "
+                            "AND status = 'pending' ORDER BY id"
+                        ),
+                        {"s": sub.id},
+                    )
+                ]
+                if not loose and not sub.send_empty:
+                    return None
+                start = self._period_start(conn, sub)
+            return OpenDigest(None, self._message_id(), sub, start, now, tuple(loose))
+        with self.db.write() as session:
+            conn = session.connection()
+            pending = conn.execute(
+                sa.text(
+                    "SELECT id, message_id, period_start FROM digest "
+                    "WHERE subscriber_id = :s AND status = 'pending' ORDER BY id LIMIT 1"
+                ),
+                {"s": sub.id},
+            ).first()
+            unattached = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM delivery WHERE subscriber_id = :s "
+                    "AND status = 'pending' AND digest_id IS NULL"
+                ),
+                {"s": sub.id},
+            ).scalar()
+            if pending is None and not unattached and not sub.send_empty:
+                return None
+            if pending is not None:
+                digest_id, message_id, start = pending[0], pending[1], _ts(pending[2])
+            else:
+                start = self._period_start(conn, sub)
+                message_id = self._message_id()
+                digest_id = conn.execute(
+                    sa.text(
+                        "INSERT INTO digest (subscriber_id, message_id, period_start, "
+                        "period_end, status, item_count, created_at) "
+                        "VALUES (:s, :m, :start, :end, 'pending', 0, :now)"
+                    ),
+                    {
+                        "s": sub.id,
+                        "m": message_id,
+                        "start": _naive(start),
+                        "end": _naive(now),
+                        "now": _naive(now),
+                    },
+                ).lastrowid
+            conn.execute(
+                sa.text(
+                    "UPDATE delivery SET digest_id = :d WHERE subscriber_id = :s "
+                    "AND status = 'pending' AND digest_id IS NULL"
+                ),
+                {"d": digest_id, "s": sub.id},
+            )
+            ids = tuple(
+                r[0]
+                for r in conn.execute(
+                    sa.text("SELECT id FROM delivery WHERE digest_id = :d ORDER BY id"),
+                    {"d": digest_id},
+                )
+            )
+            conn.execute(
+                sa.text("UPDATE digest SET period_end = :end, item_count = :n WHERE id = :d"),
+                {"end": _naive(now), "n": len(ids), "d": digest_id},
+            )
+        assert digest_id is not None
+        return OpenDigest(int(digest_id), message_id, sub, start, now, ids)
+
+    def last_sent(self, subscriber_id: int) -> datetime | None:
+        with self.db.read() as session:
+            value = (
+                session.connection()
+                .execute(
+                    sa.text(
+                        "SELECT max(sent_at) FROM digest "
+                        "WHERE subscriber_id = :s AND status = 'sent'"
+                    ),
+                    {"s": subscriber_id},
+                )
+                .scalar()
+            )
+        return _ts(value) if value else None
+
+    def subscription_names(self, subscriber_id: int) -> list[str]:
+        with self.db.read() as session:
+            rows = session.connection().execute(
+                sa.text(
+                    "SELECT w.name FROM subscription s JOIN watch w ON w.id = s.watch_id "
+                    "WHERE s.subscriber_id = :s AND s.unsubscribed_at IS NULL AND w.active "
+                    "ORDER BY w.name"
+                ),
+                {"s": subscriber_id},
+            )
+            return [r[0] for r in rows]
+
+    def token(self, subscriber_id: int) -> str | None:
+        with self.db.read() as session:
+            value = (
+                session.connection()
+                .execute(
+                    sa.text("SELECT token FROM subscriber WHERE id = :s"), {"s": subscriber_id}
+                )
+                .scalar()
+            )
+        return str(value) if value else None
+
+    def _message_id(self) -> str:
+        return f"<digest.{uuid.uuid4().hex}@{self.domain}>"
+
+    def mark_sent(self, digest: OpenDigest, reply: str) -> None:
+        self._finish(digest, "sent", reply)
+
+    def mark_failed(self, digest: OpenDigest, reply: str) -> None:
+        """A permanent refusal (e.g. the recipient does not exist): kept, visible, not retried."""
+        self._finish(digest, "failed", reply)
+
+    def _finish(self, digest: OpenDigest, status: str, reply: str) -> None:
+        if digest.id is None:
+            return
+        now = _naive(self.now())
+        with self.db.write() as session:
+            conn = session.connection()
+            conn.execute(
+                sa.text(
+                    "UPDATE digest SET status = :st, server_reply = :r, sent_at = :now "
+                    "WHERE id = :d"
+                ),
+                {"st": status, "r": reply, "now": now, "d": digest.id},
+            )
+            conn.execute(
+                sa.text(
+                    "UPDATE delivery SET status = :st, server_reply = :r, sent_at = :now, "
+                    "attempts = attempts + 1 WHERE digest_id = :d"
+                ),
+                {"st": status, "r": reply, "now": now, "d": digest.id},
+            )
+
+    def note_attempt(self, digest: OpenDigest, error: str) -> None:
+        """A transient failure: rows stay pending for the next run; remember why."""
+        if digest.id is None:
+            return
+        with self.db.write() as session:
+            session.connection().execute(
+                sa.text(
+                    "UPDATE delivery SET attempts = attempts + 1, server_reply = :r "
+                    "WHERE digest_id = :d"
+                ),
+                {"r": error, "d": digest.id},
+            )
+
+    def health(self, since: datetime) -> tuple[datetime | None, int]:
+        """When the archive was last updated successfully, and failed polls since `since`."""
+        with self.db.read() as session:
+            conn = session.connection()
+            last = conn.execute(sa.text("SELECT max(last_success_at) FROM source_state")).scalar()
+            failures = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM poll_run WHERE status = 'failed' AND started_at >= :s"
+                ),
+                {"s": _naive(since)},
+            ).scalar()
+        return (_ts(last) if last else None), int(failures or 0)
+
+    def counts(self) -> dict[str, int]:
+        with self.db.read() as session:
+            rows = session.connection().execute(
+                sa.text("SELECT status, count(*) FROM delivery GROUP BY status")
+            )
+            return {r[0]: int(r[1]) for r in rows}
