@@ -246,6 +246,10 @@ def run(
     else:
         _print_runs(result.polls, fmt)
         _print_digests(result.digests, fmt)
+        if result.feeds is not None:
+            typer.echo(
+                f"Feeds: {len(result.feeds.written)} file(s) written to {result.feeds.folder}"
+            )
         typer.echo(f"Cycle done: {' -> '.join(result.stages)}.")
     _fail_on_errors(result.errors)
 
@@ -505,6 +509,45 @@ def _print_digests(result: DigestRun, fmt: OutputFormat) -> None:
         typer.echo("No digest due.")
     for o in result.outcomes:
         typer.echo(f"{o.email}: {o.status} ({o.items} item(s)): {o.detail}")
+
+
+@app.command()
+def feeds(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the feed files (default [feeds] out_dir)."),
+    ] = None,
+) -> None:
+    """Write the RSS and Atom feeds (one per watch, and all.rss/all.atom) now."""
+    with _service() as svc:
+        result = svc.build_feeds(out)
+    typer.echo(
+        f"Feeds in {result.folder}: {len(result.written)} file(s) written, "
+        f"{len(result.unchanged)} unchanged."
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback unless told).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")
+    ] = 8080,
+) -> None:
+    """Serve the feeds over HTTP (with ETag/304) and the one-click unsubscribe links."""
+    with _service() as svc:
+        server = svc.serve(host, port)
+        typer.echo(
+            f"Serving feeds on http://{host}:{server.server_address[1]}/feeds/ (Ctrl-C stops)"
+        )
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
 
 
 def main() -> None:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import jinja2
+import sqlalchemy as sa
 
 from pqwatch.config import Config, load_config
-from pqwatch.errors import UsageError
+from pqwatch.errors import StorageError, UsageError
+from pqwatch.feeds import build as feeds
+from pqwatch.feeds.server import FeedServer
 from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary, default_client
 from pqwatch.notify import render
 from pqwatch.notify.compose import compose
@@ -67,6 +70,7 @@ class PQWatch:
             on_events=self.matcher.on_events,
         )
         self._ready = False
+        self._jinja: jinja2.Environment | None = None
 
     @classmethod
     def open(cls, config_path: str | Path | None = None) -> PQWatch:
@@ -255,6 +259,123 @@ class PQWatch:
         self.outbox.mark_sent(od, reply)
         return DigestOutcome(sub.email, "sent", n, reply)
 
+    # -- feeds ----------------------------------------------------------------------------
+
+    def _feed_list(self, conn: sa.Connection) -> list[tuple[str, str, str | None]]:
+        rows = conn.execute(
+            sa.text("SELECT slug, name, query FROM watch WHERE active ORDER BY name")
+        ).all()
+        listing: list[tuple[str, str, str | None]] = [(feeds.ALL, "All watches", None)]
+        return listing + [(r[0], r[1], r[2]) for r in rows]
+
+    def feed_bytes(self, slug: str, kind: str) -> bytes | None:
+        """One feed ("rss" or "atom") as bytes; None when there is no such watch."""
+        tz = ZoneInfo(self.config.schedule.timezone)
+        with self.db.read() as session:
+            conn = session.connection()
+            titles = {s: t for s, t, _ in self._feed_list(conn)}
+            if slug not in titles:
+                return None
+            doc = feeds.load_feed(conn, slug, titles[slug], self.config.feeds.max_items, tz)
+        return feeds.render_feed(doc, kind, self._env(), self.config.feeds.site_url)
+
+    def feeds_index_html(self, base: str = "") -> str:
+        with self.db.read() as session:
+            listing = self._feed_list(session.connection())
+        items = [{"slug": s, "title": t, "query": q} for s, t, q in listing]
+        return self._env().get_template("feeds_index.html").render(feeds=items, base=base)
+
+    def build_feeds(self, out: Path | None = None) -> FeedsResult:
+        """Write every feed, and an index page, into the feeds folder (atomic replace; files
+        whose content did not change are left alone, keeping their modification time)."""
+        self.ensure_ready()
+        folder = out or self.config.feeds.out_dir
+        result = FeedsResult(folder)
+        with self.db.read() as session:
+            listing = self._feed_list(session.connection())
+        for slug, _, _ in listing:
+            for kind in ("rss", "atom"):
+                data = self.feed_bytes(slug, kind)
+                assert data is not None
+                self._write_if_changed(folder / f"{slug}.{kind}", data, result)
+        index = self.feeds_index_html(".").replace("./feeds/", "./").encode()
+        self._write_if_changed(folder / "index.html", index, result)
+        return result
+
+    @staticmethod
+    def _write_if_changed(path: Path, data: bytes, result: FeedsResult) -> None:
+        try:
+            if path.read_bytes() == data:
+                result.unchanged.append(path)
+                return
+        except OSError:
+            pass
+        try:
+            feeds.write_atomic(path, data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror}") from None
+        result.written.append(path)
+
+    def unsubscribe(self, token: str, watch_slug: str | None = None) -> str | None:
+        """One-click unsubscribe from everything, or from one watch. Returns the address."""
+        now = self.now()
+        with self.db.write() as session:
+            conn = session.connection()
+            row = conn.execute(
+                sa.text("SELECT id, email FROM subscriber WHERE token = :t"), {"t": token}
+            ).first()
+            if row is None:
+                return None
+            stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+            if watch_slug is None:
+                conn.execute(
+                    sa.text(
+                        "UPDATE subscriber SET active = 0, unsubscribed_at = :now WHERE id = :s"
+                    ),
+                    {"now": stamp, "s": row[0]},
+                )
+            else:
+                done = conn.execute(
+                    sa.text(
+                        "UPDATE subscription SET unsubscribed_at = :now WHERE subscriber_id = :s "
+                        "AND watch_id = (SELECT id FROM watch WHERE slug = :w)"
+                    ),
+                    {"now": stamp, "s": row[0], "w": watch_slug},
+                )
+                if not done.rowcount:
+                    return None
+            # Whatever was still owed from those watches is not sent.
+            conn.execute(
+                sa.text(
+                    "UPDATE delivery SET status = 'cancelled' WHERE subscriber_id = :s "
+                    "AND status = 'pending' AND digest_id IS NULL"
+                    + (
+                        ""
+                        if watch_slug is None
+                        else " AND event_id IN (SELECT m.event_id FROM watch_match m JOIN watch w "
+                        "ON w.id = m.watch_id WHERE w.slug = :w) AND event_id NOT IN ("
+                        "SELECT m.event_id FROM watch_match m JOIN subscription s2 ON "
+                        "s2.watch_id = m.watch_id AND s2.subscriber_id = :s "
+                        "AND s2.unsubscribed_at IS NULL)"
+                    )
+                ),
+                {"s": row[0], "w": watch_slug},
+            )
+            return str(row[1])
+
+    def serve(self, host: str, port: int) -> FeedServer:
+        """A feed server bound to host:port (not yet serving: call serve_forever())."""
+        self.ensure_ready()
+        try:
+            return FeedServer((host, port), self)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+    def _env(self) -> jinja2.Environment:
+        if self._jinja is None:
+            self._jinja = render.environment()
+        return self._jinja
+
     def run_once(self) -> CycleResult:
         """One full cycle: migrate, poll, match, digests due, feeds (the stages that exist)."""
         result = CycleResult()
@@ -264,6 +385,8 @@ class PQWatch:
         result.stages.append("poll")
         result.digests = self.send_digests(due_only=True)
         result.stages.append("digests")
+        result.feeds = self.build_feeds()
+        result.stages.append("feeds")
         return result
 
 
@@ -283,10 +406,18 @@ class DigestRun:
 
 
 @dataclass
+class FeedsResult:
+    folder: Path
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+
+
+@dataclass
 class CycleResult:
     stages: list[str] = field(default_factory=list)
     polls: list[RunSummary] = field(default_factory=list)
     digests: DigestRun = field(default_factory=DigestRun)
+    feeds: FeedsResult | None = None
 
     @property
     def errors(self) -> list[str]:

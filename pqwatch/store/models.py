@@ -251,7 +251,7 @@ class Delivery(SQLModel, table=True):
     subscriber_id: int = Field(foreign_key="subscriber.id", ondelete="CASCADE")
     event_id: int = Field(foreign_key="event.id", ondelete="CASCADE")
     digest_id: int | None = Field(default=None, foreign_key="digest.id", index=True)
-    # pending | sent | failed
+    # pending | sent | failed (refused for good) | cancelled (unsubscribed before sending)
     status: str = "pending"
     attempts: int = 0
     server_reply: str | None = None

@@ -1,0 +1,1 @@
+"""The feeds stage: RSS/Atom per watch, written as files or served over HTTP."""

@@ -1,0 +1,198 @@
+"""Build RSS 2.0 and Atom feeds per watch (and one for all watches) with feedgen.
+
+Each item is one event — an answer, a correction, a holding answer, a newly tabled question —
+with a GUID made of the question's id, the event kind and its date. So a correction reaches a
+feed reader as a new item instead of silently editing an old one, and rebuilding a feed never
+changes an existing item's GUID. The feed's own dates come from its newest item, not the clock,
+so an unchanged feed is byte-for-byte the same (and its ETag stable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+import sqlalchemy as sa
+from feedgen.feed import FeedGenerator
+
+from pqwatch import __version__
+from pqwatch.search.engine import official_url
+
+KIND_LABELS = {
+    "answered": "Answered",
+    "corrected": "Corrected",
+    "holding": "Holding answer",
+    "tabled": "Tabled",
+}
+OFFICIAL_SITE = "https://questions-statements.parliament.uk/written-questions"
+ALL = "all"
+# XML 1.0 forbids most C0 controls, lone surrogates and U+FFFE/U+FFFF.
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str | None) -> str:
+    return _XML_BAD.sub("", text or "")
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    guid: str
+    kind: str
+    title: str
+    url: str | None
+    published: datetime
+    asker: str | None
+    department: str | None
+    watches: tuple[str, ...]
+    question_text: str
+    heading: str | None
+    uin: str | None
+    house: str
+    date_tabled: date
+    answer_html: str | None
+    answered_by: str | None
+    answer_date: date | None
+
+
+@dataclass(frozen=True)
+class FeedDoc:
+    slug: str
+    title: str
+    items: tuple[FeedItem, ...]
+    updated: datetime
+
+
+_ITEMS = """
+SELECT e.id AS event_id, e.kind, e.event_date, q.source, q.source_id, q.uin, q.house,
+       q.date_tabled, q.heading, q.question_text, b.name AS department, am.name AS asker,
+       (SELECT group_concat(w2.name, '\x1f') FROM watch_match m2 JOIN watch w2
+          ON w2.id = m2.watch_id WHERE m2.event_id = e.id AND w2.active) AS watches,
+       a.answer_html, a.date_answered, a.date_corrected, wm.name AS answerer, cm.name AS corrector
+FROM event e
+JOIN question q ON q.id = e.question_id
+LEFT JOIN answering_body b ON b.id = q.answering_body_id
+LEFT JOIN member am ON am.id = q.asking_member_id
+LEFT JOIN answer a ON a.id = e.answer_id
+LEFT JOIN member wm ON wm.id = a.answering_member_id
+LEFT JOIN member cm ON cm.id = a.correcting_member_id
+WHERE e.id IN (
+    SELECT m.event_id FROM watch_match m JOIN watch w ON w.id = m.watch_id
+    WHERE w.active AND (:slug = 'all' OR w.slug = :slug)
+)
+ORDER BY e.event_date DESC, e.id DESC
+LIMIT :limit
+"""
+
+
+def _d(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def load_feed(
+    conn: sa.Connection, slug: str, title: str, limit: int, tz: ZoneInfo
+) -> FeedDoc:
+    items = []
+    for r in conn.execute(sa.text(_ITEMS), {"slug": slug, "limit": limit}).mappings():
+        day = _d(r["event_date"]) or date.min
+        heading = r["heading"] or f"Question to the {r['department'] or 'Government'}"
+        uin = r["uin"] or "?"
+        label = KIND_LABELS.get(r["kind"], r["kind"].title())
+        corrected = r["kind"] == "corrected"
+        items.append(
+            FeedItem(
+                guid=f"pqwatch:{r['source']}:{r['source_id']}:{r['kind']}:{day.isoformat()}",
+                kind=r["kind"],
+                title=f"[{label}] {heading} ({uin})",
+                url=official_url(r["date_tabled"], r["uin"]),
+                published=datetime.combine(day, time(0, 0), tzinfo=tz).astimezone(UTC),
+                asker=r["asker"],
+                department=r["department"],
+                watches=tuple(sorted(set((r["watches"] or "").split("\x1f")) - {""})),
+                question_text=r["question_text"],
+                heading=r["heading"],
+                uin=r["uin"],
+                house=r["house"],
+                date_tabled=_d(r["date_tabled"]) or date.min,
+                answer_html=r["answer_html"],
+                answered_by=r["corrector"] if corrected and r["corrector"] else r["answerer"],
+                answer_date=_d(r["date_corrected"] if corrected else r["date_answered"]),
+            )
+        )
+    updated = max((i.published for i in items), default=datetime(2000, 1, 1, tzinfo=UTC))
+    return FeedDoc(slug=slug, title=title, items=tuple(items), updated=updated)
+
+
+def _generator(doc: FeedDoc, site_url: str | None, kind: str) -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.load_extension("dc")
+    feed_url = f"{site_url}/feeds/{doc.slug}.{kind}" if site_url else None
+    fg.id(feed_url or f"urn:pqwatch:feed:{doc.slug}")
+    fg.title(xml_safe(f"Written questions: {doc.title}"))
+    fg.description(xml_safe(f"UK Parliament written questions matching the watch {doc.title!r}"))
+    fg.subtitle(xml_safe(f"UK Parliament written questions matching the watch {doc.title!r}"))
+    fg.link(href=site_url or OFFICIAL_SITE, rel="alternate")
+    if feed_url:
+        fg.link(href=feed_url, rel="self")
+    fg.language("en-GB")
+    fg.generator("pqwatch", version=__version__)
+    fg.updated(doc.updated)
+    fg.lastBuildDate(doc.updated)
+    return fg
+
+
+def render_feed(doc: FeedDoc, kind: str, env: jinja2.Environment, site_url: str | None) -> bytes:
+    """The feed as bytes; `kind` is "rss" or "atom"."""
+    fg = _generator(doc, site_url, kind)
+    template = env.get_template("feed_item.html")
+    # feedgen prepends entries; add oldest first so the newest comes first in the document.
+    for item in reversed(doc.items):
+        fe = fg.add_entry()
+        fe.guid(item.guid, permalink=False)
+        fe.id(item.guid)
+        fe.title(xml_safe(item.title))
+        if item.url:
+            fe.link(href=item.url)
+        if item.asker:
+            fe.author(name=xml_safe(item.asker))
+            fe.dc.dc_creator(xml_safe(item.asker))
+        for term in (item.department, *item.watches):
+            if term:
+                fe.category(term=xml_safe(term))
+        body = xml_safe(template.render(item=item))
+        if kind == "rss":
+            fe.description(body)
+        else:
+            fe.summary(xml_safe(item.question_text))
+            fe.content(body, type="html")
+        fe.published(item.published)
+        fe.updated(item.published)
+        fe.pubDate(item.published)
+    data: bytes = fg.rss_str(pretty=True) if kind == "rss" else fg.atom_str(pretty=True)
+    return data
+
+
+def etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
