@@ -229,10 +229,21 @@ def run(
         bool, typer.Option("--once", help="Run one full cycle and exit (the main job).")
     ] = False,
     fmt: FormatOpt = OutputFormat.text,
+    log_format: Annotated[
+        OutputFormat, typer.Option("--log-format", help="Daemon log lines: text or json.")
+    ] = OutputFormat.text,
 ) -> None:
-    """Run the pipeline: poll -> match -> digests due -> feeds."""
+    """Run the scheduler: poll every poll_every_minutes (then feeds), digests at digest_time.
+
+    With --once: one full cycle (poll -> match -> digests due -> feeds) and exit.
+    SIGTERM or SIGINT lets the current step finish, then exits 0.
+    """
     if not once:
-        raise UsageError("the scheduler daemon is not built yet; use `pqwatch run --once`")
+        from pqwatch.scheduler import configure_logging, run_daemon
+
+        configure_logging(log_format.value)
+        with _service() as svc:
+            raise typer.Exit(run_daemon(svc))
     with _service() as svc:
         result = svc.run_once()
     if fmt is OutputFormat.json:
@@ -246,6 +257,8 @@ def run(
     else:
         _print_runs(result.polls, fmt)
         _print_digests(result.digests, fmt)
+        for alert in result.alerts:
+            typer.echo(f"Operator alerted: {alert}")
         if result.feeds is not None:
             typer.echo(
                 f"Feeds: {len(result.feeds.written)} file(s) written to {result.feeds.folder}"
@@ -548,6 +561,38 @@ def serve(
             pass
         finally:
             server.server_close()
+
+
+@app.command()
+def status(fmt: FormatOpt = OutputFormat.text) -> None:
+    """What happened last and what happens next: polls, failures, deliveries, schedule."""
+    with _service() as svc:
+        report = svc.status()
+    if fmt is OutputFormat.json:
+        _emit_json(report.__dict__)
+        return
+    typer.echo(f"Database: {report.database}")
+    typer.echo(f"Daemon (pqwatch run): {'running' if report.daemon_running else 'not running'}")
+    if not report.sources:
+        typer.echo("Sources: never polled yet")
+    for src in report.sources:
+        fails = src["consecutive_failures"]
+        typer.echo(
+            f"Source {src['source']}: last successful poll {src['last_success_at'] or 'never'}; "
+            f"{fails} failure(s) in a row; archive complete up to {src['cursor_date'] or '-'}"
+        )
+        if src["last_error"] and fails:
+            typer.echo(f"  last error: {src['last_error']}")
+    d = report.deliveries
+    typer.echo(
+        f"Deliveries: {d.get('pending', 0)} pending, {d.get('sent', 0)} sent, "
+        f"{d.get('failed', 0)} failed"
+    )
+    for f in report.failed_digests:
+        typer.echo(f"  failed: {f['email']}: {f['reply']}")
+    typer.echo(f"Next poll: {report.next_poll}")
+    for email, when in report.next_digests.items():
+        typer.echo(f"Next digest for {email}: {when}")
 
 
 def main() -> None:

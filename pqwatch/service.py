@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,7 +25,7 @@ from pqwatch.feeds.server import FeedServer
 from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary, default_client
 from pqwatch.notify import render
 from pqwatch.notify.compose import compose
-from pqwatch.notify.due import is_due
+from pqwatch.notify.due import is_due, latest_slot, next_slot
 from pqwatch.notify.mailer import PermanentRefusal, TransientFailure, Transport, make_transport
 from pqwatch.search import engine
 from pqwatch.search.engine import Preview, QuestionStory, SearchResult, WatchStats
@@ -376,6 +376,164 @@ class PQWatch:
             self._jinja = render.environment()
         return self._jinja
 
+    # -- the pipeline as the daemon runs it -----------------------------------------------
+
+    def poll_cycle(self) -> dict[str, object]:
+        """Poll, rebuild feeds, tell the operator about failures. Returns log fields."""
+        runs = self.poll()
+        built = self.build_feeds()
+        alerts = self.check_alerts()
+        fields: dict[str, object] = {"status": "ok" if all(r.ok for r in runs) else "failed"}
+        for r in runs:
+            fields.update(r.counts.as_dict())
+            fields.update(requests=r.requests, seconds=round(r.seconds, 1))
+            if r.error:
+                fields["error"] = r.error
+        fields["feeds_written"] = len(built.written)
+        if alerts:
+            fields["alerts"] = "; ".join(alerts)
+        return fields
+
+    def digest_cycle(self) -> dict[str, object]:
+        run = self.send_digests(due_only=True)
+        counts: dict[str, int] = {}
+        for o in run.outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        fields: dict[str, object] = {"status": "failed" if run.error else "ok", **counts}
+        if run.error:
+            fields["error"] = run.error
+        return fields
+
+    def check_alerts(self) -> list[str]:
+        """One email to the operator when a source has failed alert_after_failures polls in a
+        row, and one when it recovers; never one per failure, never to subscribers."""
+        threshold = self.config.schedule.alert_after_failures
+        sent: list[str] = []
+        with self.db.read() as session:
+            states = (
+                session.connection()
+                .execute(
+                    sa.text(
+                        "SELECT source, consecutive_failures, alert_sent, last_error, "
+                        "last_success_at FROM source_state"
+                    )
+                )
+                .all()
+            )
+        for source, failures, alerted, error, last_ok in states:
+            if failures >= threshold and not alerted:
+                subject = f"pqwatch: polling {source} has failed {failures} times in a row"
+                body = (
+                    f"Polling {source} has failed {failures} times in a row.\n\n"
+                    f"Last error: {error}\nLast successful poll: {last_ok or 'never'}\n\n"
+                    "pqwatch keeps retrying the same window on every poll; nothing is lost. "
+                    "You will get one more email when polling recovers.\n"
+                )
+                new_flag = True
+            elif failures == 0 and alerted:
+                subject = f"pqwatch: polling {source} has recovered"
+                body = f"Polling {source} works again (last success: {last_ok}).\n"
+                new_flag = False
+            else:
+                continue
+            if self._send_operator(subject, body):
+                with self.db.write() as session:
+                    session.connection().execute(
+                        sa.text("UPDATE source_state SET alert_sent = :f WHERE source = :s"),
+                        {"f": new_flag, "s": source},
+                    )
+                sent.append(subject)
+        return sent
+
+    def _send_operator(self, subject: str, body: str) -> bool:
+        email = self.config.email
+        if not email.operator:
+            return True  # nobody to tell: record it as told, so it is not retried forever
+        from email.message import EmailMessage
+        from email.utils import format_datetime, make_msgid
+
+        msg = EmailMessage()
+        msg["From"] = email.from_
+        msg["To"] = email.operator
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(self.now())
+        msg["Message-ID"] = make_msgid(domain=render.sender_domain(email.from_))
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(body)
+        transport = make_transport(email)
+        try:
+            stamp = self.now().strftime("%Y%m%d-%H%M%S")
+            transport.send(msg, f"{stamp}-operator-alert")
+        except (PermanentRefusal, TransientFailure):
+            return False
+        finally:
+            transport.close()
+        return True
+
+    def status(self) -> StatusReport:
+        self.ensure_ready()
+        from pqwatch.scheduler import daemon_running
+
+        tz = ZoneInfo(self.config.schedule.timezone)
+        now = self.now()
+        with self.db.read() as session:
+            conn = session.connection()
+            sources = [
+                dict(r)
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT source, cursor_date, last_success_at, last_failure_at, "
+                        "consecutive_failures, last_error, alert_sent FROM source_state"
+                    )
+                ).mappings()
+            ]
+            last_run = conn.execute(
+                sa.text("SELECT max(started_at) FROM poll_run WHERE kind = 'poll'")
+            ).scalar()
+            deliveries = {
+                r[0]: int(r[1])
+                for r in conn.execute(
+                    sa.text("SELECT status, count(*) FROM delivery GROUP BY status")
+                )
+            }
+            failed = [
+                {"email": r[0], "reply": r[1], "when": r[2]}
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT s.email, d.server_reply, d.sent_at FROM digest d JOIN subscriber s "
+                        "ON s.id = d.subscriber_id WHERE d.status = 'failed' "
+                        "ORDER BY d.id DESC LIMIT 10"
+                    )
+                )
+            ]
+        for src in sources:
+            for key in ("last_success_at", "last_failure_at"):
+                if src[key]:
+                    when = datetime.fromisoformat(str(src[key])).replace(tzinfo=UTC)
+                    src[key] = when.astimezone(tz).isoformat(timespec="minutes")
+        subs = self.outbox.subscribers()
+        sched = self.config.schedule
+        next_digest = {}
+        for sub in subs:
+            slot = latest_slot(now, sub.frequency, sched.digest_weekday, sched.digest_time, tz)
+            last = self.outbox.last_sent(sub.id)
+            due_now = last is None or last < slot
+            nxt = next_slot(now, sub.frequency, sched.digest_weekday, sched.digest_time, tz)
+            next_digest[sub.email] = "due now" if due_now else nxt.isoformat(timespec="minutes")
+        next_poll = None
+        if last_run:
+            started = datetime.fromisoformat(str(last_run)).replace(tzinfo=UTC)
+            next_poll = (started + timedelta(minutes=sched.poll_every_minutes)).astimezone(tz)
+        return StatusReport(
+            database=self.db.describe(),
+            daemon_running=daemon_running(self.db.describe()),
+            sources=sources,
+            deliveries=deliveries,
+            failed_digests=failed,
+            next_poll=next_poll.isoformat(timespec="minutes") if next_poll else "at next run",
+            next_digests=next_digest,
+        )
+
     def run_once(self) -> CycleResult:
         """One full cycle: migrate, poll, match, digests due, feeds (the stages that exist)."""
         result = CycleResult()
@@ -387,6 +545,7 @@ class PQWatch:
         result.stages.append("digests")
         result.feeds = self.build_feeds()
         result.stages.append("feeds")
+        result.alerts = self.check_alerts()
         return result
 
 
@@ -412,12 +571,24 @@ class FeedsResult:
     unchanged: list[Path] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StatusReport:
+    database: str
+    daemon_running: bool
+    sources: list[dict[str, object]]
+    deliveries: dict[str, int]
+    failed_digests: list[dict[str, object]]
+    next_poll: str
+    next_digests: dict[str, str]
+
+
 @dataclass
 class CycleResult:
     stages: list[str] = field(default_factory=list)
     polls: list[RunSummary] = field(default_factory=list)
     digests: DigestRun = field(default_factory=DigestRun)
     feeds: FeedsResult | None = None
+    alerts: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[str]:

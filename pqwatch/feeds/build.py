@@ -98,9 +98,7 @@ def _d(value: Any) -> date | None:
     return date.fromisoformat(str(value)[:10])
 
 
-def load_feed(
-    conn: sa.Connection, slug: str, title: str, limit: int, tz: ZoneInfo
-) -> FeedDoc:
+def load_feed(conn: sa.Connection, slug: str, title: str, limit: int, tz: ZoneInfo) -> FeedDoc:
     items = []
     for r in conn.execute(sa.text(_ITEMS), {"slug": slug, "limit": limit}).mappings():
         day = _d(r["event_date"]) or date.min

@@ -35,3 +35,9 @@ def is_due(
     if last_sent is None:
         return True
     return last_sent < latest_slot(now, frequency, weekday, at, tz)
+
+
+def next_slot(now: datetime, frequency: str, weekday: str, at: str, tz: ZoneInfo) -> datetime:
+    """The first scheduled digest time after `now`."""
+    step = timedelta(days=1 if frequency == "daily" else 7)
+    return latest_slot(now, frequency, weekday, at, tz) + step

@@ -1,0 +1,197 @@
+"""`pqwatch run`: the daemon. APScheduler 3.x jobs are only triggers.
+
+What is owed is always worked out from the database (digests due since the latest slot,
+windows since the cursor), so a trigger that fires late, twice or not at all while the daemon
+was down changes nothing: the next trigger, or the next start, catches up, and nothing is sent
+twice. Jobs run one at a time on a single worker thread, because they share one database and
+one facade. SIGTERM/SIGINT let the current step finish, then the daemon exits 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from pqwatch.errors import PQWatchError, UsageError
+
+if TYPE_CHECKING:
+    from pqwatch.service import PQWatch
+
+log = logging.getLogger("pqwatch.run")
+
+POLL_JOB, DIGEST_JOB = "poll", "digests"
+# A poll that fires late is still worth running; a digest trigger that fires late must never
+# be skipped (APScheduler's default grace is one second), and what it sends is computed anyway.
+POLL_GRACE_SECONDS = 3600
+DIGEST_GRACE_SECONDS = 24 * 3600
+
+
+def build_scheduler(svc: PQWatch, *, now: Callable[[], datetime] | None = None) -> Any:
+    """The scheduler with its two jobs, not started. `now` sets the first poll's time."""
+    sched = svc.config.schedule
+    tz = ZoneInfo(sched.timezone)
+    scheduler = BackgroundScheduler(
+        timezone=tz,
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1},
+    )
+    start = (now or (lambda: datetime.now(UTC)))().astimezone(tz)
+    scheduler.add_job(
+        guarded(POLL_JOB, svc.poll_cycle),
+        IntervalTrigger(minutes=sched.poll_every_minutes, timezone=tz),
+        id=POLL_JOB,
+        name="poll, match, feeds",
+        next_run_time=start,  # poll at once on start
+        misfire_grace_time=POLL_GRACE_SECONDS,
+    )
+    hour, minute = (int(x) for x in sched.digest_time.split(":"))
+    # Fires daily at digest_time; weekly subscribers are only due on digest_weekday (due.py).
+    scheduler.add_job(
+        guarded(DIGEST_JOB, svc.digest_cycle),
+        CronTrigger(hour=hour, minute=minute, timezone=tz),
+        id=DIGEST_JOB,
+        name="digests due",
+        misfire_grace_time=DIGEST_GRACE_SECONDS,
+    )
+    return scheduler
+
+
+@contextmanager
+def single_instance(db_description: str) -> Iterator[None]:
+    """Hold an exclusive lock for this database; a second daemon gets a clear UsageError.
+    The lock dies with the process, so a crash never leaves a stale lock behind."""
+    path = Path(f"{db_description}.run.lock") if "://" not in db_description else None
+    if path is None:  # not a file database: nothing to lock against
+        yield
+        return
+    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise UsageError(
+                f"another `pqwatch run` (pid {pid}) is already running for {db_description}"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def daemon_running(db_description: str) -> bool:
+    path = Path(f"{db_description}.run.lock")
+    if not path.exists():
+        return False
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds"),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        return json.dumps(data, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="seconds")
+        fields = " ".join(f"{k}={v}" for k, v in getattr(record, "fields", {}).items())
+        return f"{ts} {record.levelname.lower()} {record.getMessage()} {fields}".rstrip()
+
+
+def configure_logging(fmt: str, stream: IO[str] | None = None) -> None:
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger("pqwatch")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def log_event(event: str, level: int = logging.INFO, /, **fields: Any) -> None:
+    log.log(level, event, extra={"fields": fields})
+
+
+def run_daemon(svc: PQWatch, *, stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set). Returns the exit code."""
+    stop = stop or threading.Event()
+    with single_instance(svc.db.describe()):
+        svc.ensure_ready()
+        scheduler = build_scheduler(svc)
+
+        def on_signal(signum: int, _frame: object) -> None:
+            log_event("stopping", signal=signal.Signals(signum).name)
+            stop.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            scheduler.start()
+            log_event("started", pid=os.getpid(), **next_runs(scheduler))
+            # A digest slot missed while the daemon was down is sent now.
+            scheduler.add_job(
+                guarded(DIGEST_JOB, svc.digest_cycle), id="catch-up", name="digests due at start"
+            )
+            stop.wait()
+            scheduler.shutdown(wait=True)  # lets the running job finish
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        log_event("stopped")
+    return 0
+
+
+def guarded(name: str, job: Callable[[], dict[str, Any]]) -> Callable[[], None]:
+    """Wrap a job so a failure is one log line, never a dead scheduler thread."""
+
+    def run() -> None:
+        try:
+            fields = job()
+        except PQWatchError as exc:
+            log_event(name, logging.ERROR, status="failed", error=str(exc))
+            return
+        except Exception as exc:  # a bug: log it, keep the daemon alive for the next trigger
+            log.exception("%s crashed", name, extra={"fields": {"error": repr(exc)}})
+            return
+        level = logging.WARNING if fields.get("status") == "failed" else logging.INFO
+        log_event(name, level, **fields)
+
+    return run
+
+
+def next_runs(scheduler: Any) -> dict[str, str]:
+    return {
+        f"next_{job.id}": job.next_run_time.isoformat(timespec="minutes")
+        for job in scheduler.get_jobs()
+        if job.next_run_time is not None
+    }
