@@ -58,6 +58,8 @@ def build_scheduler(svc: PQWatch, *, now: Callable[[], datetime] | None = None) 
         name="poll, match, feeds",
         next_run_time=start,  # poll at once on start
         misfire_grace_time=POLL_GRACE_SECONDS,
+        coalesce=True,
+        max_instances=1,
     )
     hour, minute = (int(x) for x in sched.digest_time.split(":"))
     # Fires daily at digest_time; weekly subscribers are only due on digest_weekday (due.py).
@@ -67,6 +69,8 @@ def build_scheduler(svc: PQWatch, *, now: Callable[[], datetime] | None = None) 
         id=DIGEST_JOB,
         name="digests due",
         misfire_grace_time=DIGEST_GRACE_SECONDS,
+        coalesce=True,
+        max_instances=1,
     )
     return scheduler
 

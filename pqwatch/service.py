@@ -8,6 +8,7 @@ plain result type that the caller formats; it never prints.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -463,7 +464,8 @@ class PQWatch:
         transport = make_transport(email)
         try:
             stamp = self.now().strftime("%Y%m%d-%H%M%S")
-            transport.send(msg, f"{stamp}-operator-alert")
+            kind = "recovered" if "recovered" in subject else "failing"
+            transport.send(msg, f"{stamp}-operator-{kind}-{uuid.uuid4().hex[:8]}")
         except (PermanentRefusal, TransientFailure):
             return False
         finally:
