@@ -35,6 +35,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: Rich-formatted help imports Rich's markdown stack and doubles start-up time.
+    rich_markup_mode=None,
 )
 
 
