@@ -33,7 +33,7 @@ from pqwatch.search.engine import Preview, QuestionStory, SearchResult, WatchSta
 from pqwatch.search.matching import Matcher
 from pqwatch.store import sync
 from pqwatch.store.archive import Archive
-from pqwatch.store.db import Database
+from pqwatch.store.db import Database, sql_ts
 from pqwatch.store.models import utcnow
 from pqwatch.store.outbox import Outbox, SubscriberRow
 
@@ -327,7 +327,7 @@ class PQWatch:
             ).first()
             if row is None:
                 return None
-            stamp = now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+            stamp = sql_ts(now)
             if watch_slug is None:
                 conn.execute(
                     sa.text(

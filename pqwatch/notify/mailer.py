@@ -3,8 +3,8 @@
 Failures are classified because they are handled differently:
 - PermanentRefusal: the server refused this recipient or message (5xx). Mark it failed with
   the server's reply and carry on with the others.
-- TransientFailure: the server is down, timed out, dropped the connection or said 4xx. Leave
-  everything pending and stop; the next run sends it.
+- TransientFailure: the server is down, timed out, dropped the connection, said 4xx or refused
+  the sender (MAIL FROM). Leave everything pending and stop; the next run sends it.
 """
 
 from __future__ import annotations
@@ -116,6 +116,10 @@ class SMTPTransport:
             if all(400 <= c < 500 for c in codes):
                 raise TransientFailure(f"SMTP {self.where} deferred: {replies}") from None
             raise PermanentRefusal(replies) from None
+        except smtplib.SMTPSenderRefused as exc:
+            # MAIL FROM refused (e.g. a login is required): every message would be, whoever
+            # it is for, so this is the server's problem, not a bad recipient.
+            raise TransientFailure(f"SMTP {self.where} refused the sender: {_reply(exc)}") from None
         except smtplib.SMTPResponseException as exc:
             self._drop()
             if 500 <= exc.smtp_code < 600:

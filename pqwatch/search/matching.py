@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from pqwatch.search.engine import MARK_END, MARK_START, marked_terms
 from pqwatch.search.query import CompiledQuery, compile_query
+from pqwatch.store.db import sql_ts
 
 MATCHED_KINDS = ("tabled", "holding", "answered", "corrected")
 
@@ -45,11 +46,6 @@ _INSERT_DELIVERIES = sa.text(
     "WHERE s.watch_id = :watch_id AND s.unsubscribed_at IS NULL "
     "ON CONFLICT (subscriber_id, event_id) DO NOTHING"
 )
-
-
-def _naive_utc(now: datetime) -> str:
-    # Raw SQL bypasses the UTCDateTime column type, so store what it would store.
-    return now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
 class Matcher:
@@ -112,7 +108,7 @@ class Matcher:
         for event_id, qid, historical in events:
             by_question.setdefault(qid, []).append((event_id, historical))
         qids = list(by_question)
-        stamp = _naive_utc(now)
+        stamp = sql_ts(now)
         matches = 0
         for watch_id, query in watches:
             cq = self.compiled(query)

@@ -9,6 +9,7 @@ are Core (bulk-friendly), not the ORM unit of work.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -25,11 +26,12 @@ from pqwatch.decide import (
     TABLED,
     TRANSFERRED,
     WITHDRAWN,
+    NewAnswer,
     PreparedAnswer,
     StoredQuestion,
     decide,
 )
-from pqwatch.store.db import Database
+from pqwatch.store.db import Database, sql_ts
 from pqwatch.store.models import (
     Answer,
     AnsweringBody,
@@ -40,7 +42,8 @@ from pqwatch.store.models import (
     QuestionGroup,
     SourceState,
 )
-from pqwatch.types import MemberData, QuestionData
+from pqwatch.text import normalize_for_search
+from pqwatch.types import QuestionData
 
 Q = Question.__table__  # type: ignore[attr-defined]
 A = Answer.__table__  # type: ignore[attr-defined]
@@ -50,18 +53,6 @@ M = Member.__table__  # type: ignore[attr-defined]
 B = AnsweringBody.__table__  # type: ignore[attr-defined]
 R = PollRun.__table__  # type: ignore[attr-defined]
 S = SourceState.__table__  # type: ignore[attr-defined]
-
-# Statements built once; rows are passed as parameters so SQLAlchemy's compiled cache is hit
-# instead of re-coercing .values() for every row (several times faster on a backfill).
-_INSERT_EVENT = sqlite_insert(E).on_conflict_do_nothing(
-    index_elements=["question_id", "kind", "event_date"]
-)
-_INSERT_QUESTION = sa.insert(Q)
-_UPDATE_QUESTION = sa.update(Q).where(Q.c.id == sa.bindparam("qid"))
-_DELETE_GROUPS = sa.delete(G).where(G.c.question_id == sa.bindparam("qid"))
-_INSERT_GROUP = sa.insert(G)
-_INSERT_ANSWER = sa.insert(A)
-_UPDATE_ANSWER = sa.update(A).where(A.c.id == sa.bindparam("aid"))
 
 _COUNTED = {
     TABLED: "new_questions",
@@ -115,7 +106,7 @@ class Archive:
         if not items:
             return set()
         with self.db.read() as session:
-            return _unchanged(session, items)
+            return _unchanged(raw_cursor(session), items)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -130,46 +121,44 @@ class Archive:
         counts = StoreCounts(items_seen=len(batch))
         if not batch:
             return counts
-        now = self.now()
+        now = sql_ts(self.now())
         with self.db.write() as session:
-            conn = session.connection()
-            unchanged = _unchanged(session, [item for item, _ in batch])
+            cur = raw_cursor(session)
+            items = [item for item, _ in batch]
+            unchanged = _unchanged(cur, items)
             todo = [(i, a) for i, a in batch if i.source_id not in unchanged]
             if not todo:
                 return counts
-            _upsert_members(conn, [i for i, _ in todo], now)
-            _upsert_bodies(conn, [i for i, _ in todo], now)
-            state = _load_state(conn, [i for i, _ in todo])
+            _upsert_members(cur, [i for i, _ in todo], now)
+            _upsert_bodies(cur, [i for i, _ in todo], now)
+            state = _load_state(cur, [i for i, _ in todo])
             changed: list[int] = []
             for item, prepared in todo:
                 old = state.get(item.source_id)
                 decision = decide(old, item, prepared, today)
-                qid = _write_question(conn, item, old, decision.status, now)
-                answer_ids = _write_answers(conn, qid, item, decision.answers, now)
-                _index(conn, qid)
+                qid = _write_question(cur, item, old, decision.status, now)
+                answer_ids = _write_answers(cur, qid, item, decision.answers, now)
+                _index(cur, qid, item, decision.answers)
                 for ev in decision.events:
-                    res = conn.execute(
-                        sqlite_insert(E)
-                        .values(
-                            question_id=qid,
-                            kind=ev.kind,
-                            event_date=ev.event_date,
-                            answer_id=None
-                            if ev.answer_index is None
-                            else answer_ids[ev.answer_index],
-                            detail_json=json.dumps(ev.detail) if ev.detail else None,
-                            historical=historical,
-                            created_at=now,
-                        )
-                        .on_conflict_do_nothing(
-                            index_elements=["question_id", "kind", "event_date"]
-                        )
+                    cur.execute(
+                        "INSERT INTO event (question_id, kind, event_date, answer_id, "
+                        "detail_json, historical, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (question_id, kind, event_date) DO NOTHING",
+                        (
+                            qid,
+                            ev.kind,
+                            ev.event_date.isoformat(),
+                            None if ev.answer_index is None else answer_ids[ev.answer_index],
+                            json.dumps(ev.detail) if ev.detail else None,
+                            historical,
+                            now,
+                        ),
                     )
-                    if res.rowcount:
+                    if cur.rowcount:
                         counter = _COUNTED[ev.kind]
                         setattr(counts, counter, getattr(counts, counter) + 1)
-                        if res.lastrowid:
-                            counts.new_event_ids.append(int(res.lastrowid))
+                        assert cur.lastrowid is not None
+                        counts.new_event_ids.append(int(cur.lastrowid))
                 if old is not None:  # text, heading or department may have changed
                     changed.append(qid)
                 counts.items_written += 1
@@ -191,7 +180,9 @@ class Archive:
                     started_at=self.now(),
                 )
             )
-            return _new_id(res)
+            key = res.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def finish_run(
         self,
@@ -277,118 +268,116 @@ class Archive:
 # -- helpers (run inside a transaction) ------------------------------------------------------
 
 
-def _unchanged(session: Session, items: Sequence[QuestionData]) -> set[str]:
-    by_source: dict[str, list[QuestionData]] = {}
-    for it in items:
-        by_source.setdefault(it.source, []).append(it)
+# -- helpers (run inside a write transaction, on the raw sqlite3 cursor) ----------------------
+# The ingest hot path runs on the DBAPI cursor of the session's own connection (so inside the
+# same transaction): SQLAlchemy's per-statement overhead was 85% of the time (STYLE.md C.1).
+
+
+def raw_cursor(session: Session) -> sqlite3.Cursor:
+    dbapi = session.connection().connection.driver_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    return dbapi.cursor()
+
+
+def _d(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _unchanged(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> set[str]:
+    """Source ids whose stored list hash equals the fetched one."""
     out: set[str] = set()
-    conn = session.connection()
-    for source, group in by_source.items():
-        wanted = {i.source_id: i.list_hash for i in group}
-        rows = conn.execute(
-            sa.select(Q.c.source_id, Q.c.content_hash).where(
-                Q.c.source == source, Q.c.source_id.in_(list(wanted))
-            )
+    by_source: dict[str, dict[str, str]] = {}
+    for it in items:
+        by_source.setdefault(it.source, {})[it.source_id] = it.list_hash
+    for source, wanted in by_source.items():
+        marks = ",".join("?" * len(wanted))
+        rows = cur.execute(
+            f"SELECT source_id, content_hash FROM question WHERE source = ? "
+            f"AND source_id IN ({marks})",
+            (source, *wanted),
         )
         out.update(sid for sid, h in rows if wanted.get(sid) == h)
     return out
 
 
-def _member_row(m: MemberData, house: str | None, now: datetime) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "name": m.name,
-        "list_as": m.list_as,
-        "party": m.party,
-        "party_abbreviation": m.party_abbreviation,
-        "member_from": m.member_from,
-        "house": house,
-        "thumbnail_url": m.thumbnail_url,
-        "updated_at": now,
-    }
-
-
-def _upsert_members(conn: sa.Connection, items: Sequence[QuestionData], now: datetime) -> None:
-    full: dict[int, dict[str, Any]] = {}
+def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str) -> None:
+    full: dict[int, tuple[Any, ...]] = {}
     bare: set[int] = set()
     for it in items:
-        # Only the asker is known to sit in the question's House; ministers answering in
-        # the Lords are peers, in the Commons MPs, so the House holds for them too.
-        for mid, obj in (
+        # Askers sit in the question's House; so do the ministers who answer there.
+        for mid, m in (
             (it.asking_member_id, it.asking_member),
             (it.answering_member_id, it.answering_member),
             (it.correcting_member_id, it.correcting_member),
         ):
-            if obj is not None and obj.name:
-                full[obj.id] = _member_row(obj, it.house, now)
+            if m is not None and m.name:
+                full[m.id] = (
+                    m.id, m.name, m.list_as, m.party, m.party_abbreviation, m.member_from,
+                    it.house, m.thumbnail_url, now,
+                )  # fmt: skip
             elif mid is not None:
                 bare.add(mid)
     if full:
-        stmt = sqlite_insert(M)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={c: stmt.excluded[c] for c in full[next(iter(full))] if c != "id"},
-            ),
+        cur.executemany(
+            "INSERT INTO member (id, name, list_as, party, party_abbreviation, member_from, "
+            "house, thumbnail_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, list_as = excluded.list_as, "
+            "party = excluded.party, party_abbreviation = excluded.party_abbreviation, "
+            "member_from = excluded.member_from, house = excluded.house, "
+            "thumbnail_url = excluded.thumbnail_url, updated_at = excluded.updated_at",
             list(full.values()),
         )
     bare -= full.keys()
     if bare:
-        conn.execute(
-            sqlite_insert(M).on_conflict_do_nothing(index_elements=["id"]),
-            [{"id": mid, "updated_at": now} for mid in sorted(bare)],
+        cur.executemany(
+            "INSERT INTO member (id, updated_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+            [(mid, now) for mid in sorted(bare)],
         )
 
 
-def _upsert_bodies(conn: sa.Connection, items: Sequence[QuestionData], now: datetime) -> None:
+def _upsert_bodies(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str) -> None:
     rows = {
-        it.answering_body_id: {
-            "id": it.answering_body_id,
-            "name": it.answering_body_name or f"Answering body {it.answering_body_id}",
-            "updated_at": now,
-        }
+        it.answering_body_id: (
+            it.answering_body_id,
+            it.answering_body_name or f"Answering body {it.answering_body_id}",
+            now,
+        )
         for it in items
         if it.answering_body_id is not None
     }
     if rows:
-        stmt = sqlite_insert(B)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["id"],
-                set_={"name": stmt.excluded.name, "updated_at": stmt.excluded.updated_at},
-            ),
+        cur.executemany(
+            "INSERT INTO answering_body (id, name, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at "
+            "WHERE name != excluded.name",
             list(rows.values()),
         )
 
 
-def _load_state(conn: sa.Connection, items: Sequence[QuestionData]) -> dict[str, StoredQuestion]:
+def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str, StoredQuestion]:
     if not items:
         return {}
     source = items[0].source
     ids = [i.source_id for i in items]
-    rows = conn.execute(
-        sa.select(
-            Q.c.id,
-            Q.c.source_id,
-            Q.c.content_hash,
-            Q.c.is_withdrawn,
-            Q.c.answering_body_id,
-            B.c.name,
-            Q.c.date_answer_corrected,
-        )
-        .select_from(Q.outerjoin(B, B.c.id == Q.c.answering_body_id))
-        .where(Q.c.source == source, Q.c.source_id.in_(ids))
-    ).all()
+    marks = ",".join("?" * len(ids))
+    rows = cur.execute(
+        "SELECT q.id, q.source_id, q.content_hash, q.is_withdrawn, q.answering_body_id, "
+        "b.name, q.date_answer_corrected FROM question q "
+        "LEFT JOIN answering_body b ON b.id = q.answering_body_id "
+        f"WHERE q.source = ? AND q.source_id IN ({marks})",
+        (source, *ids),
+    ).fetchall()
     if not rows:
         return {}
     qids = [r[0] for r in rows]
     keys: dict[int, set[tuple[str, str]]] = {q: set() for q in qids}
     partial: dict[int, set[str]] = {q: set() for q in qids}
-    for qid, kind, h, full in conn.execute(
-        sa.select(A.c.question_id, A.c.kind, A.c.content_hash, A.c.is_full_text).where(
-            A.c.question_id.in_(qids)
-        )
-    ):
+    qmarks = ",".join("?" * len(qids))
+    for qid, kind, h, full in cur.execute(
+        "SELECT question_id, kind, content_hash, is_full_text FROM answer "
+        f"WHERE question_id IN ({qmarks})",
+        qids,
+    ).fetchall():
         keys[qid].add((kind, h))
         if not full:
             partial[qid].add(kind)
@@ -399,7 +388,7 @@ def _load_state(conn: sa.Connection, items: Sequence[QuestionData]) -> dict[str,
             is_withdrawn=bool(r[3]),
             answering_body_id=r[4],
             answering_body_name=r[5],
-            date_answer_corrected=r[6],
+            date_answer_corrected=date.fromisoformat(r[6]) if r[6] else None,
             answer_keys=frozenset(keys[r[0]]),
             partial_kinds=frozenset(partial[r[0]]),
         )
@@ -407,129 +396,124 @@ def _load_state(conn: sa.Connection, items: Sequence[QuestionData]) -> dict[str,
     }
 
 
+_QUESTION_COLUMNS = (
+    "uin", "house", "date_tabled", "date_for_answer", "is_named_day", "heading",
+    "asking_member_id", "member_has_interest", "answering_body_id", "question_text",
+    "question_text_full", "is_withdrawn", "status", "date_answered", "date_holding_answer",
+    "date_answer_corrected", "answering_member_id", "attachments_json", "content_hash",
+    "updated_at",
+)  # fmt: skip
+_INSERT_Q = (
+    f"INSERT INTO question (source, source_id, first_seen_at, {', '.join(_QUESTION_COLUMNS)}) "
+    f"VALUES (?, ?, ?, {', '.join('?' * len(_QUESTION_COLUMNS))})"
+)
+_UPDATE_Q = f"UPDATE question SET {', '.join(c + ' = ?' for c in _QUESTION_COLUMNS)} WHERE id = ?"
+
+
 def _write_question(
-    conn: sa.Connection,
+    cur: sqlite3.Cursor,
     item: QuestionData,
     old: StoredQuestion | None,
     status: str,
-    now: datetime,
+    now: str,
 ) -> int:
-    values: dict[str, Any] = {
-        "uin": item.uin,
-        "house": item.house,
-        "date_tabled": item.date_tabled,
-        "date_for_answer": item.date_for_answer,
-        "is_named_day": item.is_named_day,
-        "heading": item.heading,
-        "asking_member_id": item.asking_member_id,
-        "member_has_interest": item.member_has_interest,
-        "answering_body_id": item.answering_body_id,
-        "question_text": item.question_text,
-        "question_text_full": item.question_text_full,
-        "is_withdrawn": item.is_withdrawn,
-        "status": status,
-        "date_answered": item.date_answered,
-        "date_holding_answer": item.date_holding_answer,
-        "date_answer_corrected": item.date_answer_corrected,
-        "answering_member_id": item.answering_member_id,
-        "attachments_json": json.dumps([a.__dict__ for a in item.attachments])
-        if item.attachments
-        else None,
-        "content_hash": item.list_hash,
-        "updated_at": now,
-    }
+    text, text_full = item.question_text, item.question_text_full
+    if old is not None and not text_full:
+        # Never replace a full stored text by a list result's cut one.
+        current = cur.execute(
+            "SELECT question_text, question_text_full FROM question WHERE id = ?", (old.id,)
+        ).fetchone()
+        if current[1] and current[0].startswith(text[:200]):
+            text, text_full = current[0], True
+    values = (
+        item.uin, item.house, item.date_tabled.isoformat(), _d(item.date_for_answer),
+        item.is_named_day, item.heading, item.asking_member_id, item.member_has_interest,
+        item.answering_body_id, text, text_full, item.is_withdrawn, status,
+        _d(item.date_answered), _d(item.date_holding_answer), _d(item.date_answer_corrected),
+        item.answering_member_id,
+        json.dumps([a.__dict__ for a in item.attachments]) if item.attachments else None,
+        item.list_hash, now,
+    )  # fmt: skip
     if old is None:
-        res = conn.execute(
-            _INSERT_QUESTION,
-            {"source": item.source, "source_id": item.source_id, "first_seen_at": now, **values},
-        )
-        qid = _new_id(res)
+        cur.execute(_INSERT_Q, (item.source, item.source_id, now, *values))
+        assert cur.lastrowid is not None
+        qid = int(cur.lastrowid)
     else:
         qid = old.id
-        if not item.question_text_full:
-            # Never replace a full stored text by a list result's cut one.
-            current = conn.execute(
-                sa.select(Q.c.question_text, Q.c.question_text_full).where(Q.c.id == qid)
-            ).one()
-            if current[1] and current[0].startswith(item.question_text[:200]):
-                values["question_text"], values["question_text_full"] = current[0], True
+        cur.execute(_UPDATE_Q, (*values, qid))
         if item.is_withdrawn and not old.is_withdrawn:
-            values["date_withdrawn"] = now.date()
-        conn.execute(_UPDATE_QUESTION, {"qid": qid, **values})
-    conn.execute(_DELETE_GROUPS, {"qid": qid})
+            cur.execute("UPDATE question SET date_withdrawn = ? WHERE id = ?", (now[:10], qid))
+        cur.execute("DELETE FROM question_group WHERE question_id = ?", (qid,))
     if item.group:
-        conn.execute(
-            _INSERT_GROUP,
-            [
-                {"question_id": qid, "grouped_uin": g.uin, "grouped_date_tabled": g.date_tabled}
-                for g in item.group
-            ],
+        cur.executemany(
+            "INSERT INTO question_group (question_id, grouped_uin, grouped_date_tabled) "
+            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(qid, g.uin, g.date_tabled.isoformat()) for g in item.group],
         )
     return qid
 
 
-def _index(conn: sa.Connection, qid: int) -> None:
+def _index(cur: sqlite3.Cursor, qid: int, item: QuestionData, answers: Sequence[NewAnswer]) -> None:
     """Keep the full-text index in step with the question and its latest answer."""
-    conn.execute(sa.text("DELETE FROM question_fts WHERE rowid = :id"), {"id": qid})
-    conn.execute(
-        sa.text(
-            "INSERT INTO question_fts (rowid, heading, question, answer) "
-            "SELECT q.id, coalesce(q.heading, ''), replace(q.question_text, char(160), ' '), "
-            "coalesce((SELECT a.answer_text FROM answer a WHERE a.question_id = q.id "
-            "ORDER BY a.version DESC LIMIT 1), '') FROM question q WHERE q.id = :id"
+    if answers:
+        answer_text = answers[-1].text
+    else:
+        row = cur.execute(
+            "SELECT answer_text FROM answer WHERE question_id = ? ORDER BY version DESC LIMIT 1",
+            (qid,),
+        ).fetchone()
+        answer_text = row[0] if row else ""
+    cur.execute("DELETE FROM question_fts WHERE rowid = ?", (qid,))
+    cur.execute(
+        "INSERT INTO question_fts (rowid, heading, question, answer) VALUES (?, ?, ?, ?)",
+        (
+            qid,
+            item.heading or "",
+            normalize_for_search(item.question_text),
+            answer_text,
         ),
-        {"id": qid},
     )
 
 
 def _write_answers(
-    conn: sa.Connection, qid: int, item: QuestionData, answers: Sequence[Any], now: datetime
+    cur: sqlite3.Cursor, qid: int, item: QuestionData, answers: Sequence[NewAnswer], now: str
 ) -> list[int]:
     ids: list[int] = []
     if not answers:
         return ids
-    version = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.max(A.c.version), 0)).where(A.c.question_id == qid)
-    ).scalar_one()
+    version = cur.execute(
+        "SELECT coalesce(max(version), 0) FROM answer WHERE question_id = ?", (qid,)
+    ).fetchone()[0]
     for ans in answers:
-        values = {
-            "answer_html": ans.html,
-            "answer_text": ans.text,
-            "original_answer_html": ans.original_html,
-            "is_full_text": ans.is_full,
-            "answering_member_id": item.answering_member_id,
-            "correcting_member_id": item.correcting_member_id if ans.kind == "correction" else None,
-            "date_answered": item.date_answered,
-            "date_corrected": item.date_answer_corrected if ans.kind == "correction" else None,
-            "content_hash": ans.content_hash,
-        }
+        correction = ans.kind == "correction"
+        values = (
+            ans.html, ans.text, ans.original_html, ans.is_full, item.answering_member_id,
+            item.correcting_member_id if correction else None, _d(item.date_answered),
+            _d(item.date_answer_corrected) if correction else None, ans.content_hash,
+        )  # fmt: skip
         if ans.completes_partial:
-            partial_id = conn.execute(
-                sa.select(A.c.id)
-                .where(A.c.question_id == qid, A.c.kind == ans.kind, A.c.is_full_text.is_(False))
-                .order_by(A.c.version.desc())
-                .limit(1)
-            ).scalar()
-            if partial_id is not None:
-                conn.execute(_UPDATE_ANSWER, {"aid": partial_id, **values})
-                ids.append(int(partial_id))
+            partial = cur.execute(
+                "SELECT id FROM answer WHERE question_id = ? AND kind = ? AND NOT is_full_text "
+                "ORDER BY version DESC LIMIT 1",
+                (qid, ans.kind),
+            ).fetchone()
+            if partial is not None:
+                cur.execute(
+                    "UPDATE answer SET answer_html = ?, answer_text = ?, original_answer_html = ?, "
+                    "is_full_text = ?, answering_member_id = ?, correcting_member_id = ?, "
+                    "date_answered = ?, date_corrected = ?, content_hash = ? WHERE id = ?",
+                    (*values, partial[0]),
+                )
+                ids.append(int(partial[0]))
                 continue
         version += 1
-        res = conn.execute(
-            _INSERT_ANSWER,
-            {
-                "question_id": qid,
-                "version": version,
-                "kind": ans.kind,
-                "recorded_at": now,
-                **values,
-            },
+        cur.execute(
+            "INSERT INTO answer (question_id, version, kind, recorded_at, answer_html, "
+            "answer_text, original_answer_html, is_full_text, answering_member_id, "
+            "correcting_member_id, date_answered, date_corrected, content_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (qid, version, ans.kind, now, *values),
         )
-        ids.append(_new_id(res))
+        assert cur.lastrowid is not None
+        ids.append(int(cur.lastrowid))
     return ids
-
-
-def _new_id(res: sa.CursorResult[Any]) -> int:
-    key = res.inserted_primary_key
-    assert key is not None
-    return int(key[0])

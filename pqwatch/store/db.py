@@ -12,6 +12,7 @@ import io
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,11 @@ from pqwatch.errors import StorageError
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 BUSY_TIMEOUT_MS = 10_000
 _WRITE = "pqwatch_write"
+
+
+def sql_ts(ts: datetime) -> str:
+    """A timestamp as the UTCDateTime column stores it (naive UTC, microseconds), for raw SQL."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from pqwatch.store.db import Database
+from pqwatch.store.db import Database, sql_ts
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,6 @@ def _ts(value: object) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
-
-
-def _naive(ts: datetime) -> str:
-    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
 
 
 class Outbox:
@@ -131,9 +127,9 @@ class Outbox:
                     {
                         "s": sub.id,
                         "m": message_id,
-                        "start": _naive(start),
-                        "end": _naive(now),
-                        "now": _naive(now),
+                        "start": sql_ts(start),
+                        "end": sql_ts(now),
+                        "now": sql_ts(now),
                     },
                 ).lastrowid
             conn.execute(
@@ -152,7 +148,7 @@ class Outbox:
             )
             conn.execute(
                 sa.text("UPDATE digest SET period_end = :end, item_count = :n WHERE id = :d"),
-                {"end": _naive(now), "n": len(ids), "d": digest_id},
+                {"end": sql_ts(now), "n": len(ids), "d": digest_id},
             )
         assert digest_id is not None
         return OpenDigest(int(digest_id), message_id, sub, start, now, ids)
@@ -208,7 +204,7 @@ class Outbox:
     def _finish(self, digest: OpenDigest, status: str, reply: str) -> None:
         if digest.id is None:
             return
-        now = _naive(self.now())
+        now = sql_ts(self.now())
         with self.db.write() as session:
             conn = session.connection()
             conn.execute(
@@ -248,7 +244,7 @@ class Outbox:
                 sa.text(
                     "SELECT count(*) FROM poll_run WHERE status = 'failed' AND started_at >= :s"
                 ),
-                {"s": _naive(since)},
+                {"s": sql_ts(since)},
             ).scalar()
         return (_ts(last) if last else None), int(failures or 0)
 
