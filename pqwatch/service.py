@@ -170,6 +170,9 @@ class PQWatch:
             raise UsageError(f"no active subscriber {subscriber!r} in the config")
         if dry_run and out is None:
             out = self.config.email.outbox_dir / "dry-run"
+        if out is not None and not dry_run and self.config.email.smtp_host:
+            # Writing files instead of mailing, then marking them sent, would lose the mail.
+            raise UsageError("--out without --dry-run only applies when no smtp_host is set")
         sched = self.config.schedule
         tz = ZoneInfo(sched.timezone)
         run = DigestRun()
@@ -226,13 +229,17 @@ class PQWatch:
         site = self.config.feeds.site_url
         token = self.outbox.token(sub.id)
         unsubscribe = f"{site}/unsubscribe/{token}" if site and token else None
+        watches = self.outbox.subscriptions(sub.id)
         rendered = render.render(
             env,
             digest,
             tz=tz,
-            subscribed_watches=self.outbox.subscription_names(sub.id),
+            subscribed_watches=[name for name, _ in watches],
             operator=operator,
             unsubscribe_url=unsubscribe,
+            watch_unsubscribe=[(n, f"{unsubscribe}/{slug}") for n, slug in watches]
+            if unsubscribe
+            else [],
         )
         message = render.build_message(
             rendered,

@@ -73,6 +73,8 @@ class DigestItem:
     # Sanitised HTML with matched terms wrapped in <mark>; the only markup marked safe.
     answer_html: str | None = None
     answer_text: str | None = None
+    # Only the list endpoint's cut text was available for this answer.
+    answer_partial: bool = False
     diff: tuple[DiffPart, ...] = ()
 
     @property
@@ -167,7 +169,8 @@ _QUESTION = sa.text(
     "LEFT JOIN member am ON am.id = q.asking_member_id WHERE q.id = :id"
 )
 _ANSWERS = sa.text(
-    "SELECT a.kind, a.answer_html, a.answer_text, a.date_answered, a.date_corrected, "
+    "SELECT a.kind, a.answer_html, a.answer_text, a.is_full_text, a.date_answered, "
+    "a.date_corrected, "
     "wm.name AS answerer, cm.name AS corrector FROM answer a "
     "LEFT JOIN member wm ON wm.id = a.answering_member_id "
     "LEFT JOIN member cm ON cm.id = a.correcting_member_id "
@@ -306,6 +309,7 @@ def _item(
         date_answered=_d(latest["date_answered"]),
         answer_html=highlight_html(latest["answer_html"], terms),
         answer_text=latest["answer_text"],
+        answer_partial=not latest["is_full_text"],
     )
     if section == "corrected":
         previous = next((a for a in reversed(answers[:-1]) if a["kind"] != "holding"), None)

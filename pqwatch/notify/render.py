@@ -111,6 +111,7 @@ def render(
     subscribed_watches: list[str],
     operator: str,
     unsubscribe_url: str | None,
+    watch_unsubscribe: list[tuple[str, str]] | None = None,
 ) -> Rendered:
     period = period_text(digest.period_start, digest.period_end, tz)
     subject = subject_for(digest, period)
@@ -126,6 +127,7 @@ def render(
         "operator": operator,
         "unsubscribe_mailto": unsubscribe_mailto(operator, digest.subscriber_email),
         "unsubscribe_url": unsubscribe_url,
+        "watch_unsubscribe": watch_unsubscribe or [],
     }
     return Rendered(
         subject=subject,
@@ -159,7 +161,9 @@ def build_message(
     if unsubscribe_url:
         targets.append(f"<{unsubscribe_url}>")
     msg["List-Unsubscribe"] = ", ".join(targets)
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if unsubscribe_url:
+        # RFC 8058: one-click unsubscription needs an HTTPS URI in List-Unsubscribe.
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")

@@ -168,17 +168,18 @@ class Outbox:
             )
         return _ts(value) if value else None
 
-    def subscription_names(self, subscriber_id: int) -> list[str]:
+    def subscriptions(self, subscriber_id: int) -> list[tuple[str, str]]:
+        """(name, slug) of the watches this subscriber still receives."""
         with self.db.read() as session:
             rows = session.connection().execute(
                 sa.text(
-                    "SELECT w.name FROM subscription s JOIN watch w ON w.id = s.watch_id "
+                    "SELECT w.name, w.slug FROM subscription s JOIN watch w ON w.id = s.watch_id "
                     "WHERE s.subscriber_id = :s AND s.unsubscribed_at IS NULL AND w.active "
                     "ORDER BY w.name"
                 ),
                 {"s": subscriber_id},
             )
-            return [r[0] for r in rows]
+            return [(r[0], r[1]) for r in rows]
 
     def token(self, subscriber_id: int) -> str | None:
         with self.db.read() as session:
