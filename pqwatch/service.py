@@ -13,29 +13,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import jinja2
 import sqlalchemy as sa
 
 from pqwatch.config import Config, load_config
 from pqwatch.errors import StorageError, UsageError
-from pqwatch.feeds import build as feeds
-from pqwatch.feeds.server import FeedServer
-from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary, default_client
-from pqwatch.notify import render
-from pqwatch.notify.compose import compose
-from pqwatch.notify.due import is_due, latest_slot, next_slot
-from pqwatch.notify.mailer import PermanentRefusal, TransientFailure, Transport, make_transport
-from pqwatch.search import engine
-from pqwatch.search.engine import Preview, QuestionStory, SearchResult, WatchStats
-from pqwatch.search.matching import Matcher
-from pqwatch.store import sync
-from pqwatch.store.archive import Archive
 from pqwatch.store.db import Database, sql_ts
-from pqwatch.store.models import utcnow
-from pqwatch.store.outbox import Outbox, SubscriberRow
+
+# Stages are imported where they are used: `pqwatch search` should not pay for the HTTP
+# client, the HTML parser, the template engine and the feed builder (start-up time).
+if TYPE_CHECKING:
+    import jinja2
+
+    from pqwatch.feeds.server import FeedServer
+    from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
+    from pqwatch.notify.mailer import Transport
+    from pqwatch.search.engine import Preview, QuestionStory, SearchResult, WatchStats
+    from pqwatch.search.matching import Matcher
+    from pqwatch.store.archive import Archive
+    from pqwatch.store.outbox import Outbox, SubscriberRow
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -55,23 +59,45 @@ class PQWatch:
         config: Config,
         *,
         now: Callable[[], datetime] = utcnow,
-        client_factory: ClientFactory = default_client,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         self.config = config
         self.now = now
         self.db = Database(config.database.url)
-        self.archive = Archive(self.db, now)
-        self.matcher = Matcher()
-        self.outbox = Outbox(self.db, now, render.sender_domain(config.email.from_))
-        self.ingest = Ingest(
-            config,
-            self.archive,
-            now=now,
-            client_factory=client_factory,
-            on_events=self.matcher.on_events,
-        )
+        self._client_factory = client_factory
         self._ready = False
         self._jinja: jinja2.Environment | None = None
+
+    @cached_property
+    def archive(self) -> Archive:
+        from pqwatch.store.archive import Archive
+
+        return Archive(self.db, self.now)
+
+    @cached_property
+    def matcher(self) -> Matcher:
+        from pqwatch.search.matching import Matcher
+
+        return Matcher()
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        from pqwatch.notify.render import sender_domain
+        from pqwatch.store.outbox import Outbox
+
+        return Outbox(self.db, self.now, sender_domain(self.config.email.from_))
+
+    @cached_property
+    def ingest(self) -> Ingest:
+        from pqwatch.ingest import Ingest, default_client
+
+        return Ingest(
+            self.config,
+            self.archive,
+            now=self.now,
+            client_factory=self._client_factory or default_client,
+            on_events=self.matcher.on_events,
+        )
 
     @classmethod
     def open(cls, config_path: str | Path | None = None) -> PQWatch:
@@ -91,10 +117,15 @@ class PQWatch:
         Every command calls this first, so an upgrade migrates the database by itself."""
         before, after = self.db.migrate()
         if not self._ready:
-            with self.db.write() as session:
-                for watch in sync.sync_config(session, self.config, self.now()):
-                    assert watch.id is not None
-                    self.matcher.match_history(session, watch.id, watch.query)
+            from pqwatch.store import sync
+
+            with self.db.read() as session:
+                in_step = sync.in_step(session, self.config)
+            if not in_step:
+                with self.db.write() as session:
+                    for watch in sync.sync_config(session, self.config, self.now()):
+                        assert watch.id is not None
+                        self.matcher.match_history(session, watch.id, watch.query)
             self._ready = True
         return before, after
 
@@ -135,21 +166,29 @@ class PQWatch:
         return self.ingest.today()
 
     def search(self, query: str, *, limit: int = 20, sort: str = "relevance") -> SearchResult:
+        from pqwatch.search import engine
+
         self.ensure_ready()
         with self.db.read() as session:
             return engine.search(session.connection(), query, limit=limit, sort=sort)
 
     def show(self, ref: str) -> QuestionStory:
+        from pqwatch.search import engine
+
         self.ensure_ready()
         with self.db.read() as session:
             return engine.question_story(session.connection(), ref)
 
     def watches(self) -> list[WatchStats]:
+        from pqwatch.search import engine
+
         self.ensure_ready()
         with self.db.read() as session:
             return engine.watch_stats(session.connection(), self.today())
 
     def preview(self, query: str) -> Preview:
+        from pqwatch.search import engine
+
         self.ensure_ready()
         with self.db.read() as session:
             return engine.preview_watch(session.connection(), query, self.today())
@@ -164,6 +203,10 @@ class PQWatch:
     ) -> DigestRun:
         """Render and send what each subscriber is owed, now (or only where a scheduled slot
         has passed, with due_only). Dry runs write files to `out` and record nothing."""
+        from pqwatch.notify import render
+        from pqwatch.notify.due import is_due
+        from pqwatch.notify.mailer import make_transport
+
         self.ensure_ready()
         subs = self.outbox.subscribers(subscriber)
         if subscriber is not None and not subs:
@@ -208,6 +251,10 @@ class PQWatch:
         *,
         dry_run: bool,
     ) -> DigestOutcome:
+        from pqwatch.notify import render
+        from pqwatch.notify.compose import compose
+        from pqwatch.notify.mailer import PermanentRefusal, TransientFailure
+
         od = self.outbox.open_digest(sub, dry_run=dry_run)
         if od is None:
             return DigestOutcome(sub.email, "nothing", 0, "nothing new")
@@ -270,6 +317,8 @@ class PQWatch:
     # -- feeds ----------------------------------------------------------------------------
 
     def _feed_list(self, conn: sa.Connection) -> list[tuple[str, str, str | None]]:
+        from pqwatch.feeds import build as feeds
+
         rows = conn.execute(
             sa.text("SELECT slug, name, query FROM watch WHERE active ORDER BY name")
         ).all()
@@ -278,6 +327,8 @@ class PQWatch:
 
     def feed_bytes(self, slug: str, kind: str) -> bytes | None:
         """One feed ("rss" or "atom") as bytes; None when there is no such watch."""
+        from pqwatch.feeds import build as feeds
+
         tz = ZoneInfo(self.config.schedule.timezone)
         with self.db.read() as session:
             conn = session.connection()
@@ -312,6 +363,8 @@ class PQWatch:
 
     @staticmethod
     def _write_if_changed(path: Path, data: bytes, result: FeedsResult) -> None:
+        from pqwatch.feeds import build as feeds
+
         try:
             if path.read_bytes() == data:
                 result.unchanged.append(path)
@@ -373,6 +426,8 @@ class PQWatch:
 
     def serve(self, host: str, port: int) -> FeedServer:
         """A feed server bound to host:port (not yet serving: call serve_forever())."""
+        from pqwatch.feeds.server import FeedServer
+
         self.ensure_ready()
         try:
             return FeedServer((host, port), self)
@@ -380,6 +435,8 @@ class PQWatch:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
     def _env(self) -> jinja2.Environment:
+        from pqwatch.notify import render
+
         if self._jinja is None:
             self._jinja = render.environment()
         return self._jinja
@@ -454,6 +511,9 @@ class PQWatch:
         return sent
 
     def _send_operator(self, subject: str, body: str) -> bool:
+        from pqwatch.notify import render
+        from pqwatch.notify.mailer import PermanentRefusal, TransientFailure, make_transport
+
         email = self.config.email
         if not email.operator:
             return True  # nobody to tell: record it as told, so it is not retried forever
@@ -480,8 +540,10 @@ class PQWatch:
         return True
 
     def status(self) -> StatusReport:
-        self.ensure_ready()
+        from pqwatch.notify.due import latest_slot, next_slot
         from pqwatch.scheduler import daemon_running
+
+        self.ensure_ready()
 
         tz = ZoneInfo(self.config.schedule.timezone)
         now = self.now()

@@ -197,3 +197,10 @@ def test_unwritable_database_location_is_one_line(
     assert result.exit_code == 1
     assert result.stderr.startswith("pqwatch: error: cannot create the database folder")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_schema_head_constant_matches_the_migrations(tmp_path: Path) -> None:
+    from pqwatch.store.db import SCHEMA_HEAD
+
+    db = Database(f"sqlite:///{tmp_path / 'h.db'}")
+    assert db.head() == SCHEMA_HEAD

@@ -31,7 +31,7 @@ from pqwatch.decide import (
     StoredQuestion,
     decide,
 )
-from pqwatch.store.db import Database, sql_ts
+from pqwatch.store.db import Database, ReadSession, sql_ts
 from pqwatch.store.models import (
     Answer,
     AnsweringBody,
@@ -273,7 +273,7 @@ class Archive:
 # same transaction): SQLAlchemy's per-statement overhead was 85% of the time (STYLE.md C.1).
 
 
-def raw_cursor(session: Session) -> sqlite3.Cursor:
+def raw_cursor(session: Session | ReadSession) -> sqlite3.Cursor:
     dbapi = session.connection().connection.driver_connection
     assert isinstance(dbapi, sqlite3.Connection)
     return dbapi.cursor()

@@ -14,16 +14,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 from pqwatch.errors import StorageError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+# The newest revision in migrations/versions (a test keeps the two in step). Knowing it lets
+# every command check the schema with one query instead of loading Alembic.
+SCHEMA_HEAD = "0003"
 BUSY_TIMEOUT_MS = 10_000
 _WRITE = "pqwatch_write"
 
@@ -59,6 +64,16 @@ def _ensure_parent(url: sa.URL) -> None:
         raise StorageError(f"cannot create the database folder {parent}: {exc.strerror}") from None
 
 
+class ReadSession:
+    """What read code needs of a session: its connection."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def connection(self) -> sa.Connection:
+        return self._conn
+
+
 class Database:
     """Engines for one SQLite database: `read()` and `write()` give short transactions."""
 
@@ -90,15 +105,17 @@ class Database:
     def write(self) -> Iterator[Session]:
         """One short IMMEDIATE transaction; commits on success, rolls back on error.
         Never do network I/O or parsing inside it."""
+        from sqlmodel import Session
+
         with _storage_errors(), Session(self.writer, expire_on_commit=False) as session:
             with session.begin():
                 yield session
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        with _storage_errors(), Session(self.engine) as session:
-            with session.begin():
-                yield session
+    def read(self) -> Iterator[ReadSession]:
+        """One read transaction (no ORM: reads are Core or raw SQL, and start fast)."""
+        with _storage_errors(), self.engine.connect() as conn, conn.begin():
+            yield ReadSession(conn)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -122,6 +139,14 @@ class Database:
         with _storage_errors(), self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
+    def _quick_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+        except sa.exc.OperationalError:
+            return None  # no such table yet (or unreadable: the full path will say why)
+        return str(row[0]) if row else None
+
     def head(self) -> str | None:
         from alembic.script import ScriptDirectory
 
@@ -129,6 +154,9 @@ class Database:
 
     def migrate(self) -> tuple[str | None, str | None]:
         """Bring the database to the head revision. Returns (before, after)."""
+        current = self._quick_revision()
+        if current == SCHEMA_HEAD:
+            return current, current
         from alembic import command
         from alembic.script import ScriptDirectory
 

@@ -11,12 +11,17 @@ import re
 import secrets
 import unicodedata
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
 
 from pqwatch.config import Config
-from pqwatch.store.models import Subscriber, Subscription, Watch
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from pqwatch.store.db import ReadSession
+    from pqwatch.store.models import Watch
 
 
 def slugify(name: str) -> str:
@@ -27,9 +32,46 @@ def slugify(name: str) -> str:
     return slug or "watch"
 
 
+def in_step(session: Session | ReadSession, config: Config) -> bool:
+    """Whether the tables already mirror the config (read-only, cheap): most commands then
+    need no write transaction at all."""
+    conn = session.connection()
+    watches = {
+        (r[0], r[1]) for r in conn.execute(sa.text("SELECT name, query FROM watch WHERE active"))
+    }
+    if watches != {(w.name, w.query) for w in config.watches}:
+        return False
+    rows = conn.execute(
+        sa.text(
+            "SELECT s.email, s.name, s.frequency, s.send_empty, s.token IS NOT NULL, "
+            "s.unsubscribed_at IS NOT NULL, group_concat(w.name, char(31)) "
+            "FROM subscriber s LEFT JOIN subscription x ON x.subscriber_id = s.id "
+            "LEFT JOIN watch w ON w.id = x.watch_id AND w.active "
+            "WHERE s.active OR s.unsubscribed_at IS NOT NULL GROUP BY s.id"
+        )
+    ).all()
+    have = {
+        r[0]: (r[1], r[2], bool(r[3]), bool(r[4]), set(filter(None, (r[6] or "").split("\x1f"))))
+        for r in rows
+    }
+    if set(have) != {s.email for s in config.subscribers}:
+        return False
+    for sc in config.subscribers:
+        name, freq, empty, has_token, subs = have[sc.email]
+        if (name, freq, empty, has_token) != (sc.name, sc.frequency, sc.send_empty, True):
+            return False
+        if subs != set(config.watch_names_for(sc)):
+            return False
+    return True
+
+
 def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
     """Mirror the config into the tables. Returns the watches that are new or whose query
     changed, whose matches over the archive must be (re)computed."""
+    from sqlmodel import select
+
+    from pqwatch.store.models import Subscriber, Subscription, Watch
+
     watches = {w.name: w for w in session.exec(select(Watch)).all()}
     rematch: list[Watch] = []
     taken = {w.slug for w in watches.values()}
