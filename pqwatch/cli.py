@@ -133,6 +133,10 @@ def _print_runs(runs: list[RunSummary], fmt: OutputFormat) -> None:
             f"{c.transfers} transfers ({c.items_seen} items seen, {r.requests} requests, "
             f"{r.seconds:.1f} s)"
         )
+        for reason in r.skipped[:5]:
+            typer.echo(f"  skipped a malformed item: {reason}")
+        if len(r.skipped) > 5:
+            typer.echo(f"  ... and {len(r.skipped) - 5} more malformed items skipped")
 
 
 def _fail_on_errors(errors: list[str]) -> None:

@@ -86,7 +86,8 @@ _HOUSES: tuple[House, ...] = ("Commons", "Lords")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: "100" is not a number and 1 is not a boolean; a config says what it means.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class DatabaseConfig(_Section):
@@ -135,7 +136,7 @@ class EmailConfig(_Section):
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
-    outbox_dir: Path = Path("outbox")
+    outbox_dir: Path = Field(default=Path("outbox"), strict=False)
     operator: EmailAddress | None = None
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
@@ -147,7 +148,7 @@ class EmailConfig(_Section):
 
 
 class FeedsConfig(_Section):
-    out_dir: Path = Path("feeds")
+    out_dir: Path = Field(default=Path("feeds"), strict=False)
     site_url: HttpUrl | None = None
     max_items: int = Field(default=100, ge=1, le=10000)
 
@@ -170,7 +171,7 @@ class Config(_Section):
     feeds: FeedsConfig = Field(default_factory=FeedsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     # Where the file was read from; not a key of the file.
-    path: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True)
+    path: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True, strict=False)
 
     @property
     def base_dir(self) -> Path:

@@ -55,6 +55,8 @@ class RunSummary:
     seconds: float = 0.0
     windows_done: int = 0
     windows_skipped: int = 0
+    # Malformed items left out, with the reason (the rest of the window is stored).
+    skipped: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +69,7 @@ class RunSummary:
             **self.counts.as_dict(),
             "requests": self.requests,
             "seconds": round(self.seconds, 2),
+            "skipped_items": self.skipped,
         }
 
 
@@ -169,6 +172,9 @@ class Ingest:
         progress: tuple[int, int, Callable[[Progress], None] | None] | None = None,
     ) -> RunSummary:
         summary = RunSummary(source, kind, start, end)
+        # An explicit window that leaves a gap after the cursor must not move it past the gap.
+        cursor = self.archive.cursor(source)
+        joins_cursor = cursor is None or start <= cursor + timedelta(days=1)
         run_id = self.archive.start_run(source, kind, start, end)
         t0 = time.monotonic()
         today = self.today()
@@ -178,6 +184,7 @@ class Ingest:
                 for page in client.iter_window(window_kind, q_start, q_end):
                     counts = self._store_page(client, page.items, today, historical, detail)
                     summary.counts.add(counts)
+                    summary.skipped.extend(page.skipped)
                     if progress is not None:
                         idx, n, report = progress
                         if report is not None:
@@ -198,7 +205,7 @@ class Ingest:
             requests=summary.requests,
             seconds=summary.seconds,
             error=summary.error,
-            move_cursor_to=end if summary.ok and kind == "poll" else None,
+            move_cursor_to=end if summary.ok and kind == "poll" and joins_cursor else None,
         )
         return summary
 

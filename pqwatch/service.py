@@ -516,7 +516,7 @@ class PQWatch:
 
         email = self.config.email
         if not email.operator:
-            return True  # nobody to tell: record it as told, so it is not retried forever
+            return False  # nobody to tell (yet): an operator added later still hears of it
         from email.message import EmailMessage
         from email.utils import format_datetime, make_msgid
 

@@ -95,3 +95,5 @@ class PageResult:
     items: tuple[QuestionData, ...]
     total_results: int
     seen_so_far: int
+    # Items that could not be used (e.g. no tabling date), with the reason.
+    skipped: tuple[str, ...] = ()

@@ -21,6 +21,16 @@ BAD_CONFIGS = [
         "sources.uk_parliament.requests_per_second: Input should be a valid number",
     ),
     ("[sources.uk_parliament]\nhouses = ['Scotland']\n", "sources.uk_parliament.houses[0]:"),
+    # Strict types: a quoted number or a 1 for true is a mistake, not a value.
+    (
+        "[sources.uk_parliament]\npage_size = '100'\n",
+        "sources.uk_parliament.page_size: Input should be a valid integer, got str '100'",
+    ),
+    ("[email]\nsmtp_port = '25'\n", "email.smtp_port: Input should be a valid integer"),
+    (
+        "[[subscribers]]\nemail = 'a@example.org'\nsend_empty = 1\n",
+        "subscribers[0].send_empty: Input should be a valid boolean, got int 1",
+    ),
     ("[sources.uk_parliament]\nhouses = []\n", "sources.uk_parliament.houses:"),
     ("[sources.uk_parliament]\npage_size = 0\n", "sources.uk_parliament.page_size:"),
     ("[[watches]]\nname = 'Hospices'\n", "watches[0].query: required key is missing"),

@@ -545,3 +545,35 @@ def test_backfill_is_restartable_and_historical(
     assert rows(db, "SELECT count(*) FROM question") == [(len(replay.items),)]
     assert rows(db, "SELECT count(*) FROM event WHERE historical = 0") == [(0,)]
     assert rows(db, "SELECT cursor_date FROM source_state") == [(None,)]  # polls unaffected
+
+
+def test_a_malformed_item_is_skipped_not_blocking_the_window(
+    data_dir: Path,
+    replay: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    items = list(load_items(_dump(data_dir, "2024-08")).values())[:5]
+    broken = dict(items[0], id=900000001, house=None)
+    replay.set_items([*items, broken])
+    config = write_config(api_config(replay.base_url))
+    result = cli("--config", config, "poll", "--since", "2024-08-01", "--until", "2024-08-31")
+    assert result.exit_code == 0, result.stderr
+    assert "skipped a malformed item: question 900000001: missing dateTabled or house" in (
+        result.stdout
+    )
+    assert rows(_db(config), "SELECT count(*) FROM question") == [(5,)]
+    assert rows(_db(config), "SELECT cursor_date FROM source_state") == [("2024-08-31",)]
+
+
+def test_an_explicit_window_after_a_gap_does_not_move_the_cursor(
+    data_dir: Path, replay: ReplayServer, write_config: Callable[..., Path]
+) -> None:
+    replay.load_files(_dump(data_dir, "2024-08"))
+    config = write_config(api_config(replay.base_url, initial_lookback_days=3))
+    with open_service(config, now=date(2024, 8, 10)) as svc:
+        svc.poll()
+        svc.poll(date(2024, 8, 27), date(2024, 8, 28))  # leaves 11..26 August unpolled
+        assert svc.archive.cursor("uk_parliament") == date(2024, 8, 10)
+        svc.poll(date(2024, 8, 5), date(2024, 8, 12))  # joins the cursor: moves it
+        assert svc.archive.cursor("uk_parliament") == date(2024, 8, 12)

@@ -112,7 +112,8 @@ def load_feed(conn: sa.Connection, slug: str, title: str, limit: int, tz: ZoneIn
                 kind=r["kind"],
                 title=f"[{label}] {heading} ({uin})",
                 url=official_url(r["date_tabled"], r["uin"]),
-                published=datetime.combine(day, time(0, 0), tzinfo=tz).astimezone(UTC),
+                # Noon, UK time: the same calendar day whichever zone a reader shows.
+                published=datetime.combine(day, time(12, 0), tzinfo=tz).astimezone(UTC),
                 asker=r["asker"],
                 department=r["department"],
                 watches=tuple(sorted(set((r["watches"] or "").split("\x1f")) - {""})),

@@ -122,7 +122,9 @@ class _Handler(BaseHTTPRequestHandler):
         ims = self.headers.get("If-Modified-Since")
         not_modified = False
         if inm is not None:  # RFC 9110: If-None-Match wins over If-Modified-Since
-            not_modified = tag in [t.strip() for t in inm.split(",")] or inm.strip() == "*"
+            # Weak comparison (RFC 9110 13.1.2): W/"x" matches "x"; proxies weaken ETags.
+            offered = [t.strip().removeprefix("W/") for t in inm.split(",")]
+            not_modified = tag in offered or inm.strip() == "*"
         elif ims:
             try:
                 since = parsedate_to_datetime(ims)

@@ -212,6 +212,7 @@ class UKParliamentClient:
             "take": take,
         }
         seen: set[int] = set()
+        skipped: list[str] = []
         skip = 0
         while True:
             data = self.get_json(LIST_PATH, {**params, "skip": skip})
@@ -224,8 +225,18 @@ class UKParliamentClient:
                 if value["id"] in seen:
                     continue
                 seen.add(value["id"])
-                fresh.append(parse_question(value, from_list=True))
-            yield PageResult(items=tuple(fresh), total_results=total, seen_so_far=len(seen))
+                try:
+                    fresh.append(parse_question(value, from_list=True))
+                except SourceError as exc:
+                    # One unusable item must not block the window for ever: skip and count it.
+                    skipped.append(str(exc))
+            yield PageResult(
+                items=tuple(fresh),
+                total_results=total,
+                seen_so_far=len(seen),
+                skipped=tuple(skipped),
+            )
+            skipped = []
             if not results or len(seen) >= total:
                 return
             skip += take
