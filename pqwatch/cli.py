@@ -286,8 +286,9 @@ class Sort(StrEnum):
 
 CSV_FIELDS = (
     "id", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
-    "answering_member", "answering_body", "status", "question_text", "answer_text", "snippet",
-    "url", "matched_terms",
+    "asking_party", "asking_constituency", "date_for_answer", "answering_member",
+    "answering_body", "status", "question_text", "answer_text", "snippet", "url",
+    "matched_terms",
 )  # fmt: skip
 
 
@@ -596,6 +597,10 @@ def status(fmt: FormatOpt = OutputFormat.text) -> None:
     )
     for f in report.failed_digests:
         typer.echo(f"  failed: {f['email']}: {f['reply']}")
+    for w in report.retrying_digests:
+        typer.echo(
+            f"  waiting to send to {w['email']} after {w['attempts']} attempt(s): {w['last_error']}"
+        )
     typer.echo(f"Next poll: {report.next_poll}")
     for email, when in report.next_digests.items():
         typer.echo(f"Next digest for {email}: {when}")
@@ -613,6 +618,11 @@ def main() -> None:
         rv = app(standalone_mode=False, prog_name="pqwatch")
     except UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        path = exc.ctx.command_path if exc.ctx else ""
+        if type(exc).__name__ == "NoSuchOption" and path.endswith(("search", "preview")):
+            # A query that starts with "-" (an exclusion) looks like an option to the shell.
+            example = f"{path} --limit 5 -- '-adult care'"
+            hint = f" (a query starting with '-' goes after --, e.g. {example})"
         _fail(f"usage error: {exc.format_message()}{hint}", 2)
     except ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)

@@ -448,6 +448,8 @@ class PQWatch:
         runs = self.poll()
         built = self.build_feeds()
         alerts = self.check_alerts()
+        # A digest an SMTP outage left pending goes out at the next poll, not a day later.
+        retried = self.digest_cycle() if self.outbox.has_pending_digest() else None
         fields: dict[str, object] = {"status": "ok" if all(r.ok for r in runs) else "failed"}
         for r in runs:
             fields.update(r.counts.as_dict())
@@ -457,6 +459,8 @@ class PQWatch:
         fields["feeds_written"] = len(built.written)
         if alerts:
             fields["alerts"] = "; ".join(alerts)
+        if retried is not None:
+            fields["pending_digests_retried"] = retried.get("status")
         return fields
 
     def digest_cycle(self) -> dict[str, object]:
@@ -567,6 +571,16 @@ class PQWatch:
                     sa.text("SELECT status, count(*) FROM delivery GROUP BY status")
                 )
             }
+            waiting = [
+                {"email": r[0], "attempts": r[1], "last_error": r[2]}
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT s.email, max(d.attempts), max(d.server_reply) FROM delivery d "
+                        "JOIN subscriber s ON s.id = d.subscriber_id WHERE d.status = 'pending' "
+                        "AND d.attempts > 0 GROUP BY s.email ORDER BY s.email"
+                    )
+                )
+            ]
             failed = [
                 {"email": r[0], "reply": r[1], "when": r[2]}
                 for r in conn.execute(
@@ -601,6 +615,7 @@ class PQWatch:
             sources=sources,
             deliveries=deliveries,
             failed_digests=failed,
+            retrying_digests=waiting,
             next_poll=next_poll.isoformat(timespec="minutes") if next_poll else "at next run",
             next_digests=next_digest,
         )
@@ -649,6 +664,7 @@ class StatusReport:
     sources: list[dict[str, object]]
     deliveries: dict[str, int]
     failed_digests: list[dict[str, object]]
+    retrying_digests: list[dict[str, object]]
     next_poll: str
     next_digests: dict[str, str]
 

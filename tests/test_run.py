@@ -288,3 +288,25 @@ def test_daemon_polls_rides_out_an_outage_and_stops_on_sigterm(
         proc.communicate()
     db = config.parent / "pqwatch.db"
     assert rows(db, "SELECT status FROM poll_run") == [("failed",)]
+
+
+def test_a_digest_left_pending_is_retried_at_the_next_poll_and_shown_in_status(
+    hospice_api: ReplayServer, write_config: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    extra = WATCH.replace("[email]\n", '[email]\noutbox_dir = "blocked/outbox"\n')
+    config = write_config(api_config(hospice_api.base_url, extra=extra, initial_lookback_days=120))
+    blocked = config.parent / "blocked"
+    blocked.write_text("a file where the outbox folder should be")
+    with open_service(config, now=date(2024, 9, 1)) as svc:
+        svc.poll_cycle()
+        assert svc.digest_cycle()["status"] == "failed"
+    report = cli("--config", config, "status")
+    assert "waiting to send to officer@example.org after 1 attempt(s): cannot write to" in (
+        report.stdout
+    )
+    assert rows(config.parent / "pqwatch.db", "SELECT status FROM digest") == [("pending",)]
+    blocked.unlink()  # the operator fixes the problem; the next poll sends it
+    with open_service(config, now=date(2024, 9, 1)) as svc:
+        assert svc.poll_cycle()["pending_digests_retried"] == "ok"
+    assert rows(config.parent / "pqwatch.db", "SELECT status FROM digest") == [("sent",)]
+    assert len(_eml(blocked / "outbox")) == 1

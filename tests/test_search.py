@@ -161,8 +161,9 @@ def test_search_json_shape(config: Path, cli: Callable[..., CliResult]) -> None:
     for hit in hits:
         assert set(hit) == {
             "id", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
-            "answering_member", "answering_body", "status", "question_text", "answer_text",
-            "snippet", "url", "matched_terms",
+            "asking_party", "asking_constituency", "date_for_answer", "answering_member",
+            "answering_body", "status", "question_text", "answer_text", "snippet", "url",
+            "matched_terms",
         }  # fmt: skip
         assert hit["url"] == (
             "https://questions-statements.parliament.uk/written-questions/detail/"
@@ -183,8 +184,9 @@ def test_search_csv_opens_as_one_row_per_question(
     assert table
     assert list(table[0]) == [
         "id", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
-        "answering_member", "answering_body", "status", "question_text", "answer_text",
-        "snippet", "url", "matched_terms",
+        "asking_party", "asking_constituency", "date_for_answer", "answering_member",
+        "answering_body", "status", "question_text", "answer_text", "snippet", "url",
+        "matched_terms",
     ]  # fmt: skip
     assert len({r["id"] for r in table}) == len(table)
     assert all(r["answering_body"] == "Department of Health and Social Care" for r in table)
@@ -400,3 +402,18 @@ def test_a_new_watch_is_matched_against_the_archive_without_deliveries(
     )
     assert schools == [(len(_search_ids(cli, config, "school")),)]
     assert rows(db, "SELECT count(*) FROM delivery") == before
+
+
+def test_a_query_starting_with_a_dash_gets_a_hint(
+    config: Path, cli: Callable[..., CliResult]
+) -> None:
+    result = cli("--config", config, "search", "-palliative")
+    assert result.exit_code == 2
+    assert "a query starting with '-' goes after --" in result.stderr
+    ok = cli(
+        "--config", config, "search", "--format", "json", "--limit", "1000", "--", "-palliative"
+    )
+    assert ok.exit_code == 0
+    assert {h["id"] for h in json.loads(ok.stdout)} == _search_ids(
+        cli, config, "house:commons OR house:lords"
+    ) - _search_ids(cli, config, "palliative")

@@ -32,6 +32,10 @@ def _day(value: date | datetime | None) -> str:
     return f"{value.day} {value:%b %Y}"
 
 
+_TABLE = '<table style="border-collapse:collapse;margin:6px 0;font-size:13px;">'
+_CELL = '<{} style="border:1px solid #bbb;padding:3px 6px;vertical-align:top;">'
+
+
 def _safe_answer(html: str | None) -> Markup:
     cleaned = nh3.clean(
         html or "",
@@ -39,6 +43,15 @@ def _safe_answer(html: str | None) -> Markup:
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
         link_rel="noopener noreferrer",
+    )
+    # Mail clients ignore <style>: give tables visible cells inline (our attributes, added
+    # after cleaning, so nothing from the answer can reach them).
+    cleaned = (
+        cleaned.replace("<table>", _TABLE)
+        .replace("<td>", _CELL.format("td"))
+        .replace("<td ", _CELL.format("td")[:-1] + " ")
+        .replace("<th>", _CELL.format("th"))
+        .replace("<th ", _CELL.format("th")[:-1] + " ")
     )
     return Markup(cleaned)  # noqa: S704 - cleaned by nh3 just above
 

@@ -50,6 +50,7 @@ class SearchHit:
     answer_text: str | None
     snippet: str
     matched_terms: tuple[str, ...]
+    date_for_answer: date | None = None
 
     @property
     def url(self) -> str | None:
@@ -64,6 +65,9 @@ class SearchHit:
             "date_answered": self.date_answered.isoformat() if self.date_answered else None,
             "heading": self.heading,
             "asking_member": self.asking_member,
+            "asking_party": self.asking_party,
+            "asking_constituency": self.asking_constituency,
+            "date_for_answer": self.date_for_answer.isoformat() if self.date_for_answer else None,
             "answering_member": self.answering_member,
             "answering_body": self.answering_body,
             "status": self.status,
@@ -98,7 +102,8 @@ def marked_terms(*texts: str | None) -> tuple[str, ...]:
 
 
 _HIT_COLUMNS = """
-    q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_answered, q.heading,
+    q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_for_answer, q.date_answered,
+    q.heading,
     am.name AS asker, am.party AS asker_party, am.member_from AS asker_from,
     wm.name AS answerer, b.name AS body, q.status, q.question_text,
     (SELECT a.answer_text FROM answer a WHERE a.question_id = q.id
@@ -200,6 +205,7 @@ def search(
                 answer_text=r["answer_text"],
                 snippet=" ".join(snip.split()),
                 matched_terms=marked_terms(r["h0"], r["h1"], r["h2"]),
+                date_for_answer=_date(r["date_for_answer"]),
             )
         )
     return SearchResult(query=query, total=total, sort=used, hits=tuple(hits), note=note)
@@ -335,8 +341,7 @@ def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
     r = (
         conn.execute(
             sa.text(
-                f"SELECT {_HIT_COLUMNS}, q.date_for_answer, q.is_named_day "
-                f"FROM question q {_JOINS} WHERE q.id = :id"
+                f"SELECT {_HIT_COLUMNS}, q.is_named_day FROM question q {_JOINS} WHERE q.id = :id"
             ),
             {"id": qid},
         )
@@ -361,6 +366,7 @@ def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
         answer_text=r["answer_text"],
         snippet="",
         matched_terms=(),
+        date_for_answer=_date(r["date_for_answer"]),
     )
     answers = tuple(
         AnswerVersion(

@@ -192,6 +192,15 @@ class Outbox:
             )
         return str(value) if value else None
 
+    def has_pending_digest(self) -> bool:
+        """Whether a digest was started but not accepted (an SMTP outage): worth a retry."""
+        with self.db.read() as session:
+            return bool(
+                session.connection()
+                .execute(sa.text("SELECT 1 FROM digest WHERE status = 'pending' LIMIT 1"))
+                .first()
+            )
+
     def _message_id(self) -> str:
         return f"<digest.{uuid.uuid4().hex}@{self.domain}>"
 
