@@ -1,0 +1,1 @@
+"""Benchmark helpers for pqwatch: a deterministic synthetic archive generator (bench.generate)."""
