@@ -135,6 +135,19 @@ class Ingest:
         done = self.archive.done_windows(SOURCE, "backfill")
         total = RunSummary(SOURCE, "backfill", since, end)
         t0 = time.monotonic()
+        with self.archive.keep_open():
+            self._backfill_windows(total, windows, done, detail, progress)
+        total.seconds = time.monotonic() - t0
+        return total
+
+    def _backfill_windows(
+        self,
+        total: RunSummary,
+        windows: list[tuple[date, date]],
+        done: set[tuple[date, date]],
+        detail: bool,
+        progress: Callable[[Progress], None] | None,
+    ) -> None:
         for index, (w_start, w_end) in enumerate(windows):
             if (w_start, w_end) in done:
                 total.windows_skipped += 1
@@ -156,8 +169,6 @@ class Ingest:
                 total.ok, total.error = False, summary.error
                 break
             total.windows_done += 1
-        total.seconds = time.monotonic() - t0
-        return total
 
     def _run_window(
         self,
@@ -180,15 +191,18 @@ class Ingest:
         today = self.today()
         client = self.client_factory(self.config)
         try:
-            for window_kind, q_start, q_end in queries:
-                for page in client.iter_window(window_kind, q_start, q_end):
-                    counts = self._store_page(client, page.items, today, historical, detail)
-                    summary.counts.add(counts)
-                    summary.skipped.extend(page.skipped)
-                    if progress is not None:
-                        idx, n, report = progress
-                        if report is not None:
-                            report(Progress(idx, n, start, page.seen_so_far, page.total_results))
+            with self.archive.keep_open():
+                for window_kind, q_start, q_end in queries:
+                    for page in client.iter_window(window_kind, q_start, q_end):
+                        counts = self._store_page(client, page.items, today, historical, detail)
+                        summary.counts.add(counts)
+                        summary.skipped.extend(page.skipped)
+                        if progress is not None:
+                            idx, n, report = progress
+                            if report is not None:
+                                report(
+                                    Progress(idx, n, start, page.seen_so_far, page.total_results)
+                                )
         except SourceError as exc:
             summary.ok = False
             summary.error = f"{source}: window {start}..{end}: {exc}"

@@ -8,6 +8,7 @@ plain result type that the caller formats; it never prints.
 from __future__ import annotations
 
 import re
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,10 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-import sqlalchemy as sa
 
 from pqwatch.config import Config, load_config
 from pqwatch.errors import StorageError, UsageError
@@ -28,6 +27,7 @@ from pqwatch.store.db import Database, sql_ts
 # client, the HTML parser, the template engine and the feed builder (start-up time).
 if TYPE_CHECKING:
     import jinja2
+    import sqlalchemy as sa
 
     from pqwatch.feeds.server import FeedServer
     from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
@@ -36,6 +36,20 @@ if TYPE_CHECKING:
     from pqwatch.search.matching import Matcher
     from pqwatch.store.archive import Archive
     from pqwatch.store.outbox import Outbox, SubscriberRow
+
+
+if not TYPE_CHECKING:
+
+    class _LazySQLAlchemy:
+        """`sa.X` imports SQLAlchemy on first use: `pqwatch search` never needs it
+        (they read through a plain sqlite3 connection), and it costs ~0.3 s to import."""
+
+        def __getattr__(self, name: str) -> Any:
+            import sqlalchemy
+
+            return getattr(sqlalchemy, name)
+
+    sa = _LazySQLAlchemy()
 
 
 def utcnow() -> datetime:
@@ -117,17 +131,26 @@ class PQWatch:
         Every command calls this first, so an upgrade migrates the database by itself."""
         before, after = self.db.migrate()
         if not self._ready:
-            from pqwatch.store import sync
+            if not self._in_step():
+                from pqwatch.store import sync
 
-            with self.db.read() as session:
-                in_step = sync.in_step(session, self.config)
-            if not in_step:
                 with self.db.write() as session:
                     for watch in sync.sync_config(session, self.config, self.now()):
                         assert watch.id is not None
                         self.matcher.match_history(session, watch.id, watch.query)
             self._ready = True
         return before, after
+
+    def _in_step(self) -> bool:
+        from pqwatch.store import sync
+
+        if self.db.path is None:  # not a plain file: borrow the engine's DBAPI connection
+            with self.db.read() as session:
+                dbapi = session.connection().connection.driver_connection
+                assert isinstance(dbapi, sqlite3.Connection)
+                return sync.in_step(dbapi, self.config)
+        with self.db.read_raw() as conn:
+            return sync.in_step(conn, self.config)
 
     def init(self) -> InitResult:
         before, after = self.ensure_ready()
@@ -169,6 +192,9 @@ class PQWatch:
         from pqwatch.search import engine
 
         self.ensure_ready()
+        if self.db.path is not None:  # a plain sqlite3 connection: no SQLAlchemy import
+            with self.db.read_raw() as conn:
+                return engine.search(conn, query, limit=limit, sort=sort)
         with self.db.read() as session:
             return engine.search(session.connection(), query, limit=limit, sort=sort)
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -121,6 +122,12 @@ def highlight_html(html: str, terms: Sequence[str]) -> str:
     words = sorted({t for t in terms if t.strip()}, key=len, reverse=True)
     if not words or not html:
         return html
+    return _highlight(html, tuple(words))
+
+
+# Subscribers of the same watch get the same answers marked with the same words: parse once.
+@lru_cache(maxsize=4096)
+def _highlight(html: str, words: tuple[str, ...]) -> str:
     pattern = re.compile(
         r"(?<!\w)(" + "|".join(re.escape(w) for w in words) + r")(?!\w)", re.IGNORECASE
     )

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -36,6 +37,7 @@ _TABLE = '<table style="border-collapse:collapse;margin:6px 0;font-size:13px;">'
 _CELL = '<{} style="border:1px solid #bbb;padding:3px 6px;vertical-align:top;">'
 
 
+@lru_cache(maxsize=4096)  # the same answers go to every subscriber of a watch
 def _safe_answer(html: str | None) -> Markup:
     cleaned = nh3.clean(
         html or "",

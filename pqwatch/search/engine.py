@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+# SQLAlchemy is imported by the functions that take an SQLAlchemy connection: `search` also
+# accepts a plain sqlite3 connection, so `pqwatch search` starts without it.
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 from pqwatch.errors import UsageError
 from pqwatch.search.query import CompiledQuery, compile_query
 
 RELEVANCE_LIMIT = 20_000
+# Newest first when a walk of the date indexes is expected to test at most this many
+# questions (limit x questions / matches) rather than sort every match.
+NEWEST_BY_INDEX_PROBES = 1000
 MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
 OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
 # bm25 weights for heading, question, answer: a word in the heading says most about a question.
@@ -123,6 +130,8 @@ def _date(value: Any) -> date | None:
 
 
 def _count(conn: sa.Connection, cq: CompiledQuery) -> int:
+    import sqlalchemy as sa
+
     where, params = cq.sql()
     return int(
         conn.execute(sa.text(f"SELECT count(*) FROM question q WHERE {where}"), params).scalar()
@@ -130,8 +139,19 @@ def _count(conn: sa.Connection, cq: CompiledQuery) -> int:
     )
 
 
+def _rows(conn: sa.Connection | sqlite3.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Run one query on an SQLAlchemy or a plain sqlite3 connection; rows as mappings."""
+    if isinstance(conn, sqlite3.Connection):
+        cur = conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    import sqlalchemy as sa
+
+    return list(conn.execute(sa.text(sql), params).mappings())
+
+
 def search(
-    conn: sa.Connection,
+    conn: sa.Connection | sqlite3.Connection,
     query: str,
     *,
     limit: int = 20,
@@ -139,6 +159,7 @@ def search(
     extra_where: str = "1",
     extra_params: dict[str, Any] | None = None,
 ) -> SearchResult:
+    """Search the archive on an SQLAlchemy connection or a plain sqlite3 one (fast start)."""
     if limit < 1:
         raise UsageError("--limit must be at least 1")
     if sort not in {"relevance", "newest"}:
@@ -147,10 +168,14 @@ def search(
     where, params = cq.sql()
     params = {**params, **(extra_params or {})}
     where = f"({where}) AND ({extra_where})"
-    total = int(
-        conn.execute(sa.text(f"SELECT count(*) FROM question q WHERE {where}"), params).scalar()
-        or 0
-    )
+    # Words only (no filters): FTS5 counts its matches itself, without visiting a question
+    # row (every FTS row is a question's, rowid = question id): ~100x faster on common words.
+    words_only = cq.match is not None and cq.where == "1" and extra_where == "1"
+    if words_only:
+        count_sql = "SELECT count(*) AS n FROM question_fts WHERE question_fts MATCH :match"
+    else:
+        count_sql = f"SELECT count(*) AS n FROM question q WHERE {where}"
+    total = int(_rows(conn, count_sql, params)[0]["n"])
     note = None
     used = sort
     if sort == "relevance" and cq.match is None:
@@ -162,29 +187,66 @@ def search(
             f"{total:,} matches: sorted newest first "
             f"(relevance ranking is used up to {RELEVANCE_LIMIT:,} matches)"
         )
-    newest = "coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC"
-    if cq.match is not None:
-        snippet = (
-            f"snippet(question_fts, -1, '{MARK_START}', '{MARK_END}', '…', 16) AS snip, "
-            f"highlight(question_fts, 0, '{MARK_START}', '{MARK_END}') AS h0, "
-            f"highlight(question_fts, 1, '{MARK_START}', '{MARK_END}') AS h1, "
-            f"highlight(question_fts, 2, '{MARK_START}', '{MARK_END}') AS h2"
-        )
-        order = f"{BM25}, q.id DESC" if used == "relevance" else newest
-        sql = (
-            f"SELECT {_HIT_COLUMNS}, {snippet} FROM question_fts "
-            f"JOIN question q ON q.id = question_fts.rowid {_JOINS} "
-            f"WHERE question_fts MATCH :__match AND ({where}) ORDER BY {order} LIMIT :__limit"
-        )
-        params["__match"] = cq.match
-    else:
-        sql = (
-            f"SELECT {_HIT_COLUMNS}, NULL AS snip, NULL AS h0, NULL AS h1, NULL AS h2 "
-            f"FROM question q {_JOINS} WHERE {where} ORDER BY {newest} LIMIT :__limit"
-        )
     params["__limit"] = limit
+    # Two steps: first the ids of the page (only the sort key is computed for every match),
+    # then snippets, highlights and joins for those few rows. One query with ORDER BY ...
+    # LIMIT would compute every column of every match before sorting.
+    if total == 0:
+        ids: list[int] = []
+    elif cq.match is not None and used == "relevance":
+        params["__match"] = cq.match
+        if words_only:  # rank in the FTS table alone
+            sql = (
+                "SELECT rowid AS id FROM question_fts WHERE question_fts MATCH :__match "
+                f"ORDER BY {BM25}, rowid DESC LIMIT :__limit"
+            )
+        else:
+            # The join applies the match: `where` less its own copy of it.
+            sql = (
+                "SELECT q.id AS id FROM question_fts JOIN question q ON q.id = question_fts.rowid "
+                f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where}) "
+                f"ORDER BY {BM25}, q.id DESC LIMIT :__limit"
+            )
+        ids = [r["id"] for r in _rows(conn, sql, params)]
+    elif cq.match is not None and total * NEWEST_BY_INDEX_PROBES >= limit * _question_count(conn):
+        ids = _newest_by_index(conn, cq, extra_where, params)
+    else:
+        ids = [
+            r["id"]
+            for r in _rows(
+                conn,
+                f"SELECT q.id AS id FROM question q WHERE {where} "
+                "ORDER BY coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC "
+                "LIMIT :__limit",
+                params,
+            )
+        ]
+    rows: list[Any] = []
+    if ids:
+        in_ids = ", ".join(str(int(i)) for i in ids)
+        if cq.match is not None:
+            snippet = (
+                f"snippet(question_fts, -1, '{MARK_START}', '{MARK_END}', '…', 16) AS snip, "
+                f"highlight(question_fts, 0, '{MARK_START}', '{MARK_END}') AS h0, "
+                f"highlight(question_fts, 1, '{MARK_START}', '{MARK_END}') AS h1, "
+                f"highlight(question_fts, 2, '{MARK_START}', '{MARK_END}') AS h2"
+            )
+            sql = (
+                f"SELECT {_HIT_COLUMNS}, {snippet} FROM question_fts "
+                f"JOIN question q ON q.id = question_fts.rowid {_JOINS} "
+                f"WHERE question_fts MATCH :__match AND question_fts.rowid IN ({in_ids})"
+            )
+            fetched = _rows(conn, sql, {"__match": cq.match})
+        else:
+            sql = (
+                f"SELECT {_HIT_COLUMNS}, NULL AS snip, NULL AS h0, NULL AS h1, NULL AS h2 "
+                f"FROM question q {_JOINS} WHERE q.id IN ({in_ids})"
+            )
+            fetched = _rows(conn, sql, {})
+        by_id = {r["id"]: r for r in fetched}
+        rows = [by_id[i] for i in ids if i in by_id]
     hits = []
-    for r in conn.execute(sa.text(sql), params).mappings():
+    for r in rows:
         snip = r["snip"] or _lead(r["question_text"])
         hits.append(
             SearchHit(
@@ -209,6 +271,46 @@ def search(
             )
         )
     return SearchResult(query=query, total=total, sort=used, hits=tuple(hits), note=note)
+
+
+def _question_count(conn: sa.Connection | sqlite3.Connection) -> int:
+    """About how many questions there are (ids are dense), without counting them."""
+    return int(_rows(conn, "SELECT coalesce(max(id), 0) AS n FROM question", {})[0]["n"])
+
+
+def _newest_by_index(
+    conn: sa.Connection | sqlite3.Connection,
+    cq: CompiledQuery,
+    extra_where: str,
+    params: dict[str, Any],
+) -> list[int]:
+    """The newest matches of a common query, walking the date indexes newest first and
+    testing each question against the FTS index, instead of sorting every match.
+
+    The order is the same as ``ORDER BY coalesce(date_answered, date_tabled) DESC, id DESC``:
+    the page is within the newest answered matches (by date_answered, from its index) plus
+    the newest unanswered ones (by date_tabled). Used only when matches are a good share of
+    the archive, so that the walks stop after about NEWEST_BY_INDEX_PROBES rows.
+    """
+    params = {**params, "__match": cq.match}
+    cond = (
+        "q.id IN (SELECT rowid FROM question_fts WHERE question_fts MATCH :__match "
+        f"AND rowid = q.id) AND ({cq.where}) AND ({extra_where})"
+    )
+    sql = (
+        "SELECT id FROM ("
+        "SELECT * FROM (SELECT q.id AS id, q.date_answered AS k "
+        "FROM question q INDEXED BY ix_question_date_answered "
+        f"WHERE q.date_answered IS NOT NULL AND {cond} "
+        "ORDER BY q.date_answered DESC, q.id DESC LIMIT :__limit) "
+        "UNION ALL "
+        "SELECT * FROM (SELECT q.id AS id, q.date_tabled AS k "
+        "FROM question q INDEXED BY ix_question_date_tabled "
+        f"WHERE q.date_answered IS NULL AND {cond} "
+        "ORDER BY q.date_tabled DESC, q.id DESC LIMIT :__limit)"
+        ") ORDER BY k DESC, id DESC LIMIT :__limit"
+    )
+    return [r["id"] for r in _rows(conn, sql, params)]
 
 
 def _lead(text: str, words: int = 30) -> str:
@@ -314,6 +416,8 @@ def find_question(conn: sa.Connection, ref: str) -> tuple[int, tuple[tuple[str, 
     A bare number is tried as the API id first, then as a UIN. A UIN used in several sessions
     resolves to the newest question; the others are returned so the caller can say so.
     """
+    import sqlalchemy as sa
+
     m = _REF.match(ref.strip())
     if not m:
         raise UsageError(f"{ref!r} is not a question id, UIN or DATE/UIN")
@@ -337,6 +441,8 @@ def find_question(conn: sa.Connection, ref: str) -> tuple[int, tuple[tuple[str, 
 
 
 def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
+    import sqlalchemy as sa
+
     qid, others = find_question(conn, ref)
     r = (
         conn.execute(
@@ -448,6 +554,8 @@ class WatchStats:
 
 def watch_stats(conn: sa.Connection, today: date) -> list[WatchStats]:
     """Each active watch with its matched questions (all time, last 7 days) and last match."""
+    import sqlalchemy as sa
+
     week_ago = date.fromordinal(today.toordinal() - 7).isoformat()
     out = []
     for w in conn.execute(
@@ -497,6 +605,7 @@ class Preview:
 def preview_watch(conn: sa.Connection, query: str, today: date) -> Preview:
     """What a watch would have caught in the last 12 months: answers given, questions tabled,
     and the five newest examples."""
+
     since = date(today.year - 1, today.month, min(today.day, 28))
     answered = search(
         conn,

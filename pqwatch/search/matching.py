@@ -11,6 +11,7 @@ on watch_match(watch, event) and delivery(subscriber, event) absorb any repeat.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -35,29 +36,18 @@ _REMATCH = sa.text(
     "ON q.id = e.question_id WHERE e.question_id IN :ids AND e.kind = 'tabled' "
     "AND q.status = 'unanswered'"
 ).bindparams(sa.bindparam("ids", expanding=True))
-_INSERT_MATCH = sa.text(
-    "INSERT INTO watch_match (watch_id, event_id, matched_terms_json, created_at) "
-    "VALUES (:watch_id, :event_id, :terms, :now) ON CONFLICT (watch_id, event_id) DO NOTHING"
-)
-_INSERT_DELIVERIES = sa.text(
-    "INSERT INTO delivery (subscriber_id, event_id, status, attempts, created_at) "
-    "SELECT s.subscriber_id, :event_id, 'pending', 0, :now FROM subscription s "
-    "JOIN subscriber sb ON sb.id = s.subscriber_id AND sb.active "
-    "WHERE s.watch_id = :watch_id AND s.unsubscribed_at IS NULL "
-    "ON CONFLICT (subscriber_id, event_id) DO NOTHING"
-)
 
 
 class Matcher:
     """Matches events against the active watches; compiled queries are cached by text."""
 
     def __init__(self) -> None:
-        self._compiled: dict[str, CompiledQuery] = {}
+        self._compiled: dict[tuple[str, str], CompiledQuery] = {}
 
-    def compiled(self, query: str) -> CompiledQuery:
-        cq = self._compiled.get(query)
+    def compiled(self, query: str, fts_table: str = "question_fts") -> CompiledQuery:
+        cq = self._compiled.get((query, fts_table))
         if cq is None:
-            cq = self._compiled[query] = compile_query(query)
+            cq = self._compiled[(query, fts_table)] = compile_query(query, fts_table=fts_table)
         return cq
 
     def on_events(
@@ -109,46 +99,136 @@ class Matcher:
             by_question.setdefault(qid, []).append((event_id, historical))
         qids = list(by_question)
         stamp = sql_ts(now)
-        matches = 0
-        for watch_id, query in watches:
-            cq = self.compiled(query)
-            for qid, terms in _matching_questions(conn, cq, qids).items():
-                for event_id, historical in by_question[qid]:
-                    res = conn.execute(
-                        _INSERT_MATCH,
-                        {
-                            "watch_id": watch_id,
-                            "event_id": event_id,
-                            "terms": json.dumps(list(terms)),
-                            "now": stamp,
-                        },
-                    )
-                    matches += res.rowcount
-                    if deliver and res.rowcount and not historical:
-                        conn.execute(
-                            _INSERT_DELIVERIES,
-                            {"event_id": event_id, "watch_id": watch_id, "now": stamp},
-                        )
-        return matches
+        cur = _raw_cursor(conn)
+        # A batch of new events (ingest) is matched against a private index of just its
+        # questions: each watch's query then runs over the batch, not the whole archive.
+        # A watch's whole-history match (one watch, events already found) uses the archive's.
+        watches = list(watches)
+        batch_fts = deliver and len(watches) > 1
+        table = _BATCH_FTS if batch_fts else "question_fts"
+        if batch_fts:
+            _make_batch_index(cur, qids)
+        try:
+            found: list[tuple[int, int, str]] = []  # (watch, event, terms), in match order
+            for watch_id, query in watches:
+                cq = self.compiled(query, table)
+                for qid, terms in _matching_questions(cur, cq, qids, batch=batch_fts).items():
+                    terms_json = json.dumps(list(terms))
+                    for event_id, _ in by_question[qid]:
+                        found.append((watch_id, event_id, terms_json))
+        finally:
+            if batch_fts:
+                _drop_batch_index(cur)
+        if not found:
+            return 0
+        # Matches already recorded are kept as they are (and deliver nothing again).
+        existing = _existing_matches(cur, sorted({e for _, e, _ in found}))
+        new: list[tuple[int, int, str]] = []
+        for row in found:
+            key = (row[0], row[1])
+            if key not in existing:
+                existing.add(key)
+                new.append(row)
+        cur.executemany(
+            "INSERT INTO watch_match (watch_id, event_id, matched_terms_json, created_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (watch_id, event_id) DO NOTHING",
+            [(w, e, t, stamp) for w, e, t in new],
+        )
+        if deliver:
+            historical_events = {e for e, _, h in events if h}
+            # Who receives each watch, read once (not joined again for every match).
+            receivers: dict[int, list[int]] = {}
+            for watch_id, subscriber_id in cur.execute(
+                "SELECT s.watch_id, s.subscriber_id FROM subscription s "
+                "JOIN subscriber sb ON sb.id = s.subscriber_id AND sb.active "
+                "WHERE s.unsubscribed_at IS NULL ORDER BY s.watch_id, s.subscriber_id"
+            ):
+                receivers.setdefault(watch_id, []).append(subscriber_id)
+            cur.executemany(
+                "INSERT INTO delivery (subscriber_id, event_id, status, attempts, created_at) "
+                "VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (subscriber_id, event_id) DO NOTHING",
+                [
+                    (sub, e, stamp)
+                    for w, e, _ in new
+                    if e not in historical_events
+                    for sub in receivers.get(w, ())
+                ],
+            )
+        return len(new)
+
+
+_BATCH_FTS = "pqwatch_batch_fts"
+_BATCH_IDS = "pqwatch_batch_ids"
+_CHUNK = 500  # bound parameters per IN list (SQLite allows 32766; keep statements small)
+
+
+def _raw_cursor(conn: sa.Connection) -> sqlite3.Cursor:
+    """The DBAPI cursor of this connection (same transaction): SQLAlchemy's per-statement
+    overhead dominated matching a large batch."""
+    dbapi = conn.connection.driver_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    return dbapi.cursor()
+
+
+def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i : i + _CHUNK]
+
+
+def _make_batch_index(cur: sqlite3.Cursor, qids: Sequence[int]) -> None:
+    """A temporary FTS5 index, tokenised like question_fts, holding only these questions."""
+    _drop_batch_index(cur)
+    cur.execute(f"CREATE TEMP TABLE {_BATCH_IDS} (id INTEGER PRIMARY KEY)")
+    cur.executemany(f"INSERT INTO temp.{_BATCH_IDS} (id) VALUES (?)", [(q,) for q in qids])
+    cur.execute(
+        f"CREATE VIRTUAL TABLE temp.{_BATCH_FTS} USING fts5("
+        "heading, question, answer, tokenize='porter unicode61 remove_diacritics 2')"
+    )
+    for chunk in _chunks(sorted(qids)):
+        marks = ",".join("?" * len(chunk))
+        cur.execute(
+            f"INSERT INTO temp.{_BATCH_FTS} (rowid, heading, question, answer) "
+            f"SELECT rowid, heading, question, answer FROM question_fts WHERE rowid IN ({marks})",
+            list(chunk),
+        )
+
+
+def _drop_batch_index(cur: sqlite3.Cursor) -> None:
+    cur.execute(f"DROP TABLE IF EXISTS temp.{_BATCH_FTS}")
+    cur.execute(f"DROP TABLE IF EXISTS temp.{_BATCH_IDS}")
+
+
+def _existing_matches(cur: sqlite3.Cursor, event_ids: Sequence[int]) -> set[tuple[int, int]]:
+    out: set[tuple[int, int]] = set()
+    for chunk in _chunks(event_ids):
+        marks = ",".join("?" * len(chunk))
+        out.update(
+            cur.execute(
+                f"SELECT watch_id, event_id FROM watch_match WHERE event_id IN ({marks})",
+                list(chunk),
+            ).fetchall()
+        )
+    return out
 
 
 def _matching_questions(
-    conn: sa.Connection, cq: CompiledQuery, qids: list[int]
+    cur: sqlite3.Cursor, cq: CompiledQuery, qids: list[int], *, batch: bool
 ) -> dict[int, tuple[str, ...]]:
-    """Which of these questions the query matches, with the words that matched."""
-    params = {**cq.params, "__ids": qids}
+    """Which of these questions the query matches, with the words that matched. With
+    `batch`, the query was compiled for the batch index, which holds exactly `qids`."""
+    table = cq.fts_table
+    params = dict(cq.params)
+    if batch:  # the batch index holds only the batch; the id table serves filter-only queries
+        scope = f"q.id IN (SELECT id FROM temp.{_BATCH_IDS})"
+    else:  # integers, rendered inline (any number of them)
+        scope = f"q.id IN ({','.join(str(int(q)) for q in qids)})"
     if cq.match is None:
-        sql = sa.text(f"SELECT q.id FROM question q WHERE q.id IN :__ids AND ({cq.where})")
-        return {
-            r[0]: ()
-            for r in conn.execute(sql.bindparams(sa.bindparam("__ids", expanding=True)), params)
-        }
+        sql = f"SELECT q.id FROM question q WHERE {scope} AND ({cq.where})"
+        return {r[0]: () for r in cur.execute(sql, params)}
     params["__match"] = cq.match
-    marks = ", ".join(
-        f"highlight(question_fts, {i}, '{MARK_START}', '{MARK_END}')" for i in range(3)
+    marks = ", ".join(f"highlight({table}, {i}, '{MARK_START}', '{MARK_END}')" for i in range(3))
+    sql = (
+        f"SELECT q.id, {marks} FROM {table} JOIN question q ON q.id = {table}.rowid "
+        f"WHERE {table} MATCH :__match AND {'' if batch else scope + ' AND '}({cq.where})"
     )
-    sql = sa.text(
-        f"SELECT q.id, {marks} FROM question_fts JOIN question q ON q.id = question_fts.rowid "
-        f"WHERE question_fts MATCH :__match AND question_fts.rowid IN :__ids AND ({cq.where})"
-    ).bindparams(sa.bindparam("__ids", expanding=True))
-    return {r[0]: marked_terms(r[1], r[2], r[3]) for r in conn.execute(sql, params)}
+    return {r[0]: marked_terms(r[1], r[2], r[3]) for r in cur.execute(sql, params)}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -99,6 +100,17 @@ class Archive:
         self.db = db
         self.now = now
 
+    @contextmanager
+    def keep_open(self) -> Iterator[None]:
+        """Hold one idle connection (no transaction) while many short transactions run.
+
+        SQLite checkpoints the WAL into the database and deletes it whenever its last
+        connection closes; with a connection per transaction that happened after every page
+        (a third of the store time). An idle connection blocks no writer and no checkpoint.
+        """
+        with self.db.engine.connect():
+            yield
+
     # -- reading state ----------------------------------------------------------------------
 
     def unchanged_ids(self, items: Sequence[QuestionData]) -> set[str]:
@@ -133,12 +145,13 @@ class Archive:
             _upsert_bodies(cur, [i for i, _ in todo], now)
             state = _load_state(cur, [i for i, _ in todo])
             changed: list[int] = []
+            fts_rows: list[tuple[int, str, str, str]] = []
             for item, prepared in todo:
                 old = state.get(item.source_id)
                 decision = decide(old, item, prepared, today)
                 qid = _write_question(cur, item, old, decision.status, now)
-                answer_ids = _write_answers(cur, qid, item, decision.answers, now)
-                _index(cur, qid, item, decision.answers)
+                answer_ids = _write_answers(cur, qid, item, decision.answers, now, old is None)
+                fts_rows.append(_fts_row(cur, qid, item, decision.answers, old is None))
                 for ev in decision.events:
                     cur.execute(
                         "INSERT INTO event (question_id, kind, event_date, answer_id, "
@@ -162,6 +175,11 @@ class Archive:
                 if old is not None:  # text, heading or department may have changed
                     changed.append(qid)
                 counts.items_written += 1
+            # One statement for the page's index rows (the hook below may search them).
+            cur.executemany(
+                "INSERT INTO question_fts (rowid, heading, question, answer) VALUES (?, ?, ?, ?)",
+                fts_rows,
+            )
             if on_events is not None and (counts.new_event_ids or changed):
                 on_events(session, counts.new_event_ids, sorted(set(changed)))
         return counts
@@ -453,37 +471,45 @@ def _write_question(
     return qid
 
 
-def _index(cur: sqlite3.Cursor, qid: int, item: QuestionData, answers: Sequence[NewAnswer]) -> None:
-    """Keep the full-text index in step with the question and its latest answer."""
+def _fts_row(
+    cur: sqlite3.Cursor, qid: int, item: QuestionData, answers: Sequence[NewAnswer], new: bool
+) -> tuple[int, str, str, str]:
+    """The full-text index row for the question and its latest answer; a stored question's
+    old row is deleted here, and the caller inserts the page's rows in one statement."""
     if answers:
         answer_text = answers[-1].text
+    elif new:  # a question inserted just now has no answers yet
+        answer_text = ""
     else:
         row = cur.execute(
             "SELECT answer_text FROM answer WHERE question_id = ? ORDER BY version DESC LIMIT 1",
             (qid,),
         ).fetchone()
         answer_text = row[0] if row else ""
-    cur.execute("DELETE FROM question_fts WHERE rowid = ?", (qid,))
-    cur.execute(
-        "INSERT INTO question_fts (rowid, heading, question, answer) VALUES (?, ?, ?, ?)",
-        (
-            qid,
-            item.heading or "",
-            normalize_for_search(item.question_text),
-            answer_text,
-        ),
-    )
+    if not new:  # a new question's id is new (questions are never deleted): no old row
+        cur.execute("DELETE FROM question_fts WHERE rowid = ?", (qid,))
+    return (qid, item.heading or "", normalize_for_search(item.question_text), answer_text)
 
 
 def _write_answers(
-    cur: sqlite3.Cursor, qid: int, item: QuestionData, answers: Sequence[NewAnswer], now: str
+    cur: sqlite3.Cursor,
+    qid: int,
+    item: QuestionData,
+    answers: Sequence[NewAnswer],
+    now: str,
+    new: bool = False,
 ) -> list[int]:
     ids: list[int] = []
     if not answers:
         return ids
-    version = cur.execute(
-        "SELECT coalesce(max(version), 0) FROM answer WHERE question_id = ?", (qid,)
-    ).fetchone()[0]
+    # A question inserted just now has no versions yet.
+    version = (
+        0
+        if new
+        else cur.execute(
+            "SELECT coalesce(max(version), 0) FROM answer WHERE question_id = ?", (qid,)
+        ).fetchone()[0]
+    )
     for ans in answers:
         correction = ans.kind == "correction"
         values = (

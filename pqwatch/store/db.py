@@ -9,18 +9,20 @@ once with "database is locked" when another process wrote meanwhile, busy timeou
 from __future__ import annotations
 
 import io
+import re
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-
+# SQLAlchemy is imported when an engine is first needed: read-only commands (search) use a
+# plain sqlite3 connection and never pay its ~0.3 s import.
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
     from sqlmodel import Session
 
 from pqwatch.errors import StorageError
@@ -53,8 +55,19 @@ def _on_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _ensure_parent(url: sa.URL) -> None:
-    db = url.database
+# A plain file URL, which needs no SQLAlchemy to read: sqlite:///relative or sqlite:////abs,
+# without a query string or %-escapes (anything else goes through sqlalchemy.make_url).
+_PLAIN_FILE_URL = re.compile(r"sqlite:///([^?%]+)")
+
+
+def _plain_path(url: str) -> str | None:
+    m = _PLAIN_FILE_URL.fullmatch(url)
+    if not m or m.group(1) == ":memory:" or m.group(1).startswith("file:"):
+        return None
+    return m.group(1)
+
+
+def _ensure_parent(db: str | None) -> None:
     if not db or db == ":memory:" or db.startswith("file:"):
         return
     parent = Path(db).parent
@@ -78,21 +91,47 @@ class Database:
     """Engines for one SQLite database: `read()` and `write()` give short transactions."""
 
     def __init__(self, url: str) -> None:
-        try:
-            parsed = sa.make_url(url)
-        except sa.exc.ArgumentError:
-            raise StorageError(f"invalid database URL {url!r}") from None
-        if parsed.get_backend_name() != "sqlite":
-            raise StorageError(f"unsupported database {url!r}: only sqlite:/// URLs for now")
-        _ensure_parent(parsed)
-        self.url = parsed
-        self.engine: Engine = sa.create_engine(parsed, poolclass=sa.pool.NullPool)
-        event.listen(self.engine, "connect", _on_connect)
-        event.listen(self.engine, "begin", _on_begin)
-        self.writer: Engine = self.engine.execution_options(**{_WRITE: True})
+        self._url_text = url
+        # The database file when the URL is a plain file URL (then reads need no SQLAlchemy).
+        self.path: str | None = _plain_path(url)
+        if self.path is None:
+            import sqlalchemy as sa
+
+            try:
+                parsed = sa.make_url(url)
+            except sa.exc.ArgumentError:
+                raise StorageError(f"invalid database URL {url!r}") from None
+            if parsed.get_backend_name() != "sqlite":
+                raise StorageError(f"unsupported database {url!r}: only sqlite:/// URLs for now")
+            self.__dict__["url"] = parsed
+            _ensure_parent(parsed.database)
+        else:
+            _ensure_parent(self.path)
+
+    @cached_property
+    def url(self) -> sa.URL:
+        import sqlalchemy as sa
+
+        return sa.make_url(self._url_text)
+
+    @cached_property
+    def engine(self) -> Engine:
+        import sqlalchemy as sa
+        from sqlalchemy import event
+
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
+        event.listen(engine, "connect", _on_connect)
+        event.listen(engine, "begin", _on_begin)
+        return engine
+
+    @cached_property
+    def writer(self) -> Engine:
+        return self.engine.execution_options(**{_WRITE: True})
 
     def describe(self) -> str:
         """The database file for people to read (the URL when it is not a file)."""
+        if self.path is not None:
+            return self.path
         db = self.url.database
         if db and db != ":memory:" and not db.startswith("file:"):
             return db
@@ -117,8 +156,36 @@ class Database:
         with _storage_errors(), self.engine.connect() as conn, conn.begin():
             yield ReadSession(conn)
 
+    def _connect(self) -> sqlite3.Connection:
+        """A plain sqlite3 connection with the pragmas every engine connection gets."""
+        assert self.path is not None
+        conn = sqlite3.connect(self.path)
+        try:
+            _on_connect(conn, None)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def read_raw(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction on a plain sqlite3 connection, for read-only commands that
+        should start fast (no SQLAlchemy import). Only for file URLs: check `path` first."""
+        if self.path is None:
+            raise StorageError(f"{self.describe()}: not a database file")
+        try:
+            with closing(self._connect()) as conn:
+                conn.execute("BEGIN DEFERRED")
+                try:
+                    yield conn
+                finally:
+                    conn.rollback()  # read-only: nothing to keep
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"database error: {exc}") from exc
+
     def dispose(self) -> None:
-        self.engine.dispose()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
 
     # -- migrations ---------------------------------------------------------------------------
 
@@ -140,6 +207,17 @@ class Database:
             return MigrationContext.configure(conn).get_current_revision()
 
     def _quick_revision(self) -> str | None:
+        if self.path is not None:
+            try:
+                with closing(self._connect()) as conn:
+                    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+                return str(row[0]) if row else None
+            except sqlite3.OperationalError:
+                return None  # no such table yet (or unreadable: the full path will say why)
+            except sqlite3.Error:
+                pass  # e.g. not a database: let the engine path raise what it raises
+        import sqlalchemy as sa
+
         try:
             with self.engine.connect() as conn:
                 row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
@@ -179,6 +257,8 @@ class Database:
 @contextmanager
 def _storage_errors() -> Iterator[None]:
     """Turn driver-level failures (unopenable file, locked too long) into one-line errors."""
+    import sqlalchemy as sa
+
     try:
         yield
     except sa.exc.OperationalError as exc:

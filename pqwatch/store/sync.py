@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import re
 import secrets
+import sqlite3
 import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING
-
-import sqlalchemy as sa
 
 from pqwatch.config import Config
 
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from pqwatch.store.db import ReadSession
     from pqwatch.store.models import Watch
 
 
@@ -32,24 +30,19 @@ def slugify(name: str) -> str:
     return slug or "watch"
 
 
-def in_step(session: Session | ReadSession, config: Config) -> bool:
-    """Whether the tables already mirror the config (read-only, cheap): most commands then
-    need no write transaction at all."""
-    conn = session.connection()
-    watches = {
-        (r[0], r[1]) for r in conn.execute(sa.text("SELECT name, query FROM watch WHERE active"))
-    }
+def in_step(conn: sqlite3.Connection, config: Config) -> bool:
+    """Whether the tables already mirror the config (read-only, cheap, plain sqlite3 so that
+    read-only commands start without SQLAlchemy): most commands then need no write."""
+    watches = {(r[0], r[1]) for r in conn.execute("SELECT name, query FROM watch WHERE active")}
     if watches != {(w.name, w.query) for w in config.watches}:
         return False
     rows = conn.execute(
-        sa.text(
-            "SELECT s.email, s.name, s.frequency, s.send_empty, s.token IS NOT NULL, "
-            "s.unsubscribed_at IS NOT NULL, group_concat(w.name, char(31)) "
-            "FROM subscriber s LEFT JOIN subscription x ON x.subscriber_id = s.id "
-            "LEFT JOIN watch w ON w.id = x.watch_id AND w.active "
-            "WHERE s.active OR s.unsubscribed_at IS NOT NULL GROUP BY s.id"
-        )
-    ).all()
+        "SELECT s.email, s.name, s.frequency, s.send_empty, s.token IS NOT NULL, "
+        "s.unsubscribed_at IS NOT NULL, group_concat(w.name, char(31)) "
+        "FROM subscriber s LEFT JOIN subscription x ON x.subscriber_id = s.id "
+        "LEFT JOIN watch w ON w.id = x.watch_id AND w.active "
+        "WHERE s.active OR s.unsubscribed_at IS NOT NULL GROUP BY s.id"
+    ).fetchall()
     have = {
         r[0]: (r[1], r[2], bool(r[3]), bool(r[4]), set(filter(None, (r[6] or "").split("\x1f"))))
         for r in rows
@@ -68,6 +61,7 @@ def in_step(session: Session | ReadSession, config: Config) -> bool:
 def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
     """Mirror the config into the tables. Returns the watches that are new or whose query
     changed, whose matches over the archive must be (re)computed."""
+    import sqlalchemy as sa
     from sqlmodel import select
 
     from pqwatch.store.models import Subscriber, Subscription, Watch

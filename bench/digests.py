@@ -1,0 +1,185 @@
+"""Benchmark: render and deliver digests to a local SMTP server (issue 8, item 5).
+
+Builds an archive of generated questions (stored as ingest stores pages), ``--watches``
+watches of ``--items`` matched questions each, and ``--subscribers`` subscribers spread
+across the watches (one watch each), so every subscriber is owed ``--items`` items: pending
+deliveries, as the matcher leaves them. An aiosmtpd server on 127.0.0.1 accepts and counts.
+Then it times ``PQWatch.send_digests()`` end to end (compose, render, SMTP, bookkeeping).
+Target: 1,000 subscribers x 50 items <= 30 s.
+
+Command line::
+
+    python -m bench.digests --subscribers 1000 --items 50 [--watches 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from bench.generate import generate
+from bench.matching import END, START, store_items, write_config
+from pqwatch.config import load_config
+from pqwatch.service import PQWatch
+from pqwatch.store.db import sql_ts
+
+TARGET_SECONDS = 30.0
+
+
+class CountingHandler:
+    """aiosmtpd handler that accepts everything and counts messages and bytes."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+        self.recipients: set[str] = set()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages += 1
+        self.bytes += len(envelope.original_content or b"")
+        self.recipients.update(envelope.rcpt_tos)
+        return "250 2.0.0 Ok: queued"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build(
+    folder: Path, *, subscribers: int, items: int, watches: int, seed: int, port: int
+) -> PQWatch:
+    watches = max(1, min(watches, subscribers))
+    names = [f"Watch {i + 1:03d}" for i in range(watches)]
+    # The queries only name the watches: matches are written directly below.
+    queries = [(n, f"benchword{i}") for i, n in enumerate(names)]
+    subs = [(f"subscriber{i:05d}@example.org", [names[i % watches]]) for i in range(subscribers)]
+    email = (
+        '[email]\nfrom = "pqwatch <digest@pq.example.org>"\n'
+        f'smtp_host = "127.0.0.1"\nsmtp_port = {port}\nsecurity = "none"\n'
+        'timeout_seconds = 30\n[feeds]\nsite_url = "https://pq.example.org"\n'
+    )
+    svc = PQWatch(load_config(write_config(folder, queries, subs, email)))
+    svc.ensure_ready()
+    store_items(svc, generate(watches * items + items, seed=seed, start=START, end=END))
+    now = sql_ts(datetime.now(UTC))
+    with svc.db.write() as session:
+        conn = session.connection()
+        # One event per question: its most advanced one (the one a subscriber is told about).
+        events = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT max(id) FROM event WHERE kind IN "
+                    "('tabled', 'holding', 'answered', 'corrected') "
+                    "GROUP BY question_id ORDER BY question_id"
+                )
+            )
+        ]
+        wids: dict[str, int] = {
+            r[0]: r[1] for r in conn.execute(sa.text("SELECT name, id FROM watch"))
+        }
+        matches = []
+        for i, name in enumerate(names):
+            for ev in events[i * items : (i + 1) * items]:
+                matches.append({"w": wids[name], "e": ev, "t": '["department"]', "now": now})
+        conn.execute(
+            sa.text(
+                "INSERT INTO watch_match (watch_id, event_id, matched_terms_json, created_at) "
+                "VALUES (:w, :e, :t, :now)"
+            ),
+            matches,
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO delivery (subscriber_id, event_id, status, attempts, created_at) "
+                "SELECT s.subscriber_id, m.event_id, 'pending', 0, :now FROM watch_match m "
+                "JOIN subscription s ON s.watch_id = m.watch_id"
+            ),
+            {"now": now},
+        )
+    return svc
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    handler = CountingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    with tempfile.TemporaryDirectory(prefix="pqwatch-bench-digests-") as tmp:
+        t0 = time.perf_counter()
+        svc = build(
+            Path(tmp),
+            subscribers=args.subscribers,
+            items=args.items,
+            watches=args.watches,
+            seed=args.seed,
+            port=port,
+        )
+        build_seconds = time.perf_counter() - t0
+        controller.start()
+        try:
+            with svc.db.read() as session:
+                pending = (
+                    session.connection()
+                    .execute(sa.text("SELECT count(*) FROM delivery WHERE status = 'pending'"))
+                    .scalar()
+                )
+            t0 = time.perf_counter()
+            outcome = svc.send_digests()
+            seconds = time.perf_counter() - t0
+        finally:
+            controller.stop()
+            svc.close()
+    sent = sum(1 for o in outcome.outcomes if o.status == "sent")
+    items = sum(o.items for o in outcome.outcomes if o.status == "sent")
+    return {
+        "benchmark": "digests",
+        "subscribers": args.subscribers,
+        "items_per_subscriber": args.items,
+        "watches": args.watches,
+        "pending_deliveries": pending,
+        "build_seconds": round(build_seconds, 2),
+        "seconds": round(seconds, 3),
+        "digests_sent": sent,
+        "items_sent": items,
+        "messages_received": handler.messages,
+        "bytes_received": handler.bytes,
+        "error": outcome.error,
+        "target_seconds": TARGET_SECONDS,
+        "within_target": seconds <= TARGET_SECONDS and handler.messages == args.subscribers,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.digests", description=__doc__)
+    p.add_argument("--subscribers", type=int, default=1000)
+    p.add_argument("--items", type=int, default=50, help="pending items per subscriber")
+    p.add_argument("--watches", type=int, default=20, help="subscribers are spread across them")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", type=Path, help="also write the result as JSON here")
+    args = p.parse_args(argv)
+    result = run(args)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"digests: {result['subscribers']} subscribers x {result['items_per_subscriber']} items: "
+        f"{result['seconds']:.3f} s, {result['messages_received']} messages received, "
+        f"{result['bytes_received']} bytes "
+        f"(target <= {TARGET_SECONDS:g} s: {'ok' if result['within_target'] else 'MISSED'})"
+    )
+    return 0 if result["error"] is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Ingest throughput: pqwatch's store path side by side with ``sqlite-utils`` (issue 8, item 2).
+
+Both sides get the same N synthetic questions (:func:`bench.generate.generate`, detail form):
+
+* **pqwatch**: ``parse_question(from_list=False)`` -> ``prepare_answer`` ->
+  ``Archive.store_page`` in pages of 100, into a fresh migrated SQLite database. No HTTP;
+  decoding the JSON items (the HTTP client's job) is not timed.
+* **sqlite-utils**: the same items as flat newline-delimited JSON rows (answer HTML as
+  given), then the two commands a user would run, timed as whole processes::
+
+      sqlite-utils insert DB questions FILE --nl --pk id
+      sqlite-utils enable-fts DB questions heading question_text answer_text --fts5 \\
+          --tokenize porter
+
+Each pair runs ``--repeat`` times (default 2); the best time of each side is reported, with
+the ratio pqwatch / sqlite-utils (target <= 1.0)::
+
+    python -m bench.ingest --n 100000 --seed 1 --json /tmp/pqwatch-bench/ingest.json
+    python -m bench.ingest --n 300          # smoke test: a few seconds
+
+``--profile FILE`` writes a cProfile of the first pqwatch run (``python -m pstats FILE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.generate import generate
+
+PAGE = 100
+DEFAULT_WORK = Path("/tmp/pqwatch-bench/ingest")
+TODAY = date(2026, 5, 1)  # the generated archive ends on 2026-04-30
+
+
+def _flat(value: dict[str, Any]) -> dict[str, Any]:
+    """One question as the flat row a sqlite-utils user would insert."""
+
+    def name(key: str) -> Any:
+        m = value.get(key)
+        return m.get("name") if isinstance(m, dict) else None
+
+    return {
+        "id": value["id"],
+        "uin": value.get("uin"),
+        "house": value.get("house"),
+        "date_tabled": value.get("dateTabled"),
+        "date_for_answer": value.get("dateForAnswer"),
+        "heading": value.get("heading"),
+        "question_text": value.get("questionText"),
+        "answer_text": value.get("answerText"),
+        "is_withdrawn": value.get("isWithdrawn"),
+        "answer_is_holding": value.get("answerIsHolding"),
+        "answer_is_correction": value.get("answerIsCorrection"),
+        "date_answered": value.get("dateAnswered"),
+        "date_answer_corrected": value.get("dateAnswerCorrected"),
+        "answering_body_id": value.get("answeringBodyId"),
+        "answering_body": value.get("answeringBodyName"),
+        "asking_member_id": value.get("askingMemberId"),
+        "asking_member": name("askingMember"),
+        "answering_member_id": value.get("answeringMemberId"),
+        "answering_member": name("answeringMember"),
+    }
+
+
+def prepare_inputs(n: int, seed: int, work: Path) -> tuple[Path, Path]:
+    """Write the raw items (one JSON per line) and the flat rows; streamed, constant memory."""
+    work.mkdir(parents=True, exist_ok=True)
+    raw, flat = work / f"raw-{n}-{seed}.jsonl", work / f"flat-{n}-{seed}.jsonl"
+    if raw.exists() and flat.exists():
+        return raw, flat
+    with open(raw.with_suffix(".tmp"), "w") as r:
+        with open(flat.with_suffix(".tmp"), "w") as f:
+            for value in generate(n, seed=seed):
+                r.write(json.dumps(value, ensure_ascii=False) + "\n")
+                f.write(json.dumps(_flat(value), ensure_ascii=False) + "\n")
+    raw.with_suffix(".tmp").replace(raw)
+    flat.with_suffix(".tmp").replace(flat)
+    return raw, flat
+
+
+def _pages(raw: Path) -> Iterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    with open(raw) as fh:
+        for line in fh:
+            page.append(json.loads(line))
+            if len(page) == PAGE:
+                yield page
+                page = []
+    if page:
+        yield page
+
+
+def _fresh(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def run_pqwatch(raw: Path, db_path: Path, profile: Path | None = None) -> dict[str, Any]:
+    from pqwatch.decide import prepare_answer
+    from pqwatch.sources.uk_parliament import parse_question
+    from pqwatch.store.archive import Archive
+    from pqwatch.store.db import Database
+
+    _fresh(db_path)
+    db = Database(f"sqlite:///{db_path}")
+    db.migrate()
+    archive = Archive(db, now=lambda: datetime.now(UTC))
+    prof = None
+    if profile is not None:
+        import cProfile
+
+        prof = cProfile.Profile()
+    items = written = 0
+    decode = decode_cpu = 0.0
+    t0, c0 = time.perf_counter(), time.process_time()
+    # As Ingest does for a window or a backfill; leaving it checkpoints the WAL (timed too).
+    with getattr(archive, "keep_open", contextlib.nullcontext)():
+        it = _pages(raw)
+        while True:
+            d0, dc0 = time.perf_counter(), time.process_time()
+            page = next(it, None)
+            decode += time.perf_counter() - d0
+            decode_cpu += time.process_time() - dc0
+            if page is None:
+                break
+            if prof is not None:
+                prof.enable()
+            batch = []
+            for value in page:
+                q = parse_question(value, from_list=False)
+                batch.append((q, prepare_answer(q)))
+            counts = archive.store_page(batch, today=TODAY, historical=True)
+            if prof is not None:
+                prof.disable()
+            items += len(page)
+            written += counts.items_written
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    db.dispose()
+    if prof is not None and profile is not None:
+        prof.dump_stats(str(profile))
+    if written != items:
+        raise SystemExit(f"pqwatch wrote {written} of {items} items")
+    return {
+        "items": items,
+        "seconds": total - decode,
+        "cpu_seconds": cpu - decode_cpu,
+        "json_decode_seconds": decode,
+    }
+
+
+def _sqlite_utils() -> str:
+    here = Path(sys.executable).parent / "sqlite-utils"
+    found = str(here) if here.exists() else shutil.which("sqlite-utils")
+    if not found:
+        raise SystemExit("sqlite-utils not found (pip install sqlite-utils)")
+    return found
+
+
+def run_sqlite_utils(flat: Path, db_path: Path, n: int) -> dict[str, Any]:
+    _fresh(db_path)
+    exe = _sqlite_utils()
+    cmds = [
+        [exe, "insert", str(db_path), "questions", str(flat), "--nl", "--pk", "id"],
+        [exe, "enable-fts", str(db_path), "questions", "heading", "question_text",
+         "answer_text", "--fts5", "--tokenize", "porter"],
+    ]  # fmt: skip
+    parts = []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    for cmd in cmds:
+        c0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        parts.append(time.perf_counter() - c0)
+    total = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "items": n,
+        "seconds": total,
+        "cpu_seconds": cpu,
+        "insert_seconds": parts[0],
+        "fts_seconds": parts[1],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000, help="items (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="scratch folder")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each side (best wins)")
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile the first run")
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.repeat < 1:
+        parser.error("need --n >= 1 and --repeat >= 1")
+
+    g0 = time.perf_counter()
+    raw, flat = prepare_inputs(args.n, args.seed, args.work)
+    gen_seconds = time.perf_counter() - g0
+    runs: dict[str, list[dict[str, Any]]] = {"pqwatch": [], "sqlite-utils": []}
+    for i in range(args.repeat):
+        runs["pqwatch"].append(
+            run_pqwatch(raw, args.work / "pqwatch.db", args.profile if i == 0 else None)
+        )
+        runs["sqlite-utils"].append(run_sqlite_utils(flat, args.work / "sqlite-utils.db", args.n))
+    best = {k: min(v, key=lambda r: r["seconds"]) for k, v in runs.items()}
+    ratio = best["pqwatch"]["seconds"] / best["sqlite-utils"]["seconds"]
+    # CPU time is steadier than wall time when other jobs share the machine.
+    cpu = {k: min(r["cpu_seconds"] for r in v) for k, v in runs.items()}
+    cpu_ratio = cpu["pqwatch"] / cpu["sqlite-utils"]
+    result = {
+        "n": args.n,
+        "seed": args.seed,
+        "repeat": args.repeat,
+        "generate_seconds": round(gen_seconds, 2),
+        "load_average": os.getloadavg(),
+        "runs": runs,
+        "best": best,
+        "median_seconds": {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()},
+        "ratio": ratio,
+        "cpu_seconds": cpu,
+        "cpu_ratio": cpu_ratio,
+        "target_met": ratio <= 1.0,
+    }
+    print(f"{'side':<14}{'items':>9}{'seconds':>10}{'items/s':>10}   runs (s)")
+    for side, r in best.items():
+        times = ", ".join(f"{x['seconds']:.2f}" for x in runs[side])
+        rate = r["items"] / r["seconds"]
+        print(f"{side:<14}{r['items']:>9}{r['seconds']:>10.2f}{rate:>10.0f}   {times}")
+    verdict = "met" if ratio <= 1.0 else "NOT met"
+    load = os.getloadavg()[0]
+    print(f"ratio pqwatch/sqlite-utils: {ratio:.2f} (target <= 1.0: {verdict}); load {load:.2f}")
+    print(
+        f"CPU seconds: pqwatch {cpu['pqwatch']:.2f}, sqlite-utils {cpu['sqlite-utils']:.2f}, "
+        f"ratio {cpu_ratio:.2f}"
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

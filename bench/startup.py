@@ -1,0 +1,98 @@
+"""Start-up benchmark: wall time of ``pqwatch --help`` (best of 5; target <= 0.3 s) and the
+import time of ``pqwatch.cli`` with its heaviest imports (``python -X importtime``).
+
+    .venv/bin/python -m bench.startup
+    .venv/bin/python -m bench.startup --runs 10 --json startup.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+TARGET_HELP_S = 0.3
+
+
+def _best(cmd: list[str], runs: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        times.append(time.perf_counter() - t)
+    return min(times), times
+
+
+def import_profile(module: str) -> tuple[float, list[tuple[str, float]]]:
+    """Cumulative import time of `module` (s) and the imports it pulled in directly."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    total = 0.0
+    top: list[tuple[str, float]] = []
+    pending: list[tuple[str, float]] = []  # children come before their parent
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|")
+        try:
+            seconds = int(cumulative) / 1e6
+        except ValueError:
+            continue  # the header line
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        if depth == 1:
+            pending.append((name.strip(), seconds))
+        elif depth == 0:
+            if name.strip() == module:
+                total, top = seconds, pending
+            pending = []
+    return total, sorted(top, key=lambda kv: -kv[1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None, help="save the results here")
+    args = parser.parse_args(argv)
+
+    bare, _ = _best([sys.executable, "-c", "pass"], args.runs)
+    helped, help_times = _best([str(BIN / "pqwatch"), "--help"], args.runs)
+    cli_import, top = import_profile("pqwatch.cli")
+    print(f"python -c pass:  {bare:.3f} s (best of {args.runs})")
+    print(
+        f"pqwatch --help:  {helped:.3f} s (best of {args.runs}; target <= {TARGET_HELP_S} s: "
+        f"{'met' if helped <= TARGET_HELP_S else 'MISSED'})"
+    )
+    print(f"import pqwatch.cli: {cli_import * 1000:.0f} ms; heaviest direct imports:")
+    for name, seconds in top[:8]:
+        print(f"  {name:<40} {seconds * 1000:7.1f} ms")
+    heavy = [n for n, _ in top if n.split(".")[0] in {"sqlalchemy", "pydantic", "sqlmodel"}]
+    if heavy:
+        print(f"heavy modules imported at start-up: {', '.join(heavy)}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "python_bare_s": bare,
+                    "help_best_s": helped,
+                    "help_runs_s": help_times,
+                    "import_cli_s": cli_import,
+                    "top_imports": top[:20],
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Every benchmark in bench/ runs on tiny sizes, so none of them rots (issue 8).
+
+Each is run as a user runs it, ``python -m bench.X`` with small arguments and ``--json``,
+in a subprocess; it must exit 0, print its result line and write its JSON. A benchmark whose
+module is not there (yet) is skipped."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(
+    module: str, tmp_path: Path, *args: str, timeout: float = 180
+) -> tuple[str, dict[str, Any]]:
+    if importlib.util.find_spec(f"bench.{module}") is None:
+        pytest.skip(f"bench.{module} does not exist yet")
+    out = tmp_path / f"{module}.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args, "--json", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if proc.returncode != 0 and "is not installed in this environment" in proc.stderr:
+        pytest.skip(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip(), f"bench.{module} printed nothing"
+    assert out.is_file(), f"bench.{module} wrote no --json file"
+    return proc.stdout, json.loads(out.read_text(encoding="utf-8"))
+
+
+def _result_line(stdout: str, prefix: str) -> str:
+    lines = [line for line in stdout.splitlines() if line.startswith(prefix)]
+    assert lines, f"no line starting {prefix!r} in:\n{stdout}"
+    return lines[-1]
+
+
+def test_matching(tmp_path: Path) -> None:
+    stdout, result = _run(
+        "matching", tmp_path, "--events", "60", "--watches", "12", "--archive", "40"
+    )
+    assert "events x 12 watches" in _result_line(stdout, "matching:")
+    assert result["events"] == 60 and result["watches"] == 12
+    assert result["matches"] > 0 and result["deliveries"] > 0
+
+
+def test_digests(tmp_path: Path) -> None:
+    stdout, result = _run(
+        "digests", tmp_path, "--subscribers", "4", "--items", "3", "--watches", "2"
+    )
+    assert "4 messages received" in _result_line(stdout, "digests:")
+    assert result["messages_received"] == result["digests_sent"] == 4
+    assert result["items_sent"] == 12 and result["bytes_received"] > 0
+
+
+def test_polling(tmp_path: Path) -> None:
+    stdout, result = _run("polling", tmp_path, "--generated", "150")
+    assert "ratio" in _result_line(stdout, "polling:")
+    daily, full = result["daily_poll"], result["full_month_refetch"]
+    assert 0 < daily["requests"] <= full["requests"]
+    assert daily["requests"] == daily["server_requests"]
+    assert full["detail_requests"] == full["items"]
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("ingest", ("--n", "200", "--repeat", "1")),
+        ("memory", ("--n", "200")),
+        ("search", ("--n", "300", "--rebuild", "--repeat", "1", "--runs", "1")),
+        ("startup", ("--runs", "1")),
+    ],
+)
+def test_other_benchmarks(module: str, args: tuple[str, ...], tmp_path: Path) -> None:
+    if "--n" in args and module in {"ingest", "memory"}:
+        args = (*args, "--work", str(tmp_path / "work"))
+    _run(module, tmp_path, *args, timeout=300)
