@@ -245,31 +245,14 @@ def search(
             fetched = _rows(conn, sql, {})
         by_id = {r["id"]: r for r in fetched}
         rows = [by_id[i] for i in ids if i in by_id]
-    hits = []
-    for r in rows:
-        snip = r["snip"] or _lead(r["question_text"])
-        hits.append(
-            SearchHit(
-                id=r["id"],
-                source_id=r["source_id"],
-                uin=r["uin"],
-                house=r["house"],
-                date_tabled=_date(r["date_tabled"]) or date.min,
-                date_answered=_date(r["date_answered"]),
-                heading=r["heading"],
-                asking_member=r["asker"],
-                asking_party=r["asker_party"],
-                asking_constituency=r["asker_from"],
-                answering_member=r["answerer"],
-                answering_body=r["body"],
-                status=r["status"],
-                question_text=r["question_text"],
-                answer_text=r["answer_text"],
-                snippet=" ".join(snip.split()),
-                matched_terms=marked_terms(r["h0"], r["h1"], r["h2"]),
-                date_for_answer=_date(r["date_for_answer"]),
-            )
+    hits = [
+        _hit(
+            r,
+            snippet=" ".join((r["snip"] or _lead(r["question_text"])).split()),
+            matched_terms=marked_terms(r["h0"], r["h1"], r["h2"]),
         )
+        for r in rows
+    ]
     return SearchResult(query=query, total=total, sort=used, hits=tuple(hits), note=note)
 
 
@@ -311,6 +294,30 @@ def _newest_by_index(
         ") ORDER BY k DESC, id DESC LIMIT :__limit"
     )
     return [r["id"] for r in _rows(conn, sql, params)]
+
+
+def _hit(r: Any, *, snippet: str, matched_terms: tuple[str, ...]) -> SearchHit:
+    """A SearchHit from a row selected with _HIT_COLUMNS."""
+    return SearchHit(
+        id=r["id"],
+        source_id=r["source_id"],
+        uin=r["uin"],
+        house=r["house"],
+        date_tabled=_date(r["date_tabled"]) or date.min,
+        date_answered=_date(r["date_answered"]),
+        heading=r["heading"],
+        asking_member=r["asker"],
+        asking_party=r["asker_party"],
+        asking_constituency=r["asker_from"],
+        answering_member=r["answerer"],
+        answering_body=r["body"],
+        status=r["status"],
+        question_text=r["question_text"],
+        answer_text=r["answer_text"],
+        snippet=snippet,
+        matched_terms=matched_terms,
+        date_for_answer=_date(r["date_for_answer"]),
+    )
 
 
 def _lead(text: str, words: int = 30) -> str:
@@ -454,26 +461,7 @@ def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
         .mappings()
         .one()
     )
-    hit = SearchHit(
-        id=r["id"],
-        source_id=r["source_id"],
-        uin=r["uin"],
-        house=r["house"],
-        date_tabled=_date(r["date_tabled"]) or date.min,
-        date_answered=_date(r["date_answered"]),
-        heading=r["heading"],
-        asking_member=r["asker"],
-        asking_party=r["asker_party"],
-        asking_constituency=r["asker_from"],
-        answering_member=r["answerer"],
-        answering_body=r["body"],
-        status=r["status"],
-        question_text=r["question_text"],
-        answer_text=r["answer_text"],
-        snippet="",
-        matched_terms=(),
-        date_for_answer=_date(r["date_for_answer"]),
-    )
+    hit = _hit(r, snippet="", matched_terms=())
     answers = tuple(
         AnswerVersion(
             version=a["version"],
