@@ -15,7 +15,6 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
+from bench._common import save_json
 from bench.generate import generate
 from bench.matching import END, START, store_items, write_config
 from pqwatch.config import load_config
@@ -170,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = p.parse_args(argv)
     result = run(args)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_json(args.json, result)
     print(
         f"digests: {result['subscribers']} subscribers x {result['items_per_subscriber']} items: "
         f"{result['seconds']:.3f} s, {result['messages_received']} messages received, "

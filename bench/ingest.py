@@ -38,6 +38,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from bench._common import save_json
 from bench.generate import generate
 
 PAGE = 100
@@ -248,9 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"CPU seconds: pqwatch {cpu['pqwatch']:.2f}, sqlite-utils {cpu['sqlite-utils']:.2f}, "
         f"ratio {cpu_ratio:.2f}"
     )
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    save_json(args.json, result)
     return 0
 
 

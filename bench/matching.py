@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench._common import save_json
 from bench.generate import TOPICS, generate
 from pqwatch.config import load_config
 from pqwatch.decide import prepare_answer
@@ -232,8 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = p.parse_args(argv)
     result = run(args)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_json(args.json, result)
     print(
         f"matching: {result['events']} events x {result['watches']} watches "
         f"(archive +{result['archive_questions']}): {result['seconds']:.3f} s, "

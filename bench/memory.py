@@ -27,6 +27,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench._common import save_json
 from bench.generate import DEFAULT_END, DEFAULT_START, generate, write_pages
 
 DEFAULT_WORK = Path("/tmp/pqwatch-bench/memory")
@@ -160,9 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"peak RSS of the pqwatch process: {r['peak_rss_mb']} MB (target <= {LIMIT_MB} MB: "
         f"{'met' if r['target_met'] else 'NOT met'}); load average {r['load_average'][0]:.2f}"
     )
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(r, indent=2) + "\n")
+    save_json(args.json, r)
     return 0
 
 

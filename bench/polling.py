@@ -20,7 +20,6 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench._common import save_json
 from bench.generate import data_dir, generate
 from pqwatch.config import load_config
 from pqwatch.ingest import default_client
@@ -217,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the result as JSON here")
     args = p.parse_args(argv)
     result = run(args)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_json(args.json, result)
     d, f = result["daily_poll"], result["full_month_refetch"]
     print(
         f"polling: daily poll of {result['day']}: {d['requests']} requests, {d['bytes']} bytes; "
