@@ -3,8 +3,9 @@
 Both sides get the same N synthetic questions (:func:`bench.generate.generate`, detail form):
 
 * **pqwatch**: ``parse_question(from_list=False)`` -> ``prepare_answer`` ->
-  ``Archive.store_page`` in pages of 100, into a fresh migrated SQLite database. No HTTP;
-  decoding the JSON items (the HTTP client's job) is not timed.
+  ``Archive.store_page`` in pages of 100, into a fresh migrated SQLite database, stored on
+  the writer thread as ``pqwatch poll`` and ``backfill`` do. No HTTP; decoding the JSON items
+  (the HTTP client's job) is not timed. (The profile covers the main thread only.)
 * **sqlite-utils**: the same items as flat newline-delimited JSON rows (answer HTML as
   given), then the two commands a user would run, timed as whole processes::
 
@@ -24,7 +25,6 @@ the ratio pqwatch / sqlite-utils (target <= 1.0)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -111,9 +111,11 @@ def _fresh(path: Path) -> None:
 
 def run_pqwatch(raw: Path, db_path: Path, profile: Path | None = None) -> dict[str, Any]:
     from pqwatch.decide import prepare_answer
+    from pqwatch.ingest import WRITER_DEPTH, PreparedPage
     from pqwatch.sources.uk_parliament import parse_question
-    from pqwatch.store.archive import Archive
+    from pqwatch.store.archive import Archive, StoreCounts
     from pqwatch.store.db import Database
+    from pqwatch.store.writer import BackgroundWriter
 
     _fresh(db_path)
     db = Database(f"sqlite:///{db_path}")
@@ -124,11 +126,19 @@ def run_pqwatch(raw: Path, db_path: Path, profile: Path | None = None) -> dict[s
         import cProfile
 
         prof = cProfile.Profile()
-    items = written = 0
+    items = 0
     decode = decode_cpu = 0.0
+    stored: list[StoreCounts] = []
+
+    def store(page: PreparedPage) -> StoreCounts:
+        return archive.store_page(page.batch, today=TODAY, historical=True)
+
     t0, c0 = time.perf_counter(), time.process_time()
-    # As Ingest does for a window or a backfill; leaving it checkpoints the WAL (timed too).
-    with getattr(archive, "keep_open", contextlib.nullcontext)():
+    # As Ingest does for a window or a backfill: one idle connection keeps the WAL (leaving
+    # it checkpoints, timed too), and pages are stored on the writer thread while the next
+    # is prepared.
+    writer = BackgroundWriter(store, stored.append, depth=WRITER_DEPTH, merge=PreparedPage.merge)
+    with archive.keep_open(), writer:
         it = _pages(raw)
         while True:
             d0, dc0 = time.perf_counter(), time.process_time()
@@ -143,15 +153,15 @@ def run_pqwatch(raw: Path, db_path: Path, profile: Path | None = None) -> dict[s
             for value in page:
                 q = parse_question(value, from_list=False)
                 batch.append((q, prepare_answer(q)))
-            counts = archive.store_page(batch, today=TODAY, historical=True)
+            writer.submit(PreparedPage(len(page), batch))
             if prof is not None:
                 prof.disable()
             items += len(page)
-            written += counts.items_written
     total, cpu = time.perf_counter() - t0, time.process_time() - c0
     db.dispose()
     if prof is not None and profile is not None:
         prof.dump_stats(str(profile))
+    written = sum(c.items_written for c in stored)
     if written != items:
         raise SystemExit(f"pqwatch wrote {written} of {items} items")
     return {

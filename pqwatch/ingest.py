@@ -5,7 +5,8 @@
         for page in source.iter_window(kind, window):       # HTTP, outside transactions
           changed = page - archive.unchanged_ids(page)       # a read
           full    = source.fetch_details(changed that may be cut)   # HTTP, concurrent
-          archive.store_page(prepare(full))                   # one short write transaction
+          archive.store_page(prepare(full))                   # one short write transaction,
+                                                               # on a writer thread
       archive.finish_run(ok, move_cursor_to=window end)       # the cursor moves last
 
 A failure anywhere in a window leaves the cursor where it was, so the next poll asks for the
@@ -15,6 +16,7 @@ order of things; it does not parse HTTP (sources) or write SQL (store).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,15 +24,19 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from pqwatch.config import Config
-from pqwatch.decide import prepare_answer
+from pqwatch.decide import PreparedAnswer, prepare_answer
 from pqwatch.errors import SourceError
 from pqwatch.sources.uk_parliament import SOURCE, UKParliamentClient
 from pqwatch.store.archive import Archive, EventHook, StoreCounts
+from pqwatch.store.writer import BackgroundWriter
 from pqwatch.types import QuestionData
 
 WINDOW_KINDS = ("tabled", "answered", "corrected")
 OVERLAP = timedelta(days=1)
 BACKFILL_WINDOW_DAYS = 7
+# Pages that may wait for the writer thread; when storing is the slower side they are stored
+# together, up to this many in one transaction (about 1,000 items, a few MB).
+WRITER_DEPTH = 10
 
 ClientFactory = Callable[[Config], UKParliamentClient]
 
@@ -190,12 +196,16 @@ class Ingest:
         t0 = time.monotonic()
         today = self.today()
         client = self.client_factory(self.config)
+        store = functools.partial(self._store_batch, today=today, historical=historical)
         try:
-            with self.archive.keep_open():
+            # Pages are stored on a writer thread while the next one is fetched and prepared.
+            writer = BackgroundWriter(
+                store, summary.counts.add, depth=WRITER_DEPTH, merge=PreparedPage.merge
+            )
+            with self.archive.keep_open(), writer:
                 for window_kind, q_start, q_end in queries:
                     for page in client.iter_window(window_kind, q_start, q_end):
-                        counts = self._store_page(client, page.items, today, historical, detail)
-                        summary.counts.add(counts)
+                        writer.submit(self._prepare_page(client, page.items, detail))
                         summary.skipped.extend(page.skipped)
                         if progress is not None:
                             idx, n, report = progress
@@ -203,6 +213,8 @@ class Ingest:
                                 report(
                                     Progress(idx, n, start, page.seen_so_far, page.total_results)
                                 )
+                    # The next kind's pages are checked against what this kind stored.
+                    writer.drain()
         except SourceError as exc:
             summary.ok = False
             summary.error = f"{source}: window {start}..{end}: {exc}"
@@ -223,26 +235,36 @@ class Ingest:
         )
         return summary
 
-    def _store_page(
-        self,
-        client: UKParliamentClient,
-        items: tuple[QuestionData, ...],
-        today: date,
-        historical: bool,
-        detail: bool,
-    ) -> StoreCounts:
+    def _prepare_page(
+        self, client: UKParliamentClient, items: tuple[QuestionData, ...], detail: bool
+    ) -> PreparedPage:
+        """Drop what is stored unchanged, fetch full text where needed, clean the answers."""
         unchanged = self.archive.unchanged_ids(items)
         todo = [i for i in items if i.source_id not in unchanged]
         if detail:
             need = [i for i in todo if i.needs_detail]
             full = {i.source_id: i for i in client.fetch_details(need)}
             todo = [full.get(i.source_id, i) for i in todo]
-        batch = [(i, prepare_answer(i)) for i in todo]
+        return PreparedPage(len(items), [(i, prepare_answer(i)) for i in todo])
+
+    def _store_batch(self, page: PreparedPage, *, today: date, historical: bool) -> StoreCounts:
         counts = self.archive.store_page(
-            batch, today=today, historical=historical, on_events=self.on_events
+            page.batch, today=today, historical=historical, on_events=self.on_events
         )
-        counts.items_seen = len(items)
+        counts.items_seen = page.items_seen
         return counts
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    items_seen: int
+    batch: list[tuple[QuestionData, PreparedAnswer | None]]
+
+    @staticmethod
+    def merge(pages: list[PreparedPage]) -> PreparedPage:
+        return PreparedPage(
+            sum(p.items_seen for p in pages), [pair for p in pages for pair in p.batch]
+        )
 
 
 def _windows(start: date, end: date, days: int) -> Iterator[tuple[date, date]]:

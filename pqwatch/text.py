@@ -72,7 +72,8 @@ def html_to_text(html: str) -> str:
     for m in _TAG.finditer(html):
         start = m.start()
         if start > pos:
-            buf.append(unescape(html[pos:start]).replace("\n", " "))
+            chunk = html[pos:start]
+            buf.append((unescape(chunk) if "&" in chunk else chunk).replace("\n", " "))
         pos = m.end()
         name = m.group(2).lower()
         if m.group(1):  # an end tag
@@ -114,10 +115,16 @@ def _finish(out: list[str]) -> str:
     # Collapse runs of spaces/tabs to one space, drop spaces around line breaks, keep at most
     # one blank line. (Written for speed; the same result as the plain re.sub chain
     # `[ \t]+` -> " ", ` *\n *` -> "\n", `\n{3,}` -> "\n\n" followed by strip().)
-    text = _SPACES.sub(" ", "".join(out).replace(_NBSP, " "))
+    # The `in` tests skip a regex scan of the whole text in the usual case.
+    text = "".join(out)
+    if _NBSP in text:
+        text = text.replace(_NBSP, " ")
+    if "  " in text or "\t" in text:
+        text = _SPACES.sub(" ", text)
     if "\n" in text:
         text = "\n".join([line.strip(" ") for line in text.split("\n")])
-        text = _BLANK_LINES.sub("\n\n", text)
+        if "\n\n\n" in text:
+            text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
 
 

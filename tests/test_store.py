@@ -204,3 +204,40 @@ def test_schema_head_constant_matches_the_migrations(tmp_path: Path) -> None:
 
     db = Database(f"sqlite:///{tmp_path / 'h.db'}")
     assert db.head() == SCHEMA_HEAD
+
+
+def test_a_question_twice_in_one_batch_is_stored_once_as_its_last_copy(tmp_path: Path) -> None:
+    # The writer thread may store several pages in one transaction; a question seen on two
+    # of them (unanswered, then answered) must become one row with its answer.
+    from datetime import UTC, date, datetime
+
+    from pqwatch.decide import prepare_answer
+    from pqwatch.sources.uk_parliament import parse_question
+    from pqwatch.store.archive import Archive
+
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    db.migrate()
+    archive = Archive(db, now=lambda: datetime(2024, 7, 20, tzinfo=UTC))
+    base = {
+        "id": 1700001,
+        "uin": "123",
+        "house": "Commons",
+        "dateTabled": "2024-07-18T00:00:00",
+        "heading": "Hospices: Children",
+        "questionText": "To ask about hospices.",
+        "answeringBodyId": 17,
+        "answeringBodyName": "Department of Health and Social Care",
+    }
+    answered = {
+        **base,
+        "dateAnswered": "2024-07-19T00:00:00",
+        "answerText": "<p>Funding is &pound;25m.</p>",
+        "answerIsHolding": False,
+    }
+    batch = [parse_question(v, from_list=False) for v in (base, answered)]
+    counts = archive.store_page([(q, prepare_answer(q)) for q in batch], today=date(2024, 7, 20))
+    assert counts.items_written == 1
+    con = sqlite3.connect(tmp_path / "a.db")
+    assert con.execute("SELECT count(*), max(status) FROM question").fetchone() == (1, "answered")
+    assert con.execute("SELECT answer_text FROM answer").fetchall() == [("Funding is £25m.",)]
+    db.dispose()

@@ -348,19 +348,22 @@ _HASH_FIELDS = (
     "correctingMemberId", "dateAnswered", "answerText", "dateAnswerCorrected",
     "dateHoldingAnswer",
 )  # fmt: skip
+_TEXT_AT = _HASH_FIELDS.index("questionText")
 
 
 def list_hash(value: dict[str, Any]) -> str:
     """Hash of the fields that matter, in their list form (text cut as the list cuts it)."""
-    view = {k: value.get(k) for k in _HASH_FIELDS}
-    view["questionText"] = (view["questionText"] or "")[:LIST_TEXT_LIMIT]
+    # repr of a tuple of JSON values is deterministic and about four times cheaper than a
+    # sorted json.dumps of the same fields; the hash is only ever compared with itself.
+    view = [value.get(k) for k in _HASH_FIELDS]
+    view[_TEXT_AT] = (view[_TEXT_AT] or "")[:LIST_TEXT_LIMIT]
     for key in ("askingMember", "answeringMember", "correctingMember"):
         m = value.get(key)
-        view[key] = (
-            [m.get("name"), m.get("party"), m.get("memberFrom")] if isinstance(m, dict) else None
+        view.append(
+            (m.get("name"), m.get("party"), m.get("memberFrom")) if isinstance(m, dict) else None
         )
-    raw = json.dumps(view, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    raw = repr(view).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()[:32]
 
 
 def parse_question(value: dict[str, Any], *, from_list: bool) -> QuestionData:

@@ -136,9 +136,10 @@ class Archive:
         now = sql_ts(self.now())
         with self.db.write() as session:
             cur = raw_cursor(session)
-            items = [item for item, _ in batch]
-            unchanged = _unchanged(cur, items)
-            todo = [(i, a) for i, a in batch if i.source_id not in unchanged]
+            # One row per question: if a batch holds a question twice, its last copy wins.
+            latest = {(i.source, i.source_id): (i, a) for i, a in batch}
+            unchanged = _unchanged(cur, [item for item, _ in latest.values()])
+            todo = [(i, a) for i, a in latest.values() if i.source_id not in unchanged]
             if not todo:
                 return counts
             _upsert_members(cur, [i for i, _ in todo], now)

@@ -30,7 +30,7 @@ from pqwatch.errors import StorageError
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 # The newest revision in migrations/versions (a test keeps the two in step). Knowing it lets
 # every command check the schema with one query instead of loading Alembic.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 BUSY_TIMEOUT_MS = 10_000
 _WRITE = "pqwatch_write"
 

@@ -134,7 +134,8 @@ class Answer(SQLModel, table=True):
         sa.UniqueConstraint("question_id", "kind", "content_hash", name="uq_answer_content"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    question_id: int = Field(foreign_key="question.id", index=True, ondelete="CASCADE")
+    # No index of its own: uq_answer_version starts with question_id and serves its lookups.
+    question_id: int = Field(foreign_key="question.id", ondelete="CASCADE")
     version: int
     # holding | answer | correction
     kind: str
@@ -161,7 +162,8 @@ class Event(SQLModel, table=True):
         sa.Index("ix_event_created_at", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    question_id: int = Field(foreign_key="question.id", index=True, ondelete="CASCADE")
+    # No index of its own: uq_event starts with question_id and serves its lookups.
+    question_id: int = Field(foreign_key="question.id", ondelete="CASCADE")
     kind: str
     event_date: date
     answer_id: int | None = Field(default=None, foreign_key="answer.id")
