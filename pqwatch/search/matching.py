@@ -11,16 +11,20 @@ on watch_match(watch, event) and delivery(subscriber, event) absorb any repeat.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from itertools import chain
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from pqwatch.search.engine import MARK_END, MARK_START, marked_terms
-from pqwatch.search.query import CompiledQuery, compile_query
+from pqwatch.search.query import CompiledQuery, compile_query, porter_stem
 from pqwatch.store.db import sql_ts
 
 MATCHED_KINDS = ("tabled", "holding", "answered", "corrected")
@@ -106,16 +110,21 @@ class Matcher:
         watches = list(watches)
         batch_fts = deliver and len(watches) > 1
         table = _BATCH_FTS if batch_fts else "question_fts"
+        texts = _Texts(cur)
         if batch_fts:
-            _make_batch_index(cur, qids)
+            texts.add(_make_batch_index(cur, qids))
+        terms_json: dict[tuple[str, ...], str] = {}
         try:
             found: list[tuple[int, int, str]] = []  # (watch, event, terms), in match order
             for watch_id, query in watches:
                 cq = self.compiled(query, table)
-                for qid, terms in _matching_questions(cur, cq, qids, batch=batch_fts).items():
-                    terms_json = json.dumps(list(terms))
+                matched = _matching_questions(cur, cq, qids, batch=batch_fts)
+                for qid, terms in _matched_terms(cur, cq, matched, texts).items():
+                    as_json = terms_json.get(terms)
+                    if as_json is None:
+                        as_json = terms_json[terms] = json.dumps(list(terms))
                     for event_id, _ in by_question[qid]:
-                        found.append((watch_id, event_id, terms_json))
+                        found.append((watch_id, event_id, as_json))
         finally:
             if batch_fts:
                 _drop_batch_index(cur)
@@ -144,15 +153,17 @@ class Matcher:
                 "WHERE s.unsubscribed_at IS NULL ORDER BY s.watch_id, s.subscriber_id"
             ):
                 receivers.setdefault(watch_id, []).append(subscriber_id)
+            # One row per subscriber and event, however many of their watches matched it.
+            outbox = dict.fromkeys(
+                (sub, e)
+                for w, e, _ in new
+                if e not in historical_events
+                for sub in receivers.get(w, ())
+            )
             cur.executemany(
                 "INSERT INTO delivery (subscriber_id, event_id, status, attempts, created_at) "
                 "VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (subscriber_id, event_id) DO NOTHING",
-                [
-                    (sub, e, stamp)
-                    for w, e, _ in new
-                    if e not in historical_events
-                    for sub in receivers.get(w, ())
-                ],
+                [(sub, e, stamp) for sub, e in outbox],
             )
         return len(new)
 
@@ -175,8 +186,9 @@ def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
         yield values[i : i + _CHUNK]
 
 
-def _make_batch_index(cur: sqlite3.Cursor, qids: Sequence[int]) -> None:
-    """A temporary FTS5 index, tokenised like question_fts, holding only these questions."""
+def _make_batch_index(cur: sqlite3.Cursor, qids: Sequence[int]) -> list[_Row]:
+    """A temporary FTS5 index, tokenised like question_fts, holding only these questions.
+    Returns their indexed texts (rowid, heading, question, answer)."""
     _drop_batch_index(cur)
     cur.execute(f"CREATE TEMP TABLE {_BATCH_IDS} (id INTEGER PRIMARY KEY)")
     cur.executemany(f"INSERT INTO temp.{_BATCH_IDS} (id) VALUES (?)", [(q,) for q in qids])
@@ -184,13 +196,23 @@ def _make_batch_index(cur: sqlite3.Cursor, qids: Sequence[int]) -> None:
         f"CREATE VIRTUAL TABLE temp.{_BATCH_FTS} USING fts5("
         "heading, question, answer, tokenize='porter unicode61 remove_diacritics 2')"
     )
-    for chunk in _chunks(sorted(qids)):
+    rows = _indexed_texts(cur, "question_fts", sorted(qids))
+    cur.executemany(
+        f"INSERT INTO temp.{_BATCH_FTS} (rowid, heading, question, answer) VALUES (?, ?, ?, ?)",
+        rows,
+    )
+    return rows
+
+
+def _indexed_texts(cur: sqlite3.Cursor, table: str, qids: Sequence[int]) -> list[_Row]:
+    rows: list[_Row] = []
+    for chunk in _chunks(qids):
         marks = ",".join("?" * len(chunk))
-        cur.execute(
-            f"INSERT INTO temp.{_BATCH_FTS} (rowid, heading, question, answer) "
-            f"SELECT rowid, heading, question, answer FROM question_fts WHERE rowid IN ({marks})",
+        rows += cur.execute(
+            f"SELECT rowid, heading, question, answer FROM {table} WHERE rowid IN ({marks})",
             list(chunk),
-        )
+        ).fetchall()
+    return rows
 
 
 def _drop_batch_index(cur: sqlite3.Cursor) -> None:
@@ -213,9 +235,9 @@ def _existing_matches(cur: sqlite3.Cursor, event_ids: Sequence[int]) -> set[tupl
 
 def _matching_questions(
     cur: sqlite3.Cursor, cq: CompiledQuery, qids: list[int], *, batch: bool
-) -> dict[int, tuple[str, ...]]:
-    """Which of these questions the query matches, with the words that matched. With
-    `batch`, the query was compiled for the batch index, which holds exactly `qids`."""
+) -> list[int]:
+    """Which of these questions the query matches. With `batch`, the query was compiled for
+    the batch index, which holds exactly `qids`."""
     table = cq.fts_table
     params = dict(cq.params)
     if batch:  # the batch index holds only the batch; the id table serves filter-only queries
@@ -224,14 +246,375 @@ def _matching_questions(
         scope = f"q.id IN ({','.join(str(int(q)) for q in qids)})"
     if cq.match is None:
         sql = f"SELECT q.id FROM question q WHERE {scope} AND ({cq.where})"
-        return {r[0]: () for r in cur.execute(sql, params)}
+        return [r[0] for r in cur.execute(sql, params)]
     params["__match"] = cq.match
-    marks = ", ".join(f"highlight({table}, {i}, '{MARK_START}', '{MARK_END}')" for i in range(3))
     # CROSS JOIN: the FTS index first. Left to choose, SQLite may walk an index of `question`
     # (house = ?) over the whole archive and probe the FTS index once per row (100x slower).
     join = "CROSS JOIN" if batch else "JOIN"
     sql = (
-        f"SELECT q.id, {marks} FROM {table} {join} question q ON q.id = {table}.rowid "
+        f"SELECT q.id FROM {table} {join} question q ON q.id = {table}.rowid "
         f"WHERE {table} MATCH :__match AND {'' if batch else scope + ' AND '}({cq.where})"
     )
-    return {r[0]: marked_terms(r[1], r[2], r[3]) for r in cur.execute(sql, params)}
+    return [r[0] for r in cur.execute(sql, params)]
+
+
+# --------------------------------------------------------------------------- matched words
+#
+# A match records the words that matched, as highlight() would mark them in the question's
+# heading, question and answer: each instance of each phrase of the FTS5 query that took part
+# in the match, overlapping instances merged, lower-cased, distinct, in order of appearance.
+# highlight() re-tokenises all three columns for every (watch, question) pair, which cost more
+# than everything else in matching a batch; here the same is worked out in Python from the
+# query's phrases. For ASCII words that is exact: FTS5's unicode61 tokenizer takes runs of
+# [A-Za-z0-9] as tokens and folds their case, and porter_stem is SQLite's stemmer step for
+# step. Text with other letters, digits or combining marks (accents, other scripts) and
+# anything unexpected are left to highlight() itself.
+
+_Row: TypeAlias = tuple[int, str | None, str | None, str | None]  # rowid, the three columns
+_Span: TypeAlias = tuple[int, int]
+_COLUMNS = ("heading", "question", "answer")
+_ALL_COLUMNS = frozenset(range(len(_COLUMNS)))
+_TOKEN = re.compile(r"[a-z0-9]+")
+_NOT_ASCII = re.compile(r"[^\x01-\x7f]")
+
+
+class _Unsure(Exception):
+    """The Python reading disagrees with FTS5 (a phrase that must match was not found)."""
+
+
+def _plain(text: str) -> bool:
+    """Whether FTS5 tokenises this text as runs of ASCII letters and digits: every other
+    character is a separator (punctuation, symbols, spaces), none a letter, digit or mark."""
+    for ch in set(_NOT_ASCII.findall(text)):
+        category = unicodedata.category(ch)
+        if ch == "\x00" or category[0] in "LNM" or category == "Co":
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    """One FTS5 phrase: its tokens' stems; with `prefix`, the last one is a prefix."""
+
+    stems: tuple[str, ...]
+    prefix: bool
+    # Finds candidate instances in lower-cased text: each token as it is written. Porter
+    # only rewrites the end of a word, so a word whose stem is s begins with s[:-1].
+    pattern: re.Pattern[str] | None
+
+
+@dataclass(frozen=True)
+class _Op:
+    op: str  # AND, OR, or NOT (binary: parts[0] NOT parts[1])
+    parts: tuple[_Node, ...]
+
+
+@dataclass(frozen=True)
+class _InColumns:
+    columns: frozenset[int]
+    part: _Node
+
+
+_Node: TypeAlias = _Phrase | _Op | _InColumns
+
+
+def _phrase(text: str, prefix: bool) -> _Phrase:
+    if not _plain(text):
+        raise ValueError("not plain ASCII words")
+    stems = tuple(porter_stem(token) for token in _TOKEN.findall(text.lower()))
+    if not stems:
+        return _Phrase(stems, prefix, None)
+    tokens = [f"({s[:-1]}[a-z0-9]*)" if len(s) > 1 else "([a-z0-9]+)" for s in stems]
+    first = stems[0][:-1]
+    if first:  # the literal first, so that re can scan for it; then "starts a token"
+        tokens[0] = f"({first}(?<![a-z0-9]{first})[a-z0-9]*)"
+    else:
+        tokens[0] = f"(?<![a-z0-9]){tokens[0]}"
+    rest = "".join(f"[^a-z0-9\x00]+{t}" for t in tokens[1:])
+    return _Phrase(stems, prefix, re.compile(tokens[0] + (f"(?={rest})" if rest else "")))
+
+
+_FTS_LEXER = re.compile(r'\s*(?:"((?:[^"]|"")*)"(\*?)|([()])|([A-Za-z_]\w*)\s*(:)?)')
+
+
+class _FtsParser:
+    """The FTS5 expressions compile_query writes: "strings" (optionally *), column : filters,
+    AND, OR, NOT and parentheses. Anything else raises ValueError."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens: list[tuple[str, str]] = []  # (kind, value)
+        i = 0
+        while i < len(text):
+            m = _FTS_LEXER.match(text, i)
+            if m is None:
+                if text[i:].strip():
+                    raise ValueError(f"unexpected {text[i:]!r}")
+                break
+            i = m.end()
+            if m.group(1) is not None:
+                kind = "PREFIX" if m.group(2) else "STRING"
+                self.tokens.append((kind, m.group(1).replace('""', '"')))
+            elif m.group(3):
+                self.tokens.append((m.group(3), ""))
+            elif m.group(5):
+                self.tokens.append(("COLUMN", m.group(4)))
+            elif m.group(4) in ("AND", "OR", "NOT"):
+                self.tokens.append((m.group(4), ""))
+            else:
+                raise ValueError(f"unexpected {m.group(4)!r}")
+        self.i = 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.i][0] if self.i < len(self.tokens) else None
+
+    def take(self, kind: str | None = None) -> tuple[str, str]:
+        if self.i >= len(self.tokens) or (kind is not None and self.tokens[self.i][0] != kind):
+            raise ValueError("unexpected end or token")
+        self.i += 1
+        return self.tokens[self.i - 1]
+
+    def parse(self) -> _Node:
+        node = self.parse_or()
+        if self.i != len(self.tokens):
+            raise ValueError("trailing tokens")
+        return node
+
+    def parse_or(self) -> _Node:
+        parts = [self.parse_and()]
+        while self.peek() == "OR":
+            self.take()
+            parts.append(self.parse_and())
+        return parts[0] if len(parts) == 1 else _Op("OR", tuple(parts))
+
+    def parse_and(self) -> _Node:
+        parts = [self.parse_not()]
+        while self.peek() in ("AND", "STRING", "PREFIX", "(", "COLUMN"):
+            if self.peek() == "AND":
+                self.take()
+            parts.append(self.parse_not())
+        return parts[0] if len(parts) == 1 else _Op("AND", tuple(parts))
+
+    def parse_not(self) -> _Node:
+        node = self.parse_primary()
+        while self.peek() == "NOT":
+            self.take()
+            node = _Op("NOT", (node, self.parse_primary()))
+        return node
+
+    def parse_primary(self) -> _Node:
+        kind, value = self.take()
+        if kind == "(":
+            node = self.parse_or()
+            self.take(")")
+            return node
+        if kind == "COLUMN":
+            if value not in _COLUMNS:
+                raise ValueError(f"unknown column {value!r}")
+            return _InColumns(frozenset({_COLUMNS.index(value)}), self.parse_primary())
+        if kind in ("STRING", "PREFIX"):
+            return _phrase(value, kind == "PREFIX")
+        raise ValueError(f"unexpected {kind!r}")
+
+
+_FTS_TREES: dict[str, _Node | None] = {}
+
+
+def _fts_tree(match: str) -> _Node | None:
+    """The phrases of an FTS5 expression as a tree, or None: leave this one to highlight()."""
+    if match not in _FTS_TREES:
+        try:
+            tree: _Node | None = _FtsParser(match).parse()
+        except (ValueError, re.error):
+            tree = None
+        if len(_FTS_TREES) > 4096:
+            _FTS_TREES.clear()
+        _FTS_TREES[match] = tree
+    return _FTS_TREES[match]
+
+
+class _Stems(dict[str, str]):
+    """Each token's porter stem, worked out once."""
+
+    def __missing__(self, token: str) -> str:
+        stem = self[token] = porter_stem(token)
+        return stem
+
+
+class _Texts:
+    """The indexed texts of the questions being matched, read once for all watches."""
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self.cur = cur
+        self.rows: dict[int, _Row] = {}
+        # Lower-cased columns joined by NUL (no phrase spans two columns), with the columns'
+        # (start, end); None when the text is not plain ASCII words.
+        self.prepared: dict[int, tuple[str, tuple[_Span, ...]] | None] = {}
+        self.stems = _Stems()
+
+    def add(self, rows: Iterable[_Row]) -> None:
+        self.rows.update((r[0], r) for r in rows)
+
+    def load(self, table: str, qids: Sequence[int]) -> None:
+        missing = [q for q in qids if q not in self.rows]
+        if missing:
+            self.add(_indexed_texts(self.cur, table, missing))
+
+    def text(self, qid: int) -> tuple[str, tuple[_Span, ...]] | None:
+        if qid in self.prepared:
+            return self.prepared[qid]
+        row = self.rows.get(qid)
+        columns = [c or "" for c in row[1:]] if row is not None else None
+        prepared = None
+        if columns is not None and all(c.isascii() or _plain(c) for c in columns):
+            bounds: list[_Span] = []
+            start = 0
+            for c in columns:
+                bounds.append((start, start + len(c)))
+                start += len(c) + 1
+            prepared = ("\x00".join(columns).lower(), tuple(bounds))
+        self.prepared[qid] = prepared
+        return prepared
+
+
+def _instances(
+    phrase: _Phrase, text: str, bounds: tuple[_Span, ...], columns: frozenset[int], stems: _Stems
+) -> list[_Span]:
+    """Where the phrase occurs in these columns of the text: (start, end) of each instance."""
+    pattern = phrase.pattern
+    if pattern is None:
+        return []
+    if columns == _ALL_COLUMNS:
+        found = pattern.finditer(text)
+    else:
+        found = chain.from_iterable(pattern.finditer(text, *bounds[c]) for c in sorted(columns))
+    wanted, prefix = phrase.stems, phrase.prefix
+    out: list[_Span] = []
+    if len(wanted) == 1:
+        want = wanted[0]
+        for m in found:
+            stem = stems[m.group(1)]
+            if stem == want or (prefix and stem.startswith(want)):
+                out.append(m.span(1))
+        return out
+    last = len(wanted) - 1
+    for m in found:
+        for i, token in enumerate(m.groups()):
+            stem = stems[token]
+            if stem != wanted[i] and not (prefix and i == last and stem.startswith(wanted[i])):
+                break
+        else:
+            out.append((m.start(1), m.end(last + 1)))
+    return out
+
+
+def _collect(
+    node: _Node,
+    text: str,
+    bounds: tuple[_Span, ...],
+    columns: frozenset[int],
+    sure: bool,
+    stems: _Stems,
+) -> list[_Span] | None:
+    """The instances highlight() marks for this node, or None if the node does not match.
+    `sure`: FTS5 found that the node matches."""
+    if isinstance(node, _Phrase):
+        found = _instances(node, text, bounds, columns, stems)
+        if not found and sure:
+            raise _Unsure
+        return found or None
+    if isinstance(node, _InColumns):
+        return _collect(node.part, text, bounds, columns & node.columns, sure, stems)
+    if node.op == "AND":
+        out: list[_Span] = []
+        for part in node.parts:
+            got = _collect(part, text, bounds, columns, sure, stems)
+            if got is None:
+                return None
+            out += got
+        return out
+    if node.op == "OR":
+        parts = [_collect(part, text, bounds, columns, False, stems) for part in node.parts]
+        if all(got is None for got in parts):
+            if sure:
+                raise _Unsure
+            return None
+        return [span for got in parts if got is not None for span in got]
+    # NOT: what the left side marks; the right side does not match (FTS5 said so if sure).
+    left = _collect(node.parts[0], text, bounds, columns, sure, stems)
+    if left is None or sure:
+        return left
+    return left if _collect(node.parts[1], text, bounds, columns, False, stems) is None else None
+
+
+def _words(text: str, spans: list[_Span]) -> tuple[str, ...]:
+    """marked_terms() of the text with these spans marked (overlapping spans merged)."""
+    if len(spans) == 1:
+        start, end = spans[0]
+        return (" ".join(text[start:end].split()),)
+    words: dict[str, None] = {}
+    end = -1
+    start = -1
+    for s, e in sorted(spans):
+        if s < end:  # overlaps the current span (spans never cross a column boundary)
+            end = max(end, e)
+            continue
+        if start >= 0:
+            words.setdefault(" ".join(text[start:end].split()), None)
+        start, end = s, e
+    if start >= 0:
+        words.setdefault(" ".join(text[start:end].split()), None)
+    return tuple(words)
+
+
+def _highlighted(cur: sqlite3.Cursor, cq: CompiledQuery, qid: int) -> tuple[str, ...]:
+    """The words highlight() marks in this question, from FTS5 itself."""
+    table = cq.fts_table
+    marks = ", ".join(f"highlight({table}, {i}, '{MARK_START}', '{MARK_END}')" for i in range(3))
+    row = cur.execute(
+        f"SELECT {marks} FROM {table} WHERE {table} MATCH ? AND rowid = ?", (cq.match, qid)
+    ).fetchone()
+    return marked_terms(*row) if row is not None else ()
+
+
+def _matched_terms(
+    cur: sqlite3.Cursor, cq: CompiledQuery, qids: list[int], texts: _Texts
+) -> dict[int, tuple[str, ...]]:
+    """The words that matched in each of these questions (all matched by the query)."""
+    if cq.match is None:
+        return dict.fromkeys(qids, ())
+    tree = _fts_tree(cq.match)
+    if tree is None:
+        return {qid: _highlighted(cur, cq, qid) for qid in qids}
+    texts.load(cq.fts_table, qids)
+    out: dict[int, tuple[str, ...]] = {}
+    stems = texts.stems
+    if isinstance(tree, _Phrase) and len(tree.stems) == 1 and tree.pattern is not None:
+        # The commonest watch, one word: each instance is one token, the word itself.
+        pattern, want, prefix = tree.pattern, tree.stems[0], tree.prefix
+        for qid in qids:
+            prepared = texts.text(qid)
+            if prepared is not None:
+                words: dict[str, None] = {}
+                for m in pattern.finditer(prepared[0]):
+                    token = m.group(1)
+                    stem = stems[token]
+                    if stem == want or (prefix and stem.startswith(want)):
+                        words[token] = None
+                if words:
+                    out[qid] = tuple(words)
+                    continue
+            out[qid] = _highlighted(cur, cq, qid)
+        return out
+    for qid in qids:
+        prepared = texts.text(qid)
+        if prepared is not None:
+            text, bounds = prepared
+            try:
+                spans = _collect(tree, text, bounds, _ALL_COLUMNS, True, stems)
+            except _Unsure:
+                spans = None
+            if spans:
+                out[qid] = _words(text, spans)
+                continue
+        out[qid] = _highlighted(cur, cq, qid)
+    return out
