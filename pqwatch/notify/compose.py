@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -150,6 +150,7 @@ def _highlight(html: str, words: tuple[str, ...]) -> str:
     return str(soup)
 
 
+@lru_cache(maxsize=1024)  # the same correction goes to every subscriber of a watch
 def word_diff(before: str, after: str) -> tuple[DiffPart, ...]:
     a, b = before.split(), after.split()
     out: list[DiffPart] = []
@@ -168,30 +169,89 @@ _PENDING = sa.text(
     "JOIN event e ON e.id = d.event_id WHERE d.id IN :ids ORDER BY e.id"
 ).bindparams(sa.bindparam("ids", expanding=True))
 
-_QUESTION = sa.text(
+# The archive side of a digest is read in a few IN (...) queries per digest, and only for the
+# questions an ArchiveCache has not read yet: subscribers of the same watch share them.
+_QUESTIONS = sa.text(
     "SELECT q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_for_answer, q.heading, "
     "q.question_text, q.date_answered, q.date_answer_corrected, b.name AS department, "
     "am.name AS asker, am.party AS asker_party, am.member_from AS asker_from "
     "FROM question q LEFT JOIN answering_body b ON b.id = q.answering_body_id "
-    "LEFT JOIN member am ON am.id = q.asking_member_id WHERE q.id = :id"
-)
+    "LEFT JOIN member am ON am.id = q.asking_member_id WHERE q.id IN :ids"
+).bindparams(sa.bindparam("ids", expanding=True))
+_GROUPS = sa.text(
+    "SELECT g.question_id, o.id FROM question_group g "
+    "JOIN question q ON q.id = g.question_id "
+    "JOIN question o ON o.uin = g.grouped_uin AND o.date_tabled = g.grouped_date_tabled "
+    "AND o.house = q.house WHERE g.question_id IN :ids"
+).bindparams(sa.bindparam("ids", expanding=True))
 _ANSWERS = sa.text(
-    "SELECT a.kind, a.answer_html, a.answer_text, a.is_full_text, a.date_answered, "
-    "a.date_corrected, "
+    "SELECT a.question_id, a.kind, a.answer_html, a.answer_text, a.is_full_text, "
+    "a.date_answered, a.date_corrected, "
     "wm.name AS answerer, cm.name AS corrector FROM answer a "
     "LEFT JOIN member wm ON wm.id = a.answering_member_id "
     "LEFT JOIN member cm ON cm.id = a.correcting_member_id "
-    "WHERE a.question_id = :id ORDER BY a.version"
-)
+    "WHERE a.question_id IN :ids ORDER BY a.question_id, a.version"
+).bindparams(sa.bindparam("ids", expanding=True))
 _WATCHES = sa.text(
-    "SELECT w.name, m.matched_terms_json FROM watch_match m JOIN watch w ON w.id = m.watch_id "
+    "SELECT m.id, m.event_id, w.name, m.matched_terms_json FROM watch_match m "
+    "JOIN watch w ON w.id = m.watch_id "
     "JOIN subscription s ON s.watch_id = w.id AND s.subscriber_id = :sub "
-    "WHERE m.event_id IN :events ORDER BY w.name"
+    "WHERE m.event_id IN :events"
 ).bindparams(sa.bindparam("events", expanding=True))
-_GROUP = sa.text(
-    "SELECT o.id FROM question_group g JOIN question o ON o.uin = g.grouped_uin "
-    "AND o.date_tabled = g.grouped_date_tabled AND o.house = :house WHERE g.question_id = :id"
-)
+
+# Well under SQLite's limit on bound parameters (999 before 3.32).
+_CHUNK = 500
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
+    for i in range(0, len(ids), _CHUNK):
+        yield list(ids[i : i + _CHUNK])
+
+
+class ArchiveCache:
+    """Questions, their groups and their answers as read for digests, kept for one run.
+
+    Many subscribers are owed the same questions (every subscriber of a watch is); a run
+    reads each question once, however many digests show it. Keep one cache for one run only:
+    it shows the archive as it was when a question was first read."""
+
+    def __init__(self) -> None:
+        self._questions: dict[int, Any] = {}
+        self._groups: dict[int, list[int]] = {}
+        self._answers: dict[int, list[dict[str, Any]]] = {}
+        self._views: dict[int, QuestionView] = {}
+
+    def questions(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, Any]:
+        """Question rows by id, with the ids of the questions each one is grouped with."""
+        missing = sorted({q for q in ids if q not in self._questions})
+        for chunk in _chunks(missing):
+            for row in conn.execute(_QUESTIONS, {"ids": chunk}).mappings():
+                self._questions[row["id"]] = row
+                self._groups[row["id"]] = []
+            for qid, other in conn.execute(_GROUPS, {"ids": chunk}):
+                self._groups[qid].append(other)
+        # Like a lookup by primary key: a question that is not there is an error.
+        return {q: self._questions[q] for q in ids}
+
+    def group(self, qid: int) -> list[int]:
+        return self._groups[qid]
+
+    def view(self, conn: sa.Connection, qid: int) -> QuestionView:
+        found = self._views.get(qid)
+        if found is None:
+            row = self.questions(conn, [qid])[qid]
+            found = self._views[qid] = _question_view(row)
+        return found
+
+    def answers(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """Every answer version of each question, oldest first."""
+        missing = sorted({q for q in ids if q not in self._answers})
+        for chunk in _chunks(missing):
+            for q in chunk:
+                self._answers[q] = []
+            for row in conn.execute(_ANSWERS, {"ids": chunk}).mappings():
+                self._answers[row["question_id"]].append(dict(row))
+        return {q: self._answers[q] for q in ids}
 
 
 def _question_view(row: Any) -> QuestionView:
@@ -220,11 +280,16 @@ def compose(
     delivery_ids: Sequence[int],
     period_start: datetime,
     period_end: datetime,
+    cache: ArchiveCache | None = None,
 ) -> Digest:
-    """Build the digest of the given outbox rows, from the database as it is now."""
+    """Build the digest of the given outbox rows, from the database as it is now (or as the
+    run's cache first read it)."""
+    archive = cache if cache is not None else ArchiveCache()
     by_question: dict[int, list[tuple[int, str]]] = {}
-    for r in conn.execute(_PENDING, {"ids": list(delivery_ids)}).mappings():
-        by_question.setdefault(r["question_id"], []).append((r["event_id"], r["kind"]))
+    pending = [r for chunk in _chunks(delivery_ids) for r in conn.execute(_PENDING, {"ids": chunk})]
+    pending.sort(key=lambda r: r[1])  # by event, as one query ordered them
+    for _, event_id, kind, question_id in pending:
+        by_question.setdefault(question_id, []).append((event_id, kind))
 
     # Grouped questions answered together are one item: union questions linked by groups.
     parent: dict[int, int] = {q: q for q in by_question}
@@ -235,12 +300,9 @@ def compose(
             q = parent[q]
         return q
 
-    rows = {q: conn.execute(_QUESTION, {"id": q}).mappings().one() for q in by_question}
-    group_members: dict[int, list[int]] = {}
-    for q, row in rows.items():
-        linked = [r[0] for r in conn.execute(_GROUP, {"id": q, "house": row["house"]})]
-        group_members[q] = linked
-        for other in linked:
+    rows = archive.questions(conn, list(by_question))
+    for q in by_question:
+        for other in archive.group(q):
             if other in parent:
                 parent[find(other)] = find(q)
 
@@ -248,31 +310,36 @@ def compose(
     for q in by_question:
         clusters.setdefault(find(q), []).append(q)
 
+    # Which of the subscriber's watches matched each event, and on which words.
+    matched: dict[int, list[tuple[str, int, str | None]]] = {}
+    events = sorted({e for evs in by_question.values() for e, _ in evs})
+    for chunk in _chunks(events):
+        params = {"sub": subscriber_id, "events": chunk}
+        for match_id, event_id, wname, tjson in conn.execute(_WATCHES, params):
+            matched.setdefault(event_id, []).append((wname, match_id, tjson))
+    leads = [min(members) for members in clusters.values()]
+    answers = archive.answers(conn, leads)
+
     items: list[DigestItem] = []
     all_watches: set[str] = set()
     for members in clusters.values():
         members.sort()
         lead = members[0]
-        events = [ev for q in members for ev in by_question[q]]
-        section = max((k for _, k in events), key=lambda k: _PRECEDENCE[k])
+        cluster_events = [ev for q in members for ev in by_question[q]]
+        section = max((k for _, k in cluster_events), key=lambda k: _PRECEDENCE[k])
         watch_terms: dict[str, None] = {}
         terms: dict[str, None] = {}
-        for wname, tjson in conn.execute(
-            _WATCHES, {"sub": subscriber_id, "events": [e for e, _ in events]}
-        ):
+        # In watch-name order, as the template lists them.
+        hits = sorted(hit for e in {e for e, _ in cluster_events} for hit in matched.get(e, ()))
+        for wname, _, tjson in hits:
             watch_terms.setdefault(wname, None)
             for t in json.loads(tjson or "[]"):
                 terms.setdefault(t, None)
         all_watches.update(watch_terms)
         # Every question of the group, matched or not, with its asker.
-        ids = sorted(set(members) | {o for q in members for o in group_members[q]})
-        views = []
-        for q in ids:
-            row = rows.get(q) or conn.execute(_QUESTION, {"id": q}).mappings().one()
-            views.append(_question_view(row))
-        lead_row = rows[lead]
-        answers = [dict(a) for a in conn.execute(_ANSWERS, {"id": lead}).mappings()]
-        item = _item(section, lead_row, tuple(views), tuple(watch_terms), tuple(terms), answers)
+        ids = sorted(set(members) | {o for q in members for o in archive.group(q)})
+        views = tuple(archive.view(conn, q) for q in ids)
+        item = _item(section, rows[lead], views, tuple(watch_terms), tuple(terms), answers[lead])
         items.append(item)
 
     items.sort(key=lambda i: (SECTIONS.index(i.section), i.heading.lower()))
