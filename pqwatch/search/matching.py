@@ -29,10 +29,10 @@ from pqwatch.store.db import sql_ts
 
 MATCHED_KINDS = ("tabled", "holding", "answered", "corrected")
 
-_EVENTS = sa.text(
+_EVENTS_SQL = (
     "SELECT e.id, e.question_id, e.historical FROM event e "
-    "WHERE e.id IN :ids AND e.kind IN ('tabled', 'holding', 'answered', 'corrected')"
-).bindparams(sa.bindparam("ids", expanding=True))
+    "WHERE e.kind IN ('tabled', 'holding', 'answered', 'corrected')"
+)
 # A still-unanswered question whose text, heading or department changed may now match a watch
 # it did not match when tabled; its tabled event is matched again.
 _REMATCH = sa.text(
@@ -61,7 +61,13 @@ class Matcher:
         conn = session.connection()
         rows: list[tuple[int, int, bool]] = []
         if event_ids:
-            rows += [(r[0], r[1], bool(r[2])) for r in conn.execute(_EVENTS, {"ids": event_ids})]
+            cur = _raw_cursor(conn)  # a whole batch of ids: plain sqlite3, in chunks
+            for chunk in _chunks(event_ids):
+                marks = ",".join("?" * len(chunk))
+                rows += [
+                    (r[0], r[1], bool(r[2]))
+                    for r in cur.execute(f"{_EVENTS_SQL} AND e.id IN ({marks})", list(chunk))
+                ]
         if changed_question_ids:
             rows += [
                 (r[0], r[1], bool(r[2]))
@@ -194,9 +200,10 @@ def _make_batch_index(cur: sqlite3.Cursor, qids: Sequence[int]) -> list[_Row]:
     cur.executemany(f"INSERT INTO temp.{_BATCH_IDS} (id) VALUES (?)", [(q,) for q in qids])
     cur.execute(
         f"CREATE VIRTUAL TABLE temp.{_BATCH_FTS} USING fts5("
-        "heading, question, answer, tokenize='porter unicode61 remove_diacritics 2')"
+        "heading, question, answer, tokenize='porter unicode61 remove_diacritics 2', "
+        "content='', columnsize=0)"  # only rowids are read from it: no copy of the texts
     )
-    rows = _indexed_texts(cur, "question_fts", sorted(qids))
+    rows = _indexed_texts(cur, sorted(qids))
     cur.executemany(
         f"INSERT INTO temp.{_BATCH_FTS} (rowid, heading, question, answer) VALUES (?, ?, ?, ?)",
         rows,
@@ -204,12 +211,12 @@ def _make_batch_index(cur: sqlite3.Cursor, qids: Sequence[int]) -> list[_Row]:
     return rows
 
 
-def _indexed_texts(cur: sqlite3.Cursor, table: str, qids: Sequence[int]) -> list[_Row]:
+def _indexed_texts(cur: sqlite3.Cursor, qids: Sequence[int]) -> list[_Row]:
     rows: list[_Row] = []
     for chunk in _chunks(qids):
         marks = ",".join("?" * len(chunk))
         rows += cur.execute(
-            f"SELECT rowid, heading, question, answer FROM {table} WHERE rowid IN ({marks})",
+            f"SELECT rowid, heading, question, answer FROM question_fts WHERE rowid IN ({marks})",
             list(chunk),
         ).fetchall()
     return rows
@@ -416,20 +423,51 @@ class _FtsParser:
         raise ValueError(f"unexpected {kind!r}")
 
 
-_FTS_TREES: dict[str, _Node | None] = {}
+_Shape: TypeAlias = int | tuple[str, tuple["_Shape", ...]]  # phrase index, or (op, parts)
 
 
-def _fts_tree(match: str) -> _Node | None:
-    """The phrases of an FTS5 expression as a tree, or None: leave this one to highlight()."""
-    if match not in _FTS_TREES:
+@dataclass(frozen=True)
+class _Query:
+    tree: _Node
+    # When every phrase is one word and no column is named (most watches): the phrases, and
+    # the tree with each phrase replaced by its index.
+    words: tuple[_Phrase, ...] | None
+    shape: _Shape
+
+
+def _shape(node: _Node, words: list[_Phrase]) -> _Shape | None:
+    if isinstance(node, _Phrase):
+        if len(node.stems) != 1 or node.pattern is None:
+            return None
+        words.append(node)
+        return len(words) - 1
+    if isinstance(node, _InColumns):
+        return None
+    parts = [_shape(part, words) for part in node.parts]
+    if any(part is None for part in parts):
+        return None
+    return (node.op, tuple(p for p in parts if p is not None))
+
+
+_FTS_QUERIES: dict[str, _Query | None] = {}
+
+
+def _fts_query(match: str) -> _Query | None:
+    """An FTS5 expression's phrases as a tree, or None: leave this one to highlight()."""
+    if match not in _FTS_QUERIES:
+        query: _Query | None = None
         try:
-            tree: _Node | None = _FtsParser(match).parse()
+            tree = _FtsParser(match).parse()
         except (ValueError, re.error):
-            tree = None
-        if len(_FTS_TREES) > 4096:
-            _FTS_TREES.clear()
-        _FTS_TREES[match] = tree
-    return _FTS_TREES[match]
+            pass
+        else:
+            words: list[_Phrase] = []
+            shape = _shape(tree, words)
+            query = _Query(tree, tuple(words) if shape is not None else None, shape or 0)
+        if len(_FTS_QUERIES) > 4096:
+            _FTS_QUERIES.clear()
+        _FTS_QUERIES[match] = query
+    return _FTS_QUERIES[match]
 
 
 class _Stems(dict[str, str]):
@@ -454,10 +492,10 @@ class _Texts:
     def add(self, rows: Iterable[_Row]) -> None:
         self.rows.update((r[0], r) for r in rows)
 
-    def load(self, table: str, qids: Sequence[int]) -> None:
+    def load(self, qids: Sequence[int]) -> None:
         missing = [q for q in qids if q not in self.rows]
         if missing:
-            self.add(_indexed_texts(self.cur, table, missing))
+            self.add(_indexed_texts(self.cur, missing))
 
     def text(self, qid: int) -> tuple[str, tuple[_Span, ...]] | None:
         if qid in self.prepared:
@@ -546,6 +584,36 @@ def _collect(
     return left if _collect(node.parts[1], text, bounds, columns, False, stems) is None else None
 
 
+def _marked(shape: _Shape, present: list[bool], sure: bool) -> list[int] | None:
+    """_collect() for a tree of one-word phrases, given which of them occur."""
+    if isinstance(shape, int):
+        if present[shape]:
+            return [shape]
+        if sure:
+            raise _Unsure
+        return None
+    op, parts = shape
+    if op == "AND":
+        out: list[int] = []
+        for part in parts:
+            got = _marked(part, present, sure)
+            if got is None:
+                return None
+            out += got
+        return out
+    if op == "OR":
+        marked = [_marked(part, present, False) for part in parts]
+        if all(got is None for got in marked):
+            if sure:
+                raise _Unsure
+            return None
+        return [i for got in marked if got is not None for i in got]
+    left = _marked(parts[0], present, sure)
+    if left is None or sure:
+        return left
+    return left if _marked(parts[1], present, False) is None else None
+
+
 def _words(text: str, spans: list[_Span]) -> tuple[str, ...]:
     """marked_terms() of the text with these spans marked (overlapping spans merged)."""
     if len(spans) == 1:
@@ -567,8 +635,10 @@ def _words(text: str, spans: list[_Span]) -> tuple[str, ...]:
 
 
 def _highlighted(cur: sqlite3.Cursor, cq: CompiledQuery, qid: int) -> tuple[str, ...]:
-    """The words highlight() marks in this question, from FTS5 itself."""
-    table = cq.fts_table
+    """The words highlight() marks in this question, from FTS5 itself. The archive's index
+    holds the same text as the (contentless) batch index, and the MATCH expression is the
+    same for both."""
+    table = "question_fts"
     marks = ", ".join(f"highlight({table}, {i}, '{MARK_START}', '{MARK_END}')" for i in range(3))
     row = cur.execute(
         f"SELECT {marks} FROM {table} WHERE {table} MATCH ? AND rowid = ?", (cq.match, qid)
@@ -582,39 +652,55 @@ def _matched_terms(
     """The words that matched in each of these questions (all matched by the query)."""
     if cq.match is None:
         return dict.fromkeys(qids, ())
-    tree = _fts_tree(cq.match)
-    if tree is None:
+    query = _fts_query(cq.match)
+    if query is None:
         return {qid: _highlighted(cur, cq, qid) for qid in qids}
-    texts.load(cq.fts_table, qids)
+    texts.load(qids)
     out: dict[int, tuple[str, ...]] = {}
-    stems = texts.stems
-    if isinstance(tree, _Phrase) and len(tree.stems) == 1 and tree.pattern is not None:
-        # The commonest watch, one word: each instance is one token, the word itself.
-        pattern, want, prefix = tree.pattern, tree.stems[0], tree.prefix
-        for qid in qids:
-            prepared = texts.text(qid)
-            if prepared is not None:
-                words: dict[str, None] = {}
-                for m in pattern.finditer(prepared[0]):
-                    token = m.group(1)
-                    stem = stems[token]
-                    if stem == want or (prefix and stem.startswith(want)):
-                        words[token] = None
-                if words:
-                    out[qid] = tuple(words)
-                    continue
-            out[qid] = _highlighted(cur, cq, qid)
-        return out
     for qid in qids:
         prepared = texts.text(qid)
+        words = None
         if prepared is not None:
-            text, bounds = prepared
             try:
-                spans = _collect(tree, text, bounds, _ALL_COLUMNS, True, stems)
+                if query.words is not None:
+                    words = _one_word_phrases(query.words, query.shape, prepared[0], texts.stems)
+                else:
+                    words = _phrases(query.tree, prepared[0], prepared[1], texts.stems)
             except _Unsure:
-                spans = None
-            if spans:
-                out[qid] = _words(text, spans)
-                continue
-        out[qid] = _highlighted(cur, cq, qid)
+                pass
+        out[qid] = words or _highlighted(cur, cq, qid)
     return out
+
+
+def _one_word_phrases(
+    phrases: tuple[_Phrase, ...], shape: _Shape, text: str, stems: _Stems
+) -> tuple[str, ...]:
+    """The marked words when every phrase is one word: each instance is one token."""
+    found: list[dict[str, int]] = []  # per phrase: each matching token, where first seen
+    for phrase in phrases:
+        assert phrase.pattern is not None
+        want, prefix = phrase.stems[0], phrase.prefix
+        tokens: dict[str, int] = {}
+        for m in phrase.pattern.finditer(text):
+            token = m.group(1)
+            if token not in tokens:
+                stem = stems[token]
+                if stem == want or (prefix and stem.startswith(want)):
+                    tokens[token] = m.start()
+        found.append(tokens)
+    marked = _marked(shape, [bool(tokens) for tokens in found], True) or []
+    if len(marked) == 1:
+        return tuple(found[marked[0]])
+    first: dict[str, int] = {}
+    for i in marked:
+        for token, at in found[i].items():
+            if at < first.get(token, len(text)):
+                first[token] = at
+    return tuple(sorted(first, key=first.__getitem__))
+
+
+def _phrases(
+    tree: _Node, text: str, bounds: tuple[_Span, ...], stems: _Stems
+) -> tuple[str, ...] | None:
+    spans = _collect(tree, text, bounds, _ALL_COLUMNS, True, stems)
+    return _words(text, spans) if spans else None
