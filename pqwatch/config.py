@@ -4,6 +4,12 @@ Every problem becomes one ConfigError line naming the file, the key and what is 
 Relative paths resolve against the config file's folder, so the same file works whatever
 the current directory. Secrets never live in the file: the SMTP password comes only from
 PQWATCH_SMTP_PASSWORD, and PQWATCH_DATABASE_URL overrides [database] url.
+
+The sections are plain dataclasses, and one declaration serves two readers. A valid file,
+the usual case, is read by ``_fast``, a small strict reader without pydantic: importing
+pydantic and building its validators cost more than a whole ``pqwatch search`` otherwise
+does (docs/PERFORMANCE.md). Anything ``_fast`` is not sure of goes to pydantic, strict, which
+accepts or writes the error message. A test holds the two to the same results.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import os
 import re
 import tomllib
 import zoneinfo
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from email.utils import parseaddr
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from pqwatch.errors import ConfigError, UsageError
 
@@ -76,52 +84,103 @@ def _non_blank(value: str) -> str:
     return value.strip()
 
 
-EmailAddress = Annotated[str, AfterValidator(_email_address)]
-Mailbox = Annotated[str, AfterValidator(_mailbox)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-NonBlank = Annotated[str, AfterValidator(_non_blank)]
+@dataclass(frozen=True)
+class Rule:
+    """Bounds and a check for one field, read by ``_fast`` and (as a core schema) by pydantic."""
+
+    ge: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    min_length: int | None = None
+    check: Callable[[Any], Any] | None = None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        schema = handler(source)
+        for key in ("ge", "le", "gt", "min_length"):
+            if getattr(self, key) is not None:
+                schema[key] = getattr(self, key)
+        if self.check is not None:
+            schema = core_schema.no_info_after_validator_function(self.check, schema)
+        return schema
+
+    def apply(self, value: Any) -> Any:
+        """The value as pydantic would return it; raises ValueError where pydantic would fail."""
+        size = len(value) if self.min_length is not None else 0
+        if (
+            (self.ge is not None and not value >= self.ge)
+            or (self.le is not None and not value <= self.le)
+            or (self.gt is not None and not value > self.gt)
+            or (self.min_length is not None and size < self.min_length)
+        ):
+            raise ValueError("out of range")
+        return self.check(value) if self.check is not None else value
+
+
+class _PathFromText:
+    """A folder given as text in the file (pydantic's strict mode wants a Path object)."""
+
+    @staticmethod
+    def __get_pydantic_core_schema__(source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_after_validator_function(Path, core_schema.str_schema())
+
+
+EmailAddress = Annotated[str, Rule(check=_email_address)]
+Mailbox = Annotated[str, Rule(check=_mailbox)]
+HttpUrl = Annotated[str, Rule(check=_http_url)]
+NonBlank = Annotated[str, Rule(check=_non_blank)]
+Folder = Annotated[Path, _PathFromText]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 House = Literal["Commons", "Lords"]
 _HOUSES: tuple[House, ...] = ("Commons", "Lords")
 
 
-class _Section(BaseModel):
-    # strict: "100" is not a number and 1 is not a boolean; a config says what it means.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+def _range(**bounds: float) -> Rule:
+    return Rule(**bounds)  # type: ignore[arg-type]
 
 
-class DatabaseConfig(_Section):
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig:
     url: NonBlank = "sqlite:///pqwatch.db"
 
 
-class UKParliamentConfig(_Section):
+@dataclass(frozen=True, kw_only=True)
+class UKParliamentConfig:
     base_url: HttpUrl = "https://questions-statements-api.parliament.uk"
-    houses: list[House] = Field(default_factory=lambda: list(_HOUSES), min_length=1)
-    initial_lookback_days: int = Field(default=7, ge=1, le=3650)
+    houses: Annotated[list[House], Rule(min_length=1)] = field(
+        default_factory=lambda: list(_HOUSES)
+    )
+    initial_lookback_days: Annotated[int, _range(ge=1, le=3650)] = 7
     # Unanswered questions change without a new date (transfers, headings filled in), so each
     # poll re-reads the questions tabled in this many recent days, not just since the cursor.
-    revisit_tabled_days: int = Field(default=7, ge=0, le=365)
-    requests_per_second: float = Field(default=5.0, gt=0, le=10000)
+    revisit_tabled_days: Annotated[int, _range(ge=0, le=365)] = 7
+    requests_per_second: Annotated[float, _range(gt=0, le=10000)] = 5.0
     # The live API often takes 7-30 s per list query (API.md section 0), so be generous.
-    timeout_seconds: float = Field(default=60.0, gt=0, le=600)
-    page_size: int = Field(default=100, ge=1, le=1000)
-    max_retries: int = Field(default=3, ge=0, le=10)
-    max_concurrency: int = Field(default=4, ge=1, le=16)
+    timeout_seconds: Annotated[float, _range(gt=0, le=600)] = 60.0
+    page_size: Annotated[int, _range(ge=1, le=1000)] = 100
+    max_retries: Annotated[int, _range(ge=0, le=10)] = 3
+    max_concurrency: Annotated[int, _range(ge=1, le=16)] = 4
     # Longest wait honoured from a Retry-After header, and the backoff base.
-    max_retry_after_seconds: float = Field(default=120.0, ge=0, le=3600)
-    backoff_seconds: float = Field(default=2.0, ge=0, le=60)
+    max_retry_after_seconds: Annotated[float, _range(ge=0, le=3600)] = 120.0
+    backoff_seconds: Annotated[float, _range(ge=0, le=60)] = 2.0
 
 
-class SourcesConfig(_Section):
-    uk_parliament: UKParliamentConfig = Field(default_factory=UKParliamentConfig)
+@dataclass(frozen=True, kw_only=True)
+class SourcesConfig:
+    uk_parliament: UKParliamentConfig = field(default_factory=UKParliamentConfig)
 
 
-class WatchConfig(_Section):
+@dataclass(frozen=True, kw_only=True)
+class WatchConfig:
     name: NonBlank
     query: NonBlank
 
 
-class SubscriberConfig(_Section):
+@dataclass(frozen=True, kw_only=True)
+class SubscriberConfig:
     email: EmailAddress
     name: str = ""
     # None means every watch, including watches added later.
@@ -130,15 +189,17 @@ class SubscriberConfig(_Section):
     send_empty: bool = False
 
 
-class EmailConfig(_Section):
-    from_: Mailbox = Field(default="pqwatch <pqwatch@localhost>", alias="from")
+@dataclass(frozen=True, kw_only=True)
+class EmailConfig:
+    # "from" in the file (a Python keyword, so renamed on the way in).
+    from_: Mailbox = "pqwatch <pqwatch@localhost>"
     smtp_host: str | None = None
-    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_port: Annotated[int, _range(ge=1, le=65535)] | None = None
     security: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
-    outbox_dir: Path = Field(default=Path("outbox"), strict=False)
+    outbox_dir: Folder = Path("outbox")
     operator: EmailAddress | None = None
-    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    timeout_seconds: Annotated[float, _range(gt=0, le=600)] = 30.0
 
     @property
     def port(self) -> int:
@@ -147,31 +208,34 @@ class EmailConfig(_Section):
         return {"starttls": 587, "ssl": 465, "none": 25}[self.security]
 
 
-class FeedsConfig(_Section):
-    out_dir: Path = Field(default=Path("feeds"), strict=False)
+@dataclass(frozen=True, kw_only=True)
+class FeedsConfig:
+    out_dir: Folder = Path("feeds")
     site_url: HttpUrl | None = None
-    max_items: int = Field(default=100, ge=1, le=10000)
+    max_items: Annotated[int, _range(ge=1, le=10000)] = 100
 
 
-class ScheduleConfig(_Section):
-    timezone: Annotated[str, AfterValidator(_timezone)] = "Europe/London"
-    poll_every_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    timezone: Annotated[str, Rule(check=_timezone)] = "Europe/London"
+    poll_every_minutes: Annotated[int, _range(ge=1, le=7 * 24 * 60)] = 60
     digest_weekday: Weekday = "mon"
-    digest_time: Annotated[str, AfterValidator(_hhmm)] = "08:00"
+    digest_time: Annotated[str, Rule(check=_hhmm)] = "08:00"
     # Consecutive failed polls of one source before the operator gets one alert.
-    alert_after_failures: int = Field(default=3, ge=1, le=1000)
+    alert_after_failures: Annotated[int, _range(ge=1, le=1000)] = 3
 
 
-class Config(_Section):
-    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
-    sources: SourcesConfig = Field(default_factory=SourcesConfig)
-    watches: list[WatchConfig] = Field(default_factory=list)
-    subscribers: list[SubscriberConfig] = Field(default_factory=list)
-    email: EmailConfig = Field(default_factory=EmailConfig)
-    feeds: FeedsConfig = Field(default_factory=FeedsConfig)
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    # Where the file was read from; not a key of the file.
-    path: Path = Field(default=Path(DEFAULT_CONFIG), exclude=True, strict=False)
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    watches: list[WatchConfig] = field(default_factory=list)
+    subscribers: list[SubscriberConfig] = field(default_factory=list)
+    email: EmailConfig = field(default_factory=EmailConfig)
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    # Where the file was read from; set by load_config, not a key of the file.
+    path: Path = field(default=Path(DEFAULT_CONFIG), metadata={"file_key": False})
 
     @property
     def base_dir(self) -> Path:
@@ -181,6 +245,158 @@ class Config(_Section):
         if subscriber.watches is None:
             return [w.name for w in self.watches]
         return list(subscriber.watches)
+
+
+_SECTIONS: dict[str, type] = {
+    c.__name__: c
+    for c in (DatabaseConfig, UKParliamentConfig, SourcesConfig, WatchConfig, SubscriberConfig,
+              EmailConfig, FeedsConfig, ScheduleConfig, Config)
+}  # fmt: skip
+
+
+# -- the fast reader -----------------------------------------------------------------------
+
+
+class _Unsure(Exception):
+    """``_fast`` cannot vouch for this value: pydantic decides."""
+
+
+@cache
+def _fields_of(cls: type) -> dict[str, Any]:
+    hints = get_type_hints(cls, include_extras=True)
+    return {f.name: hints[f.name] for f in fields(cls) if f.metadata.get("file_key", True)}
+
+
+def _fast(hint: Any, raw: Any) -> Any:
+    """``raw`` read as ``hint`` exactly as strict pydantic would, or _Unsure."""
+    origin = get_origin(hint)
+    if origin is Annotated:
+        inner, *marks = get_args(hint)
+        if inner is Path and _PathFromText in marks:
+            if type(raw) is not str:
+                raise _Unsure
+            return Path(raw)
+        value = _fast(inner, raw)
+        for mark in marks:
+            if isinstance(mark, Rule):
+                try:
+                    value = mark.apply(value)
+                except (ValueError, TypeError):
+                    raise _Unsure from None
+        return value
+    if origin is Union or origin is UnionType:  # X | None: TOML has no null, so it is an X
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) != 1:
+            raise _Unsure
+        return _fast(args[0], raw)
+    if origin is Literal:
+        if type(raw) is str and raw in get_args(hint):
+            return raw
+        raise _Unsure
+    if origin is list:
+        if type(raw) is not list:
+            raise _Unsure
+        (item,) = get_args(hint)
+        return [_fast(item, v) for v in raw]
+    # Strict, as pydantic is told to be: "100" is not a number and 1 is not a boolean.
+    if hint is str or hint is bool or hint is int:
+        if type(raw) is hint:
+            return raw
+        raise _Unsure
+    if hint is float:
+        if type(raw) is float or type(raw) is int:
+            return float(raw)
+        raise _Unsure
+    if isinstance(hint, type) and is_dataclass(hint):
+        if type(raw) is not dict:
+            raise _Unsure
+        known = _fields_of(hint)
+        values = {}
+        for key, value in raw.items():
+            name = "from_" if key == "from" else key
+            if name not in known:
+                raise _Unsure
+            values[name] = _fast(known[name], value)
+        try:
+            return hint(**values)
+        except TypeError:  # a required key is missing
+            raise _Unsure from None
+    raise _Unsure
+
+
+def _validate(data: dict[str, Any]) -> Config:
+    try:
+        cfg = _fast(Config, data)
+        assert isinstance(cfg, Config)
+        return cfg
+    except _Unsure:
+        return _validate_with_pydantic(data)
+
+
+def _validate_with_pydantic(data: dict[str, Any]) -> Config:
+    """Strict pydantic models made from the same dataclasses; raises its ValidationError."""
+    email = data.get("email")
+    if isinstance(email, dict) and "from" in email:
+        data = {**data, "email": {("from_" if k == "from" else k): v for k, v in email.items()}}
+    # As typer does: no scan of every installed package for pydantic plugins.
+    previous = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "1"
+    try:
+        model = _model_for(Config).model_validate(data)
+    finally:
+        if previous is None:
+            del os.environ["PYDANTIC_DISABLE_PLUGINS"]
+        else:
+            os.environ["PYDANTIC_DISABLE_PLUGINS"] = previous
+    cfg = _from_model(model)
+    assert isinstance(cfg, Config)
+    return cfg
+
+
+@cache
+def _model_for(cls: type) -> Any:
+    """A strict pydantic model with the fields, types, rules and defaults of a section."""
+    from pydantic import ConfigDict, Field, create_model
+
+    specs: dict[str, Any] = {}
+    for f in fields(cls):
+        if not f.metadata.get("file_key", True):
+            continue
+        hint = _swap(_fields_of(cls)[f.name])
+        if f.default_factory is not MISSING:
+            specs[f.name] = (hint, Field(default_factory=f.default_factory))
+        elif f.default is not MISSING:
+            specs[f.name] = (hint, f.default)
+        else:
+            specs[f.name] = (hint, ...)
+    config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    return create_model(cls.__name__, __config__=config, **specs)
+
+
+def _swap(hint: Any) -> Any:
+    """The type with each section dataclass in it replaced by its pydantic model."""
+    origin = get_origin(hint)
+    if origin is Annotated:
+        inner, *marks = get_args(hint)
+        return Annotated[(_swap(inner), *marks)]
+    if origin is Union or origin is UnionType:
+        return Union[tuple(_swap(a) for a in get_args(hint))]  # noqa: UP007
+    if origin is list:
+        return list[_swap(get_args(hint)[0])]  # type: ignore[misc]
+    if isinstance(hint, type) and is_dataclass(hint):
+        return _model_for(hint)
+    return hint
+
+
+def _from_model(value: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(value, list):
+        return [_from_model(v) for v in value]
+    if isinstance(value, BaseModel):
+        cls = _SECTIONS[type(value).__name__]
+        return cls(**{name: _from_model(getattr(value, name)) for name in _fields_of(cls)})
+    return value
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -196,10 +412,10 @@ def _loc(loc: tuple[int | str, ...]) -> str:
 def _message(err: Any) -> str:
     kind = err["type"]
     loc = tuple(err["loc"])
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         hint = _SECRET_HINTS.get(str(loc[-1]))
         return f"unknown key{' (' + hint + ')' if hint else ''}"
-    if kind == "missing":
+    if kind in ("missing", "missing_argument"):
         return "required key is missing"
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
@@ -215,6 +431,7 @@ def _message(err: Any) -> str:
         "list_type",
         "model_type",
         "dict_type",
+        "dataclass_type",
     }:
         msg += f", got {type(err.get('input')).__name__} {err.get('input')!r}"
     return msg
@@ -274,8 +491,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{where}: invalid TOML: {exc}") from None
     try:
-        cfg = Config.model_validate(data)
-    except ValidationError as exc:
+        cfg = _validate(data)
+    except Exception as exc:  # pydantic's ValidationError (pydantic is imported only then)
+        if not hasattr(exc, "errors"):
+            raise
         errors = exc.errors()
         first = errors[0]
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
@@ -287,11 +506,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
     base = p.resolve().parent
     url = os.environ.get(ENV_DATABASE_URL) or cfg.database.url
-    return cfg.model_copy(
-        update={
-            "path": p.resolve(),
-            "database": DatabaseConfig(url=_resolve_url(url, base)),
-            "email": cfg.email.model_copy(update={"outbox_dir": base / cfg.email.outbox_dir}),
-            "feeds": cfg.feeds.model_copy(update={"out_dir": base / cfg.feeds.out_dir}),
-        }
+    return replace(
+        cfg,
+        path=p.resolve(),
+        database=DatabaseConfig(url=_resolve_url(url, base)),
+        email=replace(cfg.email, outbox_dir=base / cfg.email.outbox_dir),
+        feeds=replace(cfg.feeds, out_dir=base / cfg.feeds.out_dir),
     )

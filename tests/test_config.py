@@ -151,3 +151,69 @@ def test_load_config_raises_only_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "c.toml")
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(tmp_path)
+
+
+# -- the fast reader and pydantic agree --------------------------------------------------------
+
+GOOD_CONFIGS = [
+    "",
+    MINIMAL_CONFIG,
+    "[sources.uk_parliament]\nrequests_per_second = 5\ntimeout_seconds = 2.5\nhouses = ['Lords']\n",
+    "[email]\nfrom = 'PQ Watch <PQ@Example.org>'\nsmtp_host = 'mail'\nsmtp_port = 2525\n"
+    "operator = 'Ops@Example.org'\nsecurity = 'none'\noutbox_dir = 'mail/out'\n",
+    "[schedule]\ndigest_time = '7:05'\ndigest_weekday = 'fri'\ntimezone = 'UTC'\n",
+    "[feeds]\nsite_url = 'https://pq.example.org/'\nmax_items = 10000\n",
+    "[[watches]]\nname = ' Hospices '\nquery = 'hospice'\n[[subscribers]]\n"
+    "email = 'A@B.org'\nwatches = ['Hospices']\nfrequency = 'daily'\nsend_empty = true\n",
+]
+NEAR_MISSES = [text for text, _ in BAD_CONFIGS] + [
+    "[sources.uk_parliament]\nrequests_per_second = 0\n",
+    "[sources.uk_parliament]\nrequests_per_second = nan\n",
+    "[sources.uk_parliament]\ntimeout_seconds = inf\n",
+    "[sources.uk_parliament]\nmax_retries = true\n",
+    "[email]\nsmtp_port = 2525.0\n",
+    "[email]\noutbox_dir = 5\n",
+    "[feeds]\nmax_items = 0\n",
+    "path = '/etc'\n",
+    "[[subscribers]]\nname = 'no email'\n",
+    "[[subscribers]]\nemail = 'a@b.org'\nwatches = 'all'\n",
+]
+
+
+@pytest.mark.parametrize("text", GOOD_CONFIGS + NEAR_MISSES)
+def test_the_fast_reader_agrees_with_pydantic(text: str) -> None:
+    import tomllib
+
+    from pqwatch import config
+
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return
+    try:
+        slow: object = config._validate_with_pydantic(data)
+    except Exception as exc:  # pydantic's ValidationError
+        slow = type(exc).__name__
+    try:
+        fast: object = config._fast(config.Config, data)
+    except config._Unsure:
+        fast = None  # not sure: pydantic decides, so nothing can differ
+    if text in GOOD_CONFIGS:
+        assert fast is not None, "a valid config should not need pydantic"
+        assert fast == slow
+    elif fast is not None:
+        assert fast == slow  # never accepts what pydantic refuses, nor reads it differently
+
+
+def test_a_valid_config_is_read_without_importing_pydantic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = (
+        "import sys; from pqwatch.config import load_config; "
+        f"load_config({str(REPO / 'config.toml')!r}); print('pydantic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
