@@ -7,13 +7,11 @@ plain result type that the caller formats; it never prints.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,11 +29,10 @@ if TYPE_CHECKING:
 
     from pqwatch.feeds.server import FeedServer
     from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
-    from pqwatch.notify.mailer import Transport
     from pqwatch.search.engine import Preview, QuestionStory, SearchResult, WatchStats
     from pqwatch.search.matching import Matcher
     from pqwatch.store.archive import Archive
-    from pqwatch.store.outbox import Outbox, SubscriberRow
+    from pqwatch.store.outbox import Outbox
 
 
 if not TYPE_CHECKING:
@@ -229,9 +226,7 @@ class PQWatch:
     ) -> DigestRun:
         """Render and send what each subscriber is owed, now (or only where a scheduled slot
         has passed, with due_only). Dry runs write files to `out` and record nothing."""
-        from pqwatch.notify import render
-        from pqwatch.notify.due import is_due
-        from pqwatch.notify.mailer import make_transport
+        from pqwatch.notify import pipeline
 
         self.ensure_ready()
         subs = self.outbox.subscribers(subscriber)
@@ -242,103 +237,7 @@ class PQWatch:
         if out is not None and not dry_run and self.config.email.smtp_host:
             # Writing files instead of mailing, then marking them sent, would lose the mail.
             raise UsageError("--out without --dry-run only applies when no smtp_host is set")
-        sched = self.config.schedule
-        tz = ZoneInfo(sched.timezone)
-        run = DigestRun()
-        transport = make_transport(self.config.email, out)
-        env = render.environment()
-        try:
-            for sub in subs:
-                now = self.now()
-                if due_only and not is_due(
-                    self.outbox.last_sent(sub.id),
-                    now,
-                    sub.frequency,
-                    sched.digest_weekday,
-                    sched.digest_time,
-                    tz,
-                ):
-                    continue
-                outcome = self._send_one(sub, env, transport, tz, dry_run=dry_run)
-                run.outcomes.append(outcome)
-                if outcome.status == "pending":
-                    run.error = f"{sub.email}: {outcome.detail}"
-                    break  # the server is down: the rest would fail the same way
-        finally:
-            transport.close()
-        return run
-
-    def _send_one(
-        self,
-        sub: SubscriberRow,
-        env: jinja2.Environment,
-        transport: Transport,
-        tz: ZoneInfo,
-        *,
-        dry_run: bool,
-    ) -> DigestOutcome:
-        from pqwatch.notify import render
-        from pqwatch.notify.compose import compose
-        from pqwatch.notify.mailer import PermanentRefusal, TransientFailure
-
-        od = self.outbox.open_digest(sub, dry_run=dry_run)
-        if od is None:
-            return DigestOutcome(sub.email, "nothing", 0, "nothing new")
-        with self.db.read() as session:
-            digest = compose(
-                session.connection(),
-                subscriber_id=sub.id,
-                email=sub.email,
-                name=sub.name,
-                frequency=sub.frequency,
-                delivery_ids=od.delivery_ids,
-                period_start=od.period_start,
-                period_end=od.period_end,
-            )
-        last_ok, failures = self.outbox.health(od.period_start)
-        digest = replace(digest, last_poll_ok_at=last_ok, poll_failures=failures)
-        email = self.config.email
-        operator = email.operator or parseaddr(email.from_)[1]
-        site = self.config.feeds.site_url
-        token = self.outbox.token(sub.id)
-        unsubscribe = f"{site}/unsubscribe/{token}" if site and token else None
-        watches = self.outbox.subscriptions(sub.id)
-        rendered = render.render(
-            env,
-            digest,
-            tz=tz,
-            subscribed_watches=[name for name, _ in watches],
-            operator=operator,
-            unsubscribe_url=unsubscribe,
-            watch_unsubscribe=[(n, f"{unsubscribe}/{slug}") for n, slug in watches]
-            if unsubscribe
-            else [],
-        )
-        message = render.build_message(
-            rendered,
-            sender=email.from_,
-            to_name=sub.name,
-            to_email=sub.email,
-            message_id=od.message_id,
-            operator=operator,
-            unsubscribe_url=unsubscribe,
-            when=od.period_end,
-        )
-        stamp = od.period_end.astimezone(tz).strftime("%Y%m%d-%H%M%S")
-        name = f"{stamp}-{re.sub(r'[^A-Za-z0-9.@-]+', '_', sub.email)}-{od.id or 'dry-run'}"
-        n = len(digest.items)
-        try:
-            reply = transport.send(message, name)
-        except PermanentRefusal as exc:
-            self.outbox.mark_failed(od, str(exc))
-            return DigestOutcome(sub.email, "failed", n, str(exc))
-        except TransientFailure as exc:
-            self.outbox.note_attempt(od, str(exc))
-            return DigestOutcome(sub.email, "pending", n, str(exc))
-        if dry_run:
-            return DigestOutcome(sub.email, "dry-run", n, reply)
-        self.outbox.mark_sent(od, reply)
-        return DigestOutcome(sub.email, "sent", n, reply)
+        return pipeline.send_digests(self, subs, dry_run=dry_run, out=out, due_only=due_only)
 
     # -- feeds ----------------------------------------------------------------------------
 

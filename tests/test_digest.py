@@ -882,6 +882,50 @@ def test_a_server_refusing_the_sender_is_an_outage_not_a_bounce(
     assert set(rows(db, "SELECT status FROM delivery")) == {("sent",)}
 
 
+def test_an_outage_mid_run_stops_there_and_the_next_run_sends_each_once(
+    data_dir: Path,
+    replay: ReplayServer,
+    smtp: MailServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    """Each digest is prepared while the one before it is with the server. When the server
+    defers one, the run stops: the next digest, prepared but never offered, is given back
+    (no digest row, its rows waiting as before), and the next run sends every digest once."""
+    smtp.handler.refuse["b@example.org"] = "451 4.3.0 try again later"
+    watches = _watches(Maternity="maternity")
+    subs = "".join(_subscriber(a) for a in ("a@example.org", "b@example.org", "c@example.org"))
+    config = write_config(_config_text(replay, smtp, watches + subs))
+    db = _db(config)
+    replay.set_items([_source(data_dir, MATERNITY)])
+    _poll(cli, config)
+
+    line = _one_line_error(_digest(cli, config))
+    assert line.startswith("pqwatch: error: b@example.org: SMTP 127.0.0.1:")
+    assert "451 4.3.0 try again later" in line
+    assert [r.rcpt_tos for r in smtp.received] == [["a@example.org"]]
+    assert rows(
+        db,
+        "SELECT s.email, g.status FROM digest g JOIN subscriber s ON s.id = g.subscriber_id "
+        "ORDER BY s.email",
+    ) == [("a@example.org", "sent"), ("b@example.org", "pending")]
+    assert {(d[0], d[2]) for d in _deliveries(db, "c@example.org")} == {("pending", None)}
+    [(message_id,)] = rows(db, "SELECT message_id FROM digest WHERE status = 'pending'")
+
+    del smtp.handler.refuse["b@example.org"]
+    ok = _digest(cli, config)
+    assert (ok.exit_code, ok.stderr) == (0, "")
+    assert [r.rcpt_tos[0] for r in smtp.received] == [
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+    ]
+    assert _one_message(smtp, "b@example.org").message["Message-ID"] == message_id
+    assert set(rows(db, "SELECT status FROM delivery")) == {("sent",)}
+    assert _digest(cli, config).exit_code == 0
+    assert len(smtp.received) == 3
+
+
 # -- 9. no SMTP server configured; dry runs -------------------------------------------------
 
 
@@ -1046,3 +1090,106 @@ def test_a_new_subscriber_gets_only_what_was_matched_after_joining(
         newcomer["Message-ID"],
     )
     assert start == added
+
+
+# -- 12. the message on the wire ---------------------------------------------------------------
+
+
+def _as_the_email_package_writes_it(rendered: Any, **kw: Any) -> EmailMessage:
+    """The digest message built with the email package alone (set_content, add_alternative),
+    as pqwatch built it before it encoded the bodies itself."""
+    from email.utils import format_datetime, formataddr
+
+    from pqwatch.notify.render import unsubscribe_mailto
+
+    msg = EmailMessage()
+    msg["From"] = kw["sender"]
+    msg["To"] = formataddr((kw["to_name"], kw["to_email"])) if kw["to_name"] else kw["to_email"]
+    msg["Subject"] = rendered.subject
+    msg["Date"] = format_datetime(kw["when"])
+    msg["Message-ID"] = kw["message_id"]
+    targets = [f"<{unsubscribe_mailto(kw['operator'], kw['to_email'])}>"]
+    if kw["unsubscribe_url"]:
+        targets.append(f"<{kw['unsubscribe_url']}>")
+    msg["List-Unsubscribe"] = ", ".join(targets)
+    if kw["unsubscribe_url"]:
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(rendered.text)
+    msg.add_alternative(rendered.html, subtype="html")
+    parsed = email.message_from_bytes(
+        msg.as_bytes(policy=default.clone(linesep="\r\n")), policy=default
+    )
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+AWKWARD_TEXT = (
+    "Plain · text = with signs, and trailing spaces   \n.\nFrom the start of a line\n"
+    + "word " * 60
+    + "\n"
+    + "é" * 90
+    + "\r\nwindows line end\rold line end\n\ttabs\t\n\n"
+    + "=" * 100
+    + "\nlast line without an end"
+)
+AWKWARD_HTML = (
+    '<p style="margin:0;color:#555;">Zoë &amp; “quotes” = </p>\n'
+    + '<td style="border:1px solid #bbb;">cell</td>' * 40
+    + "\n<p>.</p>\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("subject", "to_name", "unsubscribe"),
+    [
+        ("Weekly written questions digest: 2 new answers (1 Jul 2026)", "", None),
+        (
+            "Daily written questions digest: 12 new answers, 1 correction, 3 holding answers, "
+            "20 newly tabled questions (1 Jul 2026 to 8 Jul 2026) — Zoë's",
+            "Zoë O'Brien, MP",
+            "https://pq.example.org/unsubscribe/abc123",
+        ),
+    ],
+    ids=["short-ascii", "long-non-ascii"],
+)
+def test_the_wire_form_reads_as_the_email_package_writes_it(
+    subject: str, to_name: str, unsubscribe: str | None
+) -> None:
+    """Digest bodies are encoded by pqwatch (quoted-printable, a line at a time): a mail
+    reader must see the same headers and the same text and HTML as from the email package."""
+    from pqwatch.notify.render import Rendered, build_message
+
+    rendered = Rendered(subject, AWKWARD_TEXT, AWKWARD_HTML)
+    kw: dict[str, Any] = {
+        "sender": "pqwatch <digest@pq.example.org>",
+        "to_name": to_name,
+        "to_email": "officer@example.org",
+        "message_id": "<digest.1234@pq.example.org>",
+        "operator": OPERATOR,
+        "unsubscribe_url": unsubscribe,
+        "when": datetime(2026, 7, 8, 9, 30, tzinfo=UTC),
+    }
+    mail = build_message(rendered, **kw)
+    assert (mail.sender, mail.recipient, mail.smtputf8) == (
+        "digest@pq.example.org",
+        "officer@example.org",
+        False,
+    )
+    # On the wire: CRLF line ends only, 7-bit, no line longer than quoted-printable allows.
+    lines = mail.data.split(b"\r\n")
+    assert lines[-1] == b"" and all(b"\n" not in line and b"\r" not in line for line in lines)
+    assert mail.data.isascii() and max(len(line) for line in lines) <= 78
+
+    ours = email.message_from_bytes(mail.data, policy=default)
+    assert isinstance(ours, EmailMessage)
+    theirs = _as_the_email_package_writes_it(rendered, **kw)
+    assert ours.keys() == theirs.keys()
+    for name in theirs.keys():
+        if name != "Content-Type":  # the boundary differs
+            assert ours[name] == theirs[name], name
+    assert ours.get_content_type() == "multipart/alternative"
+    assert _parts(ours) == _parts(theirs)
+    text, html = _parts(ours)
+    assert text == AWKWARD_TEXT.replace("\r\n", "\n").replace("\r", "\n") + "\n"
+    assert html == AWKWARD_HTML

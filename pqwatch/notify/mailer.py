@@ -14,6 +14,7 @@ import smtplib
 import socket
 import ssl
 import tempfile
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -30,8 +31,22 @@ class TransientFailure(DeliveryError):
     pass
 
 
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A message as it goes on the wire: the envelope, and RFC 5322 bytes with CRLF line ends."""
+
+    sender: str  # MAIL FROM
+    recipient: str  # RCPT TO
+    data: bytes
+    smtputf8: bool = False  # an address is not ASCII: the server must offer SMTPUTF8
+
+
+# A digest arrives ready for the wire (OutgoingMail); other mail (the operator's) as a message.
+Mail = EmailMessage | OutgoingMail
+
+
 class Transport(Protocol):
-    def send(self, message: EmailMessage, name_hint: str) -> str:
+    def send(self, message: Mail, name_hint: str) -> str:
         """Deliver; return the server's reply (or where the file went)."""
         ...
 
@@ -44,12 +59,16 @@ class FolderTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, message: EmailMessage, name_hint: str) -> str:
+    def send(self, message: Mail, name_hint: str) -> str:
+        if isinstance(message, OutgoingMail):
+            data = message.data.replace(b"\r\n", b"\n")  # files get the local line ends
+        else:
+            data = message.as_bytes()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
             with os.fdopen(fd, "wb") as fh:
-                fh.write(message.as_bytes())
+                fh.write(data)
             final = self.folder / f"{name_hint}.eml"
             os.replace(tmp, final)
         except OSError as exc:
@@ -105,11 +124,17 @@ class SMTPTransport:
             ) from None
         return smtp
 
-    def send(self, message: EmailMessage, name_hint: str) -> str:
+    def send(self, message: Mail, name_hint: str) -> str:
         if self._smtp is None:
             self._smtp = self._connect()
         try:
-            refused = self._smtp.send_message(message)
+            if isinstance(message, OutgoingMail):
+                options = ["SMTPUTF8", "BODY=8BITMIME"] if message.smtputf8 else []
+                refused = self._smtp.sendmail(
+                    message.sender, [message.recipient], message.data, mail_options=options
+                )
+            else:
+                refused = self._smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as exc:
             replies = "; ".join(f"{r}: {_code_text(c)}" for r, c in exc.recipients.items())
             codes = [c[0] for c in exc.recipients.values()]

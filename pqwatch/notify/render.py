@@ -7,21 +7,27 @@ it before marking it safe, so nothing else can smuggle markup into a message.
 
 from __future__ import annotations
 
+import binascii
+import uuid
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.policy import SMTP, SMTPUTF8, EmailPolicy
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import jinja2
+import jinja2.runtime
 import nh3
 from markupsafe import Markup
 
 from pqwatch.notify.compose import SECTION_TITLES, SECTIONS, Digest
+from pqwatch.notify.mailer import OutgoingMail
 from pqwatch.text import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -58,6 +64,26 @@ def _safe_answer(html: str | None) -> Markup:
     return Markup(cleaned)  # noqa: S704 - cleaned by nh3 just above
 
 
+class _MacroCache:
+    """`cached(macro, *args)` in a template: the macro's output, rendered once per distinct
+    arguments. Digest items are frozen values and a macro's output depends on its arguments
+    only, so subscribers of the same watch share their items' rendering. Macro names are the
+    key with the arguments: keep them distinct across templates."""
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._done: dict[tuple[str, tuple[Hashable, ...]], str] = {}
+
+    def __call__(self, macro: jinja2.runtime.Macro, *args: Hashable) -> str:
+        key = (macro.name, args)
+        found = self._done.get(key)
+        if found is None:
+            if len(self._done) >= self.size:
+                self._done.clear()
+            found = self._done[key] = macro(*args)
+        return found
+
+
 def environment(folder: Path = TEMPLATES_DIR) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
@@ -67,6 +93,7 @@ def environment(folder: Path = TEMPLATES_DIR) -> jinja2.Environment:
     )
     env.filters["day"] = _day
     env.filters["safe_answer"] = _safe_answer
+    env.globals["cached"] = _MacroCache()
     return env
 
 
@@ -155,6 +182,45 @@ def unsubscribe_mailto(operator: str, email: str) -> str:
     return f"mailto:{operator}?subject={quote('unsubscribe ' + email)}"
 
 
+_CRLF = b"\r\n"
+
+
+@lru_cache(maxsize=65536)  # the same item lines go to every subscriber of a watch
+def _qp_line(line: bytes) -> bytes:
+    """One line (no line end) in quoted-printable, soft-wrapped at 76, ended with CRLF."""
+    return binascii.b2a_qp(line, istext=True).replace(b"\n", _CRLF) + _CRLF
+
+
+def quoted_printable(text: str) -> bytes:
+    """A text body in quoted-printable, line by line: quoted-printable never joins lines, so a
+    digest is its lines' encodings end to end, and lines repeat across digests. Line ends
+    are what the email package takes them to be (\\n, \\r\\n, \\r); the body ends with one."""
+    lines = text.encode("utf-8").splitlines() or [b""]
+    return b"".join([_qp_line(line) for line in lines])
+
+
+@lru_cache(maxsize=64)
+def _address_header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> bytes:
+    return policy.fold_binary(name, policy.header_factory(name, value))
+
+
+def _header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> bytes:
+    """One header line as the email package writes it. Address headers are parsed by its
+    header classes (the sender once per run). A short printable ASCII value of another header
+    is written as it is, which is what the package's folding does with it, without parsing
+    it first; anything else (long, non-ASCII, an encoded word) goes through the package."""
+    if name in {"From", "To"}:
+        return _address_header(policy, name, value)
+    if (
+        len(name) + len(value) + 2 <= 78
+        and value.isascii()
+        and value.isprintable()
+        and "=?" not in value
+    ):
+        return f"{name}: {value}\r\n".encode("ascii")
+    return policy.fold_binary(name, policy.header_factory(name, value))
+
+
 def build_message(
     rendered: Rendered,
     *,
@@ -165,24 +231,49 @@ def build_message(
     operator: str,
     unsubscribe_url: str | None,
     when: datetime,
-) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = formataddr((to_name, to_email)) if to_name else to_email
-    msg["Subject"] = rendered.subject
-    msg["Date"] = format_datetime(when)
-    msg["Message-ID"] = message_id
+) -> OutgoingMail:
+    """The digest as multipart/alternative (text, then HTML; UTF-8, quoted-printable).
+
+    Headers are folded and encoded as the email package does; the bodies are encoded here, a
+    line at a time with a cache, because the package's encoder and generator (and its header
+    parsing) cost more than composing and rendering a digest (about 25 ms for 50 items)."""
+    from_addr = getaddresses([sender])[0][1]
+    # As smtplib's send_message decides: a non-ASCII address needs SMTPUTF8 (names do not).
+    international = not (from_addr + to_email).isascii()
+    policy = SMTPUTF8 if international else SMTP
     targets = [f"<{unsubscribe_mailto(operator, to_email)}>"]
     if unsubscribe_url:
         targets.append(f"<{unsubscribe_url}>")
-    msg["List-Unsubscribe"] = ", ".join(targets)
+    headers = [
+        ("From", sender),
+        ("To", formataddr((to_name, to_email)) if to_name else to_email),
+        ("Subject", rendered.subject),
+        ("Date", format_datetime(when)),
+        ("Message-ID", message_id),
+        ("List-Unsubscribe", ", ".join(targets)),
+    ]
     if unsubscribe_url:
         # RFC 8058: one-click unsubscription needs an HTTPS URI in List-Unsubscribe.
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
-    return msg
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    headers += [("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0")]
+    out = [_header(policy, name, value) for name, value in headers]
+    # Quoted-printable never contains "==", so this boundary cannot occur in either body.
+    boundary = f"==============={uuid.uuid4().hex}==".encode("ascii")
+    out.append(b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n')
+    out.append(_CRLF)
+    for subtype, body in ((b"plain", rendered.text), (b"html", rendered.html)):
+        out += [
+            b"--" + boundary + _CRLF,
+            b"Content-Type: text/" + subtype + b'; charset="utf-8"' + _CRLF,
+            b"Content-Transfer-Encoding: quoted-printable" + _CRLF,
+            _CRLF,
+            quoted_printable(body),
+            _CRLF,
+        ]
+    out.append(b"--" + boundary + b"--" + _CRLF)
+    return OutgoingMail(
+        sender=from_addr, recipient=to_email, data=b"".join(out), smtputf8=international
+    )
 
 
 def sender_domain(sender: str) -> str:
