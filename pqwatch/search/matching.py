@@ -104,9 +104,9 @@ class Matcher:
         *,
         deliver: bool,
     ) -> int:
-        by_question: dict[int, list[tuple[int, bool]]] = {}
-        for event_id, qid, historical in events:
-            by_question.setdefault(qid, []).append((event_id, historical))
+        by_question: dict[int, dict[int, None]] = {}  # question -> its events, in order
+        for event_id, qid, _ in events:
+            by_question.setdefault(qid, {})[event_id] = None
         qids = list(by_question)
         stamp = sql_ts(now)
         cur = _raw_cursor(conn)
@@ -121,7 +121,7 @@ class Matcher:
             texts.add(_make_batch_index(cur, qids))
         terms_json: dict[tuple[str, ...], str] = {}
         try:
-            found: list[tuple[int, int, str]] = []  # (watch, event, terms), in match order
+            found: list[tuple[int, int, str]] = []  # (watch, question, terms), in match order
             for watch_id, query in watches:
                 cq = self.compiled(query, table)
                 matched = _matching_questions(cur, cq, qids, batch=batch_fts)
@@ -129,25 +129,26 @@ class Matcher:
                     as_json = terms_json.get(terms)
                     if as_json is None:
                         as_json = terms_json[terms] = json.dumps(list(terms))
-                    for event_id, _ in by_question[qid]:
-                        found.append((watch_id, event_id, as_json))
+                    found.append((watch_id, qid, as_json))
         finally:
             if batch_fts:
                 _drop_batch_index(cur)
         if not found:
             return 0
         # Matches already recorded are kept as they are (and deliver nothing again).
-        existing = _existing_matches(cur, sorted({e for _, e, _ in found}))
-        new: list[tuple[int, int, str]] = []
-        for row in found:
-            key = (row[0], row[1])
-            if key not in existing:
-                existing.add(key)
-                new.append(row)
+        existing = _existing_matches(
+            cur, sorted({e for qid in {q for _, q, _ in found} for e in by_question[qid]})
+        )
+        new = [
+            (w, e, terms, stamp)
+            for w, qid, terms in found
+            for e in by_question[qid]
+            if (w, e) not in existing
+        ]
         cur.executemany(
             "INSERT INTO watch_match (watch_id, event_id, matched_terms_json, created_at) "
             "VALUES (?, ?, ?, ?) ON CONFLICT (watch_id, event_id) DO NOTHING",
-            [(w, e, t, stamp) for w, e, t in new],
+            new,
         )
         if deliver:
             historical_events = {e for e, _, h in events if h}
@@ -162,7 +163,7 @@ class Matcher:
             # One row per subscriber and event, however many of their watches matched it.
             outbox = dict.fromkeys(
                 (sub, e)
-                for w, e, _ in new
+                for w, e, _, _ in new
                 if e not in historical_events
                 for sub in receivers.get(w, ())
             )
@@ -331,14 +332,18 @@ def _phrase(text: str, prefix: bool) -> _Phrase:
     stems = tuple(porter_stem(token) for token in _TOKEN.findall(text.lower()))
     if not stems:
         return _Phrase(stems, prefix, None)
-    tokens = [f"({s[:-1]}[a-z0-9]*)" if len(s) > 1 else "([a-z0-9]+)" for s in stems]
+    tokens = [f"{s[:-1]}[a-z0-9]*" if len(s) > 1 else "[a-z0-9]+" for s in stems]
     first = stems[0][:-1]
     if first:  # the literal first, so that re can scan for it; then "starts a token"
-        tokens[0] = f"({first}(?<![a-z0-9]{first})[a-z0-9]*)"
+        tokens[0] = f"{first}(?<![a-z0-9]{first})[a-z0-9]*"
     else:
         tokens[0] = f"(?<![a-z0-9]){tokens[0]}"
-    rest = "".join(f"[^a-z0-9\x00]+{t}" for t in tokens[1:])
-    return _Phrase(stems, prefix, re.compile(tokens[0] + (f"(?={rest})" if rest else "")))
+    if len(tokens) == 1:  # the match is the token (a group would slow the scan down)
+        return _Phrase(stems, prefix, re.compile(tokens[0]))
+    # One group per token; the tokens after the first are looked ahead at, so that the
+    # next instance may begin with the second token of this one.
+    rest = "".join(f"[^a-z0-9\x00]+({t})" for t in tokens[1:])
+    return _Phrase(stems, prefix, re.compile(f"({tokens[0]})(?={rest})"))
 
 
 _FTS_LEXER = re.compile(r'\s*(?:"((?:[^"]|"")*)"(\*?)|([()])|([A-Za-z_]\w*)\s*(:)?)')
@@ -433,6 +438,21 @@ class _Query:
     # the tree with each phrase replaced by its index.
     words: tuple[_Phrase, ...] | None
     shape: _Shape
+    # Per phrase of `words`: whether its instances are looked for. Not when it only excludes
+    # (a NOT b, b): FTS5 has already found that it does not occur.
+    looked_for: tuple[bool, ...] = ()
+
+
+def _looked_for(shape: _Shape, sure: bool, out: list[bool]) -> None:
+    if isinstance(shape, int):
+        out[shape] = True
+        return
+    op, parts = shape
+    if op == "NOT" and sure:
+        _looked_for(parts[0], sure, out)
+        return
+    for part in parts:
+        _looked_for(part, sure and op == "AND", out)
 
 
 def _shape(node: _Node, words: list[_Phrase]) -> _Shape | None:
@@ -463,7 +483,12 @@ def _fts_query(match: str) -> _Query | None:
         else:
             words: list[_Phrase] = []
             shape = _shape(tree, words)
-            query = _Query(tree, tuple(words) if shape is not None else None, shape or 0)
+            looked_for = [False] * len(words)
+            if shape is not None:
+                _looked_for(shape, True, looked_for)
+            query = _Query(
+                tree, tuple(words) if shape is not None else None, shape or 0, tuple(looked_for)
+            )
         if len(_FTS_QUERIES) > 4096:
             _FTS_QUERIES.clear()
         _FTS_QUERIES[match] = query
@@ -530,9 +555,9 @@ def _instances(
     if len(wanted) == 1:
         want = wanted[0]
         for m in found:
-            stem = stems[m.group(1)]
+            stem = stems[m.group()]
             if stem == want or (prefix and stem.startswith(want)):
-                out.append(m.span(1))
+                out.append(m.span())
         return out
     last = len(wanted) - 1
     for m in found:
@@ -657,15 +682,33 @@ def _matched_terms(
         return {qid: _highlighted(cur, cq, qid) for qid in qids}
     texts.load(qids)
     out: dict[int, tuple[str, ...]] = {}
+    stems = texts.stems
+    if query.words is not None and len(query.words) == 1:  # the commonest watch: one word
+        [phrase] = query.words
+        assert phrase.pattern is not None
+        findall, want, prefix = phrase.pattern.findall, phrase.stems[0], phrase.prefix
+        for qid in qids:
+            prepared = texts.text(qid)
+            words = None
+            if prepared is not None:
+                words = tuple(
+                    token
+                    for token in dict.fromkeys(findall(prepared[0]))
+                    if stems[token] == want or (prefix and stems[token].startswith(want))
+                )
+            out[qid] = words or _highlighted(cur, cq, qid)
+        return out
     for qid in qids:
         prepared = texts.text(qid)
         words = None
         if prepared is not None:
             try:
                 if query.words is not None:
-                    words = _one_word_phrases(query.words, query.shape, prepared[0], texts.stems)
+                    words = _one_word_phrases(
+                        query.words, query.looked_for, query.shape, prepared[0], stems
+                    )
                 else:
-                    words = _phrases(query.tree, prepared[0], prepared[1], texts.stems)
+                    words = _phrases(query.tree, prepared[0], prepared[1], stems)
             except _Unsure:
                 pass
         out[qid] = words or _highlighted(cur, cq, qid)
@@ -673,30 +716,48 @@ def _matched_terms(
 
 
 def _one_word_phrases(
-    phrases: tuple[_Phrase, ...], shape: _Shape, text: str, stems: _Stems
+    phrases: tuple[_Phrase, ...],
+    looked_for: tuple[bool, ...],
+    shape: _Shape,
+    text: str,
+    stems: _Stems,
 ) -> tuple[str, ...]:
     """The marked words when every phrase is one word: each instance is one token."""
-    found: list[dict[str, int]] = []  # per phrase: each matching token, where first seen
-    for phrase in phrases:
+    found: list[list[str]] = []  # per phrase: the distinct matching tokens, in text order
+    for phrase, look in zip(phrases, looked_for, strict=True):
+        if not look:
+            found.append([])
+            continue
         assert phrase.pattern is not None
         want, prefix = phrase.stems[0], phrase.prefix
-        tokens: dict[str, int] = {}
-        for m in phrase.pattern.finditer(text):
-            token = m.group(1)
-            if token not in tokens:
-                stem = stems[token]
-                if stem == want or (prefix and stem.startswith(want)):
-                    tokens[token] = m.start()
-        found.append(tokens)
+        found.append(
+            [
+                token
+                for token in dict.fromkeys(phrase.pattern.findall(text))
+                if stems[token] == want or (prefix and stems[token].startswith(want))
+            ]
+        )
     marked = _marked(shape, [bool(tokens) for tokens in found], True) or []
     if len(marked) == 1:
         return tuple(found[marked[0]])
-    first: dict[str, int] = {}
-    for i in marked:
-        for token, at in found[i].items():
-            if at < first.get(token, len(text)):
-                first[token] = at
-    return tuple(sorted(first, key=first.__getitem__))
+    words = dict.fromkeys(token for i in marked for token in found[i])
+    return tuple(sorted(words, key=lambda token: _first_token(text, token)))
+
+
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _first_token(text: str, token: str) -> int:
+    """Where the token first occurs as a whole token (it does occur)."""
+    at = text.find(token)
+    while at >= 0:
+        end = at + len(token)
+        if (at == 0 or text[at - 1] not in _TOKEN_CHARS) and (
+            end == len(text) or text[end] not in _TOKEN_CHARS
+        ):
+            return at
+        at = text.find(token, at + 1)
+    return len(text)  # pragma: no cover - every token given was found in the text
 
 
 def _phrases(
