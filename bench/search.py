@@ -304,8 +304,7 @@ def measure(root: Path, *, repeat: int = 3, runs: int = 5) -> list[dict[str, Any
             su_times.append(t)
             su_cpu.append(cpu)
         lat = []
-        with db.read() as session:
-            conn = session.connection()
+        with db.read_raw() as conn:  # the connection `pqwatch search` uses
             result = search(conn, q.pqwatch, limit=20)  # warm-up
             for _ in range(runs):
                 t = time.perf_counter()

@@ -357,7 +357,9 @@ def _print_hits(result: SearchResult) -> None:
     shown = len(result.hits)
     order = "by relevance" if result.sort == "relevance" else "newest first"
     console.print(
-        f"{result.total:,} match{'es' if result.total != 1 else ''}"
+        ("" if result.total_is_exact else "more than ")
+        + f"{result.total - (not result.total_is_exact):,} match"
+        + ("es" if result.total != 1 else "")
         + (f"; showing {shown} {order}" if shown else "")
         + (f" ({result.note})" if result.note else ""),
         markup=False,

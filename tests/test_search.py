@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -417,3 +418,78 @@ def test_a_query_starting_with_a_dash_gets_a_hint(
     assert {h["id"] for h in json.loads(ok.stdout)} == _search_ids(
         cli, config, "house:commons OR house:lords"
     ) - _search_ids(cli, config, "palliative")
+
+
+# -- every planning path returns the page a plain query would ---------------------------------
+
+PLAN_QUERIES = [
+    "school",
+    '"mental health"',
+    "hospice OR palliative",
+    "school -academy",
+    "school tabled:2024-07-01..2024-07-20",
+    "health answered:2024",
+    'care dept:"health and social care"',
+    "house:commons status:holding",
+]
+
+
+@pytest.mark.parametrize(
+    "caps",
+    [
+        {},  # the shipped limits
+        {"RELEVANCE_LIMIT": 2, "FILTERED_SCAN_CAP": 2, "PROBE_COST": 0},  # date-index walks
+        {"RELEVANCE_LIMIT": 2, "FILTERED_SCAN_CAP": 2, "PROBE_COST": 10**9},  # sort every match
+    ],
+    ids=["default", "walk", "sort-all"],
+)
+@pytest.mark.parametrize("sort", ["relevance", "newest"])
+def test_every_search_plan_returns_the_same_page_as_a_plain_query(
+    archive: tuple[Path, dict[int, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    caps: dict[str, int],
+    sort: str,
+) -> None:
+    from pqwatch.search import engine
+    from pqwatch.search.query import compile_query
+
+    for name, value in caps.items():
+        monkeypatch.setattr(engine, name, value)
+    config, _ = archive
+    conn = sqlite3.connect(config.parent / "pqwatch.db")
+    for query in PLAN_QUERIES:
+        result = engine.search(conn, query, limit=7, sort=sort)
+        cq = compile_query(query)
+        where, params = cq.sql()
+        count = conn.execute(f"SELECT count(*) FROM question q WHERE {where}", params).fetchone()
+        if result.total_is_exact:
+            assert result.total == count[0], query
+        else:
+            assert count[0] > engine.FILTERED_SCAN_CAP and "more than" in (result.note or "")
+        if result.sort == "relevance":
+            order = f"{engine.BM25}, q.id DESC"
+            source = "question_fts JOIN question q ON q.id = question_fts.rowid"
+            where = f"question_fts MATCH :match AND {where}"
+        else:
+            order = "coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC"
+            source = "question q"
+        expected = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT q.id FROM {source} WHERE {where} ORDER BY {order} LIMIT 7", params
+            )
+        ]
+        assert [h.id for h in result.hits] == expected, (query, result.sort)
+        assert result.sort == sort or result.note, query  # a change of order is explained
+    conn.close()
+
+
+def test_a_capped_count_reads_more_than(
+    config: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pqwatch.search import engine
+
+    monkeypatch.setattr(engine, "FILTERED_SCAN_CAP", 3)
+    result = cli("--config", config, "search", "school house:commons")
+    assert result.exit_code == 0, result.stderr
+    assert "more than 3 matches; showing 20 newest first" in " ".join(result.stdout.split())

@@ -2,6 +2,7 @@
 
 Every query has a LIMIT. Relevance (bm25) must score every match, so it is used only while
 the match count is moderate; past that, results come newest first and the result says so.
+Each path visits a bounded number of rows, so no query is slow however common its words.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ if TYPE_CHECKING:
 from pqwatch.errors import UsageError
 from pqwatch.search.query import CompiledQuery, compile_query
 
-RELEVANCE_LIMIT = 20_000
-# Newest first when a walk of the date indexes is expected to test at most this many
-# questions (limit x questions / matches) rather than sort every match.
-NEWEST_BY_INDEX_PROBES = 1000
+# bm25 scores every match (about 3 us each), so past this many a page comes newest first.
+RELEVANCE_LIMIT = 5_000
+# Word matches with filters: counted exactly and ranked up to this many (see _filtered).
+FILTERED_SCAN_CAP = 5_000
+# A full-text look-up of one question costs about this many sorted matches (see
+# _words_only_ids).
+PROBE_COST = 100
 MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
 OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
 # bm25 weights for heading, question, answer: a word in the heading says most about a question.
@@ -93,6 +97,7 @@ class SearchResult:
     sort: str
     hits: tuple[SearchHit, ...]
     note: str | None = None
+    total_is_exact: bool = True
 
 
 def plain_marks(text: str, start: str = "**", end: str = "**") -> str:
@@ -158,69 +163,43 @@ def search(
     sort: str = "relevance",
     extra_where: str = "1",
     extra_params: dict[str, Any] | None = None,
+    exact_count: bool = False,
 ) -> SearchResult:
-    """Search the archive on an SQLAlchemy connection or a plain sqlite3 one (fast start)."""
+    """Search the archive on an SQLAlchemy connection or a plain sqlite3 one (fast start).
+
+    With words and filters, a count past FILTERED_SCAN_CAP is a lower bound ("more than")
+    unless ``exact_count``; ``total_is_exact`` says which."""
     if limit < 1:
         raise UsageError("--limit must be at least 1")
     if sort not in {"relevance", "newest"}:
         raise UsageError(f"unknown sort {sort!r} (use relevance or newest)")
     cq = compile_query(query)
     where, params = cq.sql()
-    params = {**params, **(extra_params or {})}
+    params = {**params, **(extra_params or {}), "__limit": limit}
     where = f"({where}) AND ({extra_where})"
-    # Words only (no filters): FTS5 counts its matches itself, without visiting a question
-    # row (every FTS row is a question's, rowid = question id): ~100x faster on common words.
-    words_only = cq.match is not None and cq.where == "1" and extra_where == "1"
-    if words_only:
-        count_sql = "SELECT count(*) AS n FROM question_fts WHERE question_fts MATCH :match"
-    else:
-        count_sql = f"SELECT count(*) AS n FROM question q WHERE {where}"
-    total = int(_rows(conn, count_sql, params)[0]["n"])
+    filtered = cq.where != "1" or extra_where != "1"
     note = None
     used = sort
-    if sort == "relevance" and cq.match is None:
-        used = "newest"
-        note = "no words to rank by: sorted newest first"
-    elif sort == "relevance" and total > RELEVANCE_LIMIT:
-        used = "newest"
-        note = (
-            f"{total:,} matches: sorted newest first "
-            f"(relevance ranking is used up to {RELEVANCE_LIMIT:,} matches)"
+    if cq.match is None:
+        # Filters only: counted and sorted through the question table's indexes.
+        total = int(
+            _rows(conn, f"SELECT count(*) AS n FROM question q WHERE {where}", params)[0]["n"]
         )
-    params["__limit"] = limit
-    # Two steps: first the ids of the page (only the sort key is computed for every match),
-    # then snippets, highlights and joins for those few rows. One query with ORDER BY ...
-    # LIMIT would compute every column of every match before sorting.
-    if total == 0:
-        ids: list[int] = []
-    elif cq.match is not None and used == "relevance":
-        params["__match"] = cq.match
-        if words_only:  # rank in the FTS table alone
-            sql = (
-                "SELECT rowid AS id FROM question_fts WHERE question_fts MATCH :__match "
-                f"ORDER BY {BM25}, rowid DESC LIMIT :__limit"
+        if sort == "relevance":
+            used, note = "newest", "no words to rank by: sorted newest first"
+        ids = _newest_by_sql(conn, where, params) if total else []
+    elif not filtered:
+        # Words only: FTS5 counts its matches itself, without visiting a question row.
+        total = _text_count(conn, cq.match)
+        if sort == "relevance" and total > RELEVANCE_LIMIT:
+            used = "newest"
+            note = (
+                f"{total:,} matches: sorted newest first "
+                f"(relevance ranking is used up to {RELEVANCE_LIMIT:,} matches)"
             )
-        else:
-            # The join applies the match: `where` less its own copy of it.
-            sql = (
-                "SELECT q.id AS id FROM question_fts JOIN question q ON q.id = question_fts.rowid "
-                f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where}) "
-                f"ORDER BY {BM25}, q.id DESC LIMIT :__limit"
-            )
-        ids = [r["id"] for r in _rows(conn, sql, params)]
-    elif cq.match is not None and total * NEWEST_BY_INDEX_PROBES >= limit * _question_count(conn):
-        ids = _newest_by_index(conn, cq, extra_where, params)
+        ids = _words_only_ids(conn, cq, params, used, total) if total else []
     else:
-        ids = [
-            r["id"]
-            for r in _rows(
-                conn,
-                f"SELECT q.id AS id FROM question q WHERE {where} "
-                "ORDER BY coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC "
-                "LIMIT :__limit",
-                params,
-            )
-        ]
+        total, ids, used, note = _filtered(conn, cq, extra_where, params, sort, exact_count)
     rows: list[Any] = []
     if ids:
         in_ids = ", ".join(str(int(i)) for i in ids)
@@ -253,7 +232,103 @@ def search(
         )
         for r in rows
     ]
-    return SearchResult(query=query, total=total, sort=used, hits=tuple(hits), note=note)
+    return SearchResult(
+        query=query,
+        total=total,
+        sort=used,
+        hits=tuple(hits),
+        note=note,
+        total_is_exact=exact_count or not (filtered and cq.match and total > FILTERED_SCAN_CAP),
+    )
+
+
+def _text_count(conn: sa.Connection | sqlite3.Connection, match: str) -> int:
+    sql = "SELECT count(*) AS n FROM question_fts WHERE question_fts MATCH :m"
+    return int(_rows(conn, sql, {"m": match})[0]["n"])
+
+
+def _newest_by_sql(
+    conn: sa.Connection | sqlite3.Connection, where: str, params: dict[str, Any]
+) -> list[int]:
+    sql = (
+        f"SELECT q.id AS id FROM question q WHERE {where} "
+        "ORDER BY coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC LIMIT :__limit"
+    )
+    return [r["id"] for r in _rows(conn, sql, params)]
+
+
+def _words_only_ids(
+    conn: sa.Connection | sqlite3.Connection,
+    cq: CompiledQuery,
+    params: dict[str, Any],
+    used: str,
+    total: int,
+) -> list[int]:
+    if used == "relevance":  # rank in the FTS table alone
+        sql = (
+            "SELECT rowid AS id FROM question_fts WHERE question_fts MATCH :__match "
+            f"ORDER BY {BM25}, rowid DESC LIMIT :__limit"
+        )
+        return [r["id"] for r in _rows(conn, sql, {**params, "__match": cq.match})]
+    # Each date-index row tested costs a full-text look-up (30-170 us); each match sorted
+    # costs about 1 us. Walk the index only when matches are dense enough to stop it soon.
+    walk = params["__limit"] * _question_count(conn) / total  # rows the walk would test
+    if walk * PROBE_COST < total:
+        return _newest_by_index(conn, cq, "1", params)
+    return _newest_words_first(conn, cq, "1", params)
+
+
+def _newest_words_first(
+    conn: sa.Connection | sqlite3.Connection,
+    cq: CompiledQuery,
+    extra_where: str,
+    params: dict[str, Any],
+) -> list[int]:
+    """The newest matches, sorting every word match (kept first by CROSS JOIN)."""
+    sql = (
+        "SELECT q.id AS id FROM question_fts CROSS JOIN question q ON q.id = question_fts.rowid "
+        f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where}) "
+        "ORDER BY coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC LIMIT :__limit"
+    )
+    return [r["id"] for r in _rows(conn, sql, {**params, "__match": cq.match})]
+
+
+def _filtered(
+    conn: sa.Connection | sqlite3.Connection,
+    cq: CompiledQuery,
+    extra_where: str,
+    params: dict[str, Any],
+    sort: str,
+    exact_count: bool,
+) -> tuple[int, list[int], str, str | None]:
+    """Words and filters. One pass over the word matches (each tested against the filters)
+    collects every match with its rank and date, up to FILTERED_SCAN_CAP of them; the count
+    and either order then come from that one list. Past the cap the count is given as "more
+    than", and the page comes newest first from a walk of the date indexes, which a match
+    that common keeps short. (Counting and ranking in separate queries visited every word
+    match two or three times: 0.4 s for a common word with a filter on 600,000 questions.)"""
+    cap = None if exact_count else FILTERED_SCAN_CAP
+    sql = (
+        f"SELECT q.id AS id, {BM25} AS r, coalesce(q.date_answered, q.date_tabled) AS k "
+        # CROSS JOIN keeps the word matches first: SQLite would otherwise walk, say, every
+        # Lords question and look each one up in the full-text index (seconds, not ms).
+        "FROM question_fts CROSS JOIN question q ON q.id = question_fts.rowid "
+        f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where})"
+        + ("" if cap is None else f" LIMIT {cap + 1}")
+    )
+    found = _rows(conn, sql, {**params, "__match": cq.match})
+    limit = int(params["__limit"])
+    if cap is None or len(found) <= cap:
+        if sort == "relevance":
+            found.sort(key=lambda r: (r["r"], -r["id"]))
+        else:
+            found.sort(key=lambda r: (r["k"], r["id"]), reverse=True)
+        return len(found), [r["id"] for r in found[:limit]], sort, None
+    note = (
+        f"more than {cap:,} matches: sorted newest first "
+        f"(relevance ranking is used up to {cap:,} matches)"
+    )
+    return cap + 1, _newest_words_first(conn, cq, extra_where, params), "newest", note
 
 
 def _question_count(conn: sa.Connection | sqlite3.Connection) -> int:
@@ -273,7 +348,7 @@ def _newest_by_index(
     The order is the same as ``ORDER BY coalesce(date_answered, date_tabled) DESC, id DESC``:
     the page is within the newest answered matches (by date_answered, from its index) plus
     the newest unanswered ones (by date_tabled). Used only when matches are a good share of
-    the archive, so that the walks stop after about NEWEST_BY_INDEX_PROBES rows.
+    the archive, so that the walks stop soon.
     """
     params = {**params, "__match": cq.match}
     cond = (
@@ -602,6 +677,7 @@ def preview_watch(conn: sa.Connection, query: str, today: date) -> Preview:
         sort="newest",
         extra_where="q.date_answered BETWEEN :__since AND :__today",
         extra_params={"__since": since.isoformat(), "__today": today.isoformat()},
+        exact_count=True,
     )
     tabled = search(
         conn,
@@ -610,6 +686,7 @@ def preview_watch(conn: sa.Connection, query: str, today: date) -> Preview:
         sort="newest",
         extra_where="q.date_tabled BETWEEN :__since AND :__today",
         extra_params={"__since": since.isoformat(), "__today": today.isoformat()},
+        exact_count=True,
     )
     examples = answered.hits or tabled.hits
     return Preview(query, since, today, answered.total, tabled.total, examples)
