@@ -245,8 +245,29 @@ def test_recorded_words_match_highlight_through_the_service(tmp_path: Path) -> N
                 ),
                 {"w": watch_id},
             )
+            checked = 0
             for qid, terms in again:
                 if (watch_id, qid) in expected:
                     assert tuple(json.loads(terms)) == expected[(watch_id, qid)]
+                    checked += 1
+            assert checked > 0
+        # The same batch with that watch the only active one (ingest's path for one watch).
+        with svc.db.write() as session:
+            conn = session.connection()
+            conn.execute(sa.text("UPDATE watch SET active = (id = :w)"), {"w": watch_id})
+            conn.execute(sa.text("DELETE FROM watch_match"))
+            assert svc.matcher.on_events(session, ids, []) > 0
+            alone = conn.execute(
+                sa.text(
+                    "SELECT e.question_id, m.matched_terms_json FROM watch_match m "
+                    "JOIN event e ON e.id = m.event_id"
+                )
+            ).all()
+            assert {(watch_id, qid) for qid, _ in alone} == {
+                key for key in expected if key[0] == watch_id
+            }
+            for qid, terms in alone:
+                assert tuple(json.loads(terms)) == expected[(watch_id, qid)]
+            session.rollback()
     finally:
         svc.close()
