@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -164,10 +165,12 @@ def word_diff(before: str, after: str) -> tuple[DiffPart, ...]:
     return tuple(out)
 
 
-_PENDING = sa.text(
+# The two queries every digest runs go through the DBAPI cursor (same connection and
+# transaction): SQLAlchemy's per-statement work, with an expanding IN, cost more than they do.
+_PENDING = (
     "SELECT d.id AS delivery_id, d.event_id, e.kind, e.question_id FROM delivery d "
-    "JOIN event e ON e.id = d.event_id WHERE d.id IN :ids ORDER BY e.id"
-).bindparams(sa.bindparam("ids", expanding=True))
+    "JOIN event e ON e.id = d.event_id WHERE d.id IN ({})"
+)
 
 # The archive side of a digest is read in a few IN (...) queries per digest, and only for the
 # questions an ArchiveCache has not read yet: subscribers of the same watch share them.
@@ -192,12 +195,12 @@ _ANSWERS = sa.text(
     "LEFT JOIN member cm ON cm.id = a.correcting_member_id "
     "WHERE a.question_id IN :ids ORDER BY a.question_id, a.version"
 ).bindparams(sa.bindparam("ids", expanding=True))
-_WATCHES = sa.text(
+_WATCHES = (
     "SELECT m.id, m.event_id, w.name, m.matched_terms_json FROM watch_match m "
     "JOIN watch w ON w.id = m.watch_id "
-    "JOIN subscription s ON s.watch_id = w.id AND s.subscriber_id = :sub "
-    "WHERE m.event_id IN :events"
-).bindparams(sa.bindparam("events", expanding=True))
+    "JOIN subscription s ON s.watch_id = w.id AND s.subscriber_id = ? "
+    "WHERE m.event_id IN ({})"
+)
 
 # Well under SQLite's limit on bound parameters (999 before 3.32).
 _CHUNK = 500
@@ -206,6 +209,16 @@ _CHUNK = 500
 def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
     for i in range(0, len(ids), _CHUNK):
         yield list(ids[i : i + _CHUNK])
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _raw_cursor(conn: sa.Connection) -> sqlite3.Cursor:
+    dbapi = conn.connection.driver_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    return dbapi.cursor()
 
 
 class ArchiveCache:
@@ -286,8 +299,13 @@ def compose(
     run's cache first read it)."""
     archive = cache if cache is not None else ArchiveCache()
     by_question: dict[int, list[tuple[int, str]]] = {}
-    pending = [r for chunk in _chunks(delivery_ids) for r in conn.execute(_PENDING, {"ids": chunk})]
-    pending.sort(key=lambda r: r[1])  # by event, as one query ordered them
+    cur = _raw_cursor(conn)
+    pending = [
+        r
+        for chunk in _chunks(delivery_ids)
+        for r in cur.execute(_PENDING.format(_marks(len(chunk))), chunk)
+    ]
+    pending.sort(key=lambda r: r[1])  # by event
     for _, event_id, kind, question_id in pending:
         by_question.setdefault(question_id, []).append((event_id, kind))
 
@@ -314,8 +332,8 @@ def compose(
     matched: dict[int, list[tuple[str, int, str | None]]] = {}
     events = sorted({e for evs in by_question.values() for e, _ in evs})
     for chunk in _chunks(events):
-        params = {"sub": subscriber_id, "events": chunk}
-        for match_id, event_id, wname, tjson in conn.execute(_WATCHES, params):
+        sql = _WATCHES.format(_marks(len(chunk)))
+        for match_id, event_id, wname, tjson in cur.execute(sql, [subscriber_id, *chunk]):
             matched.setdefault(event_id, []).append((wname, match_id, tjson))
     leads = [min(members) for members in clusters.values()]
     answers = archive.answers(conn, leads)
