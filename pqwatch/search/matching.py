@@ -504,10 +504,12 @@ class _Stems(dict[str, str]):
 
 
 class _Texts:
-    """The indexed texts of the questions being matched, read once for all watches."""
+    """The indexed texts of the questions being matched: a batch's, read once for all
+    watches; otherwise (a watch over the whole archive) read a chunk at a time."""
 
     def __init__(self, cur: sqlite3.Cursor) -> None:
         self.cur = cur
+        self.batch = False  # set by add(): every text is here, kept for all watches
         self.rows: dict[int, _Row] = {}
         # Lower-cased columns joined by NUL (no phrase spans two columns), with the columns'
         # (start, end); None when the text is not plain ASCII words.
@@ -516,11 +518,18 @@ class _Texts:
 
     def add(self, rows: Iterable[_Row]) -> None:
         self.rows.update((r[0], r) for r in rows)
+        self.batch = True
 
-    def load(self, qids: Sequence[int]) -> None:
-        missing = [q for q in qids if q not in self.rows]
-        if missing:
-            self.add(_indexed_texts(self.cur, missing))
+    def chunks(self, qids: list[int]) -> Iterable[list[int]]:
+        """The ids in chunks whose texts are at hand while the chunk is worked on."""
+        if self.batch:
+            yield qids
+            return
+        for chunk in _chunks(qids):
+            self.rows = {r[0]: r for r in _indexed_texts(self.cur, chunk)}
+            self.prepared = {}
+            yield list(chunk)
+        self.rows, self.prepared = {}, {}
 
     def text(self, qid: int) -> tuple[str, tuple[_Span, ...]] | None:
         if qid in self.prepared:
@@ -680,7 +689,15 @@ def _matched_terms(
     query = _fts_query(cq.match)
     if query is None:
         return {qid: _highlighted(cur, cq, qid) for qid in qids}
-    texts.load(qids)
+    out: dict[int, tuple[str, ...]] = {}
+    for chunk in texts.chunks(qids):
+        out.update(_terms_in(cur, cq, query, chunk, texts))
+    return out
+
+
+def _terms_in(
+    cur: sqlite3.Cursor, cq: CompiledQuery, query: _Query, qids: list[int], texts: _Texts
+) -> dict[int, tuple[str, ...]]:
     out: dict[int, tuple[str, ...]] = {}
     stems = texts.stems
     if query.words is not None and len(query.words) == 1:  # the commonest watch: one word
