@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# An editable install writes no bytecode (a normal one does); without it, and with
+	# PYTHONDONTWRITEBYTECODE set, every command would compile pqwatch from source first.
+	$(PY) -m compileall -q pqwatch
 	touch $(STAMP)
 
 ## Run the main job once with ./config.toml: migrate, poll, match, digests due, feeds.

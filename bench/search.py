@@ -37,6 +37,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from bench._common import compile_package
+
 ROOT = Path("/tmp/pqwatch-bench/search")
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -390,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="in-process runs per query")
     parser.add_argument("--json", type=Path, default=None, help="save the results here")
     args = parser.parse_args(argv)
+    compile_package()  # as an installed pqwatch would have it
     root = _root(args.n)
     if args.rebuild and (root / "built.json").exists():
         (root / "built.json").unlink()

@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench._common import compile_package
+
 BIN = Path(sys.executable).parent
 TARGET_HELP_S = 0.3
 
@@ -62,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None, help="save the results here")
     args = parser.parse_args(argv)
+    compile_package()  # as an installed pqwatch would have it
 
     bare, _ = _best([sys.executable, "-c", "pass"], args.runs)
     helped, help_times = _best([str(BIN / "pqwatch"), "--help"], args.runs)

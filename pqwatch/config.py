@@ -17,10 +17,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-import zoneinfo
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
-from email.utils import parseaddr
 from functools import cache
 from pathlib import Path
 from types import UnionType
@@ -49,6 +47,8 @@ def _email_address(value: str) -> str:
 
 def _mailbox(value: str) -> str:
     """A From-style mailbox: 'Name <addr@example.org>' or a bare address."""
+    from email.utils import parseaddr  # here: the email package costs every command ~10 ms
+
     _, addr = parseaddr(value)
     if not addr or not _ADDR_RE.match(addr):
         raise ValueError(f"{value!r} is not a valid mailbox (use 'Name <address@example.org>')")
@@ -56,6 +56,8 @@ def _mailbox(value: str) -> str:
 
 
 def _timezone(value: str) -> str:
+    import zoneinfo
+
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
