@@ -65,6 +65,7 @@ TEXTS = {
         "What is the hospice funding formula for children's palliative care?",
         "Children's hospices are funded by the NHS; children's palliative care is a priority.",
     ),
+    8: (None, "A NUL separates words for FTS5: hospice\x00care.", None),
 }
 
 QUERIES = [
@@ -105,6 +106,7 @@ QUERIES = [
     "bar",
     "hospice NOT children",
     '"care care"',
+    '"hospice care"',
     "care",
     "12345",
     "x" * 70,
@@ -159,8 +161,9 @@ def test_matched_words_are_what_highlight_marks(query: str, highlight_calls: lis
     cur = conn.cursor()
     got = matching._matched_terms(cur, cq, list(expected), matching._Texts(cur))
     assert got == expected
-    # highlight() itself is only asked about text that is not plain ASCII words (Sinn Féin).
-    assert set(highlight_calls) <= {5}
+    # highlight() itself is only asked about text that is not plain ASCII words (Sinn Féin,
+    # a NUL).
+    assert set(highlight_calls) <= {5, 8}
 
 
 def test_some_cases_read_as_a_user_expects() -> None:

@@ -537,7 +537,9 @@ class _Texts:
         row = self.rows.get(qid)
         columns = [c or "" for c in row[1:]] if row is not None else None
         prepared = None
-        if columns is not None and all(c.isascii() or _plain(c) for c in columns):
+        if columns is not None and all(
+            ("\x00" not in c) if c.isascii() else _plain(c) for c in columns
+        ):
             bounds: list[_Span] = []
             start = 0
             for c in columns:
