@@ -100,7 +100,9 @@ QUERIES: tuple[Query, ...] = (
 # -- building ----------------------------------------------------------------------------------
 
 
-def _root(n: int) -> Path:
+def _root(n: int, work: Path | None = None) -> Path:
+    if work is not None:
+        return work / f"search-{n}"
     return ROOT if n == 600_000 else ROOT.parent / f"search-{n}"
 
 
@@ -147,9 +149,9 @@ def _write_config(root: Path) -> Path:
     return cfg
 
 
-def build(n: int, items: Path | None = None, *, log: Any = print) -> Path:
+def build(n: int, items: Path | None = None, *, log: Any = print, work: Path | None = None) -> Path:
     """Build (or reuse) the archive for ``n`` questions; returns its folder."""
-    root = _root(n)
+    root = _root(n, work)
     done = root / "built.json"
     if done.exists():
         return root
@@ -391,14 +393,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="whole-process runs (best of)")
     parser.add_argument("--runs", type=int, default=5, help="in-process runs per query")
     parser.add_argument("--json", type=Path, default=None, help="save the results here")
+    parser.add_argument("--work", type=Path, default=None, help=f"scratch folder (default {ROOT})")
     args = parser.parse_args(argv)
     compile_package()  # as an installed pqwatch would have it
-    root = _root(args.n)
+    root = _root(args.n, args.work)
     if args.rebuild and (root / "built.json").exists():
         (root / "built.json").unlink()
     if not shutil.which(str(BIN / "sqlite-utils")):
         raise SystemExit("sqlite-utils is not installed in this environment")
-    root = build(args.n, args.items, log=lambda s: print(s, flush=True))
+    root = build(args.n, args.items, log=lambda s: print(s, flush=True), work=args.work)
     info = json.loads((root / "built.json").read_text(encoding="utf-8"))
     if args.build_only:
         print(json.dumps(info))

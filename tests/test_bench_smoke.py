@@ -85,6 +85,6 @@ def test_polling(tmp_path: Path) -> None:
     ],
 )
 def test_other_benchmarks(module: str, args: tuple[str, ...], tmp_path: Path) -> None:
-    if "--n" in args and module in {"ingest", "memory"}:
+    if "--n" in args and module in {"ingest", "memory", "search"}:
         args = (*args, "--work", str(tmp_path / "work"))
     _run(module, tmp_path, *args, timeout=300)

@@ -1,5 +1,6 @@
-"""drop the question_id indexes of answer and event: their unique constraints begin with
-question_id and already serve those lookups, and every extra index slows ingest
+"""drop the question_id indexes of answer and event, and the watch_id index of watch_match:
+their unique constraints begin with the same column and already serve those lookups, and
+every extra index slows ingest and matching
 
 Revision ID: 0004
 Revises: 0003
@@ -19,8 +20,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.drop_index("ix_answer_question_id", table_name="answer")
     op.drop_index("ix_event_question_id", table_name="event")
+    op.drop_index("ix_watch_match_watch_id", table_name="watch_match")
 
 
 def downgrade() -> None:
+    op.create_index("ix_watch_match_watch_id", "watch_match", ["watch_id"], unique=False)
     op.create_index("ix_event_question_id", "event", ["question_id"], unique=False)
     op.create_index("ix_answer_question_id", "answer", ["question_id"], unique=False)

@@ -218,7 +218,8 @@ class WatchMatch(SQLModel, table=True):
     __tablename__ = "watch_match"
     __table_args__ = (sa.UniqueConstraint("watch_id", "event_id", name="uq_watch_match"),)
     id: int | None = Field(default=None, primary_key=True)
-    watch_id: int = Field(foreign_key="watch.id", index=True, ondelete="CASCADE")
+    # No index of its own: uq_watch_match starts with watch_id and serves its lookups.
+    watch_id: int = Field(foreign_key="watch.id", ondelete="CASCADE")
     event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
     matched_terms_json: str = "[]"
     created_at: datetime = _ts()
