@@ -199,8 +199,8 @@ def quoted_printable(text: str) -> bytes:
     return b"".join([_qp_line(line) for line in lines])
 
 
-@lru_cache(maxsize=64)
-def _address_header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> bytes:
+@lru_cache(maxsize=1024)  # the sender, and subjects, repeat across a run
+def _parsed_header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> bytes:
     return policy.fold_binary(name, policy.header_factory(name, value))
 
 
@@ -209,16 +209,14 @@ def _header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> bytes:
     header classes (the sender once per run). A short printable ASCII value of another header
     is written as it is, which is what the package's folding does with it, without parsing
     it first; anything else (long, non-ASCII, an encoded word) goes through the package."""
-    if name in {"From", "To"}:
-        return _address_header(policy, name, value)
-    if (
+    if name not in {"From", "To"} and (
         len(name) + len(value) + 2 <= 78
         and value.isascii()
         and value.isprintable()
         and "=?" not in value
     ):
         return f"{name}: {value}\r\n".encode("ascii")
-    return policy.fold_binary(name, policy.header_factory(name, value))
+    return _parsed_header(policy, name, value)
 
 
 def build_message(
