@@ -24,16 +24,20 @@ _BLOCK = frozenset({"p", "ul", "ol", "table", "thead", "tbody"})
 _NBSP = "\u00a0"
 
 
+# One cleaner, built once: nh3.clean() builds its rules again on every call, which was half
+# of its time on an ordinary answer.
+_CLEANER = nh3.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes=ALLOWED_ATTRIBUTES,
+    url_schemes=URL_SCHEMES,
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+)
+
+
 def sanitize_html(html: str) -> str:
     """Keep only harmless structure: paragraphs, links, emphasis, lists and tables."""
-    cleaned: str = nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    )
+    cleaned: str = _CLEANER.clean(html)
     return cleaned.strip()
 
 
