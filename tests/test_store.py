@@ -241,3 +241,47 @@ def test_a_question_twice_in_one_batch_is_stored_once_as_its_last_copy(tmp_path:
     assert con.execute("SELECT count(*), max(status) FROM question").fetchone() == (1, "answered")
     assert con.execute("SELECT answer_text FROM answer").fetchall() == [("Funding is £25m.",)]
     db.dispose()
+
+
+def test_facet_words_written_by_the_store_match_the_migration(tmp_path: Path) -> None:
+    # Ingest writes each question's facets in Python; migration 0005 writes them in SQL for
+    # an existing archive. Both must give the same words, or filtered searches would differ
+    # between an upgraded archive and a new one.
+    import importlib.util
+    from datetime import UTC, date, datetime
+
+    from pqwatch.decide import prepare_answer
+    from pqwatch.sources.uk_parliament import parse_question
+    from pqwatch.store.archive import Archive
+
+    path = tmp_path / "f.db"
+    db = Database(f"sqlite:///{path}")
+    db.migrate()
+    archive = Archive(db, now=lambda: datetime(2024, 7, 20, tzinfo=UTC))
+    items = [
+        {"id": 1, "uin": "1", "house": "Commons", "dateTabled": "2024-07-18T00:00:00",
+         "questionText": "a", "answeringBodyId": 17},
+        {"id": 2, "uin": "2", "house": "Lords", "dateTabled": "2023-12-30T00:00:00",
+         "questionText": "b", "dateAnswered": "2024-01-09T00:00:00", "answerText": "c",
+         "answerIsHolding": True},
+        {"id": 3, "uin": "3", "house": "Commons", "dateTabled": "2024-02-01T00:00:00",
+         "questionText": "d", "answeringBodyId": 5, "dateAnswered": "2024-02-02T00:00:00",
+         "answerText": "e"},
+    ]  # fmt: skip
+    qs = [parse_question(v, from_list=False) for v in items]
+    archive.store_page([(q, prepare_answer(q)) for q in qs], today=date(2024, 7, 20))
+    db.dispose()
+    spec = importlib.util.spec_from_file_location(
+        "m0005", Path(__file__).parent.parent / "migrations/versions/0005_fts_facets.py"
+    )
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    con = sqlite3.connect(path)
+    stored = con.execute(
+        "SELECT f.facets FROM question_fts f JOIN question q ON q.id = f.rowid ORDER BY q.id"
+    ).fetchall()
+    rebuilt = con.execute(f"SELECT {migration.FACETS_SQL} FROM question q ORDER BY q.id").fetchall()
+    assert stored == rebuilt
+    assert stored[1] == ("hlords sholding ty2023 tm202312 ay2024 am202401",)
+    con.close()

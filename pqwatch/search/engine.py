@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 from pqwatch.errors import UsageError
+from pqwatch.search.facets import facet_match
 from pqwatch.search.query import CompiledQuery, compile_query
 
 # bm25 scores every match (about 3 us each), so past this many a page comes newest first.
@@ -32,7 +33,8 @@ PROBE_COST = 100
 MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
 OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
 # bm25 weights for heading, question, answer: a word in the heading says most about a question.
-BM25 = "bm25(question_fts, 5.0, 2.0, 1.0)"
+# The facets column (filter words, pqwatch.search.facets) adds nothing to a question's rank.
+BM25 = "bm25(question_fts, 5.0, 2.0, 1.0, 0.0)"
 
 
 def official_url(date_tabled: date | str, uin: str | None) -> str | None:
@@ -275,11 +277,13 @@ def _words_only_ids(
     walk = params["__limit"] * _question_count(conn) / total  # rows the walk would test
     if walk * PROBE_COST < total:
         return _newest_by_index(conn, cq, "1", params)
-    return _newest_words_first(conn, cq, "1", params)
+    assert cq.match is not None
+    return _newest_words_first(conn, cq.match, cq, "1", params)
 
 
 def _newest_words_first(
     conn: sa.Connection | sqlite3.Connection,
+    match: str,
     cq: CompiledQuery,
     extra_where: str,
     params: dict[str, Any],
@@ -290,7 +294,7 @@ def _newest_words_first(
         f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where}) "
         "ORDER BY coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC LIMIT :__limit"
     )
-    return [r["id"] for r in _rows(conn, sql, {**params, "__match": cq.match})]
+    return [r["id"] for r in _rows(conn, sql, {**params, "__match": match})]
 
 
 def _filtered(
@@ -308,6 +312,10 @@ def _filtered(
     that common keeps short. (Counting and ranking in separate queries visited every word
     match two or three times: 0.4 s for a common word with a filter on 600,000 questions.)"""
     cap = None if exact_count else FILTERED_SCAN_CAP
+    # Narrow the word matches by the filters' words in the index first, where it has them.
+    assert cq.match is not None
+    facets = facet_match(conn, cq)
+    match = cq.match if facets is None else f"({cq.match}) AND {facets}"
     sql = (
         f"SELECT q.id AS id, {BM25} AS r, coalesce(q.date_answered, q.date_tabled) AS k "
         # CROSS JOIN keeps the word matches first: SQLite would otherwise walk, say, every
@@ -316,7 +324,7 @@ def _filtered(
         f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where})"
         + ("" if cap is None else f" LIMIT {cap + 1}")
     )
-    found = _rows(conn, sql, {**params, "__match": cq.match})
+    found = _rows(conn, sql, {**params, "__match": match})
     limit = int(params["__limit"])
     if cap is None or len(found) <= cap:
         if sort == "relevance":
@@ -328,7 +336,7 @@ def _filtered(
         f"more than {cap:,} matches: sorted newest first "
         f"(relevance ranking is used up to {cap:,} matches)"
     )
-    return cap + 1, _newest_words_first(conn, cq, extra_where, params), "newest", note
+    return cap + 1, _newest_words_first(conn, match, cq, extra_where, params), "newest", note
 
 
 def _question_count(conn: sa.Connection | sqlite3.Connection) -> int:

@@ -67,6 +67,7 @@ _STATUSES: dict[str, tuple[str, ...]] = {
 _DATE_COLUMNS = {"tabled": "date_tabled", "answered": "date_answered"}
 _MEMBER_COLUMNS = {"asker": "asking_member_id", "answerer": "answering_member_id"}
 
+_FACET_FIELDS = ("house", "status", "dept")
 _MAX_LENGTH = 4000
 _MAX_DEPTH = 32
 _QUOTES = '"\u201c\u201d'  # straight and curly double quotes (phones type curly ones)
@@ -662,6 +663,9 @@ class CompiledQuery:
     params: dict[str, Any]  # the named parameters of `where`
     terms: tuple[str, ...]  # positive words/phrases as typed (for highlighting, "matched")
     fts_table: str = "question_fts"
+    # Top-level filters every match must pass, which the index's facets column can narrow
+    # (pqwatch.search.facets); `where` still holds them all.
+    facets: tuple[Field | DateRange, ...] = ()
 
     def sql(self) -> tuple[str, dict[str, Any]]:
         """One WHERE condition over `question q` and its parameters, match included."""
@@ -835,10 +839,16 @@ def compile_query(text: str, *, fts_table: str = "question_fts") -> CompiledQuer
     match, conditions = compiler.conjunction(node.parts if isinstance(node, And) else (node,))
     terms: dict[str, None] = {}
     _terms(node, True, terms)
+    parts = node.parts if isinstance(node, And) else (node,)
     return CompiledQuery(
         match=match,
         where=" AND ".join(conditions) or "1",
         params=compiler.params,
         terms=tuple(terms),
         fts_table=fts_table,
+        facets=tuple(
+            p
+            for p in parts
+            if isinstance(p, DateRange) or (isinstance(p, Field) and p.name in _FACET_FIELDS)
+        ),
     )

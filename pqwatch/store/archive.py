@@ -32,6 +32,7 @@ from pqwatch.decide import (
     StoredQuestion,
     decide,
 )
+from pqwatch.search.facets import facet_text
 from pqwatch.store.db import Database, ReadSession, sql_ts
 from pqwatch.store.models import (
     Answer,
@@ -146,13 +147,15 @@ class Archive:
             _upsert_bodies(cur, [i for i, _ in todo], now)
             state = _load_state(cur, [i for i, _ in todo])
             changed: list[int] = []
-            fts_rows: list[tuple[int, str, str, str]] = []
+            fts_rows: list[tuple[int, str, str, str, str]] = []
             for item, prepared in todo:
                 old = state.get(item.source_id)
                 decision = decide(old, item, prepared, today)
                 qid = _write_question(cur, item, old, decision.status, now)
                 answer_ids = _write_answers(cur, qid, item, decision.answers, now, old is None)
-                fts_rows.append(_fts_row(cur, qid, item, decision.answers, old is None))
+                fts_rows.append(
+                    _fts_row(cur, qid, item, decision.answers, old is None, decision.status)
+                )
                 for ev in decision.events:
                     cur.execute(
                         "INSERT INTO event (question_id, kind, event_date, answer_id, "
@@ -178,7 +181,8 @@ class Archive:
                 counts.items_written += 1
             # One statement for the page's index rows (the hook below may search them).
             cur.executemany(
-                "INSERT INTO question_fts (rowid, heading, question, answer) VALUES (?, ?, ?, ?)",
+                "INSERT INTO question_fts (rowid, heading, question, answer, facets) "
+                "VALUES (?, ?, ?, ?, ?)",
                 fts_rows,
             )
             if on_events is not None and (counts.new_event_ids or changed):
@@ -473,8 +477,13 @@ def _write_question(
 
 
 def _fts_row(
-    cur: sqlite3.Cursor, qid: int, item: QuestionData, answers: Sequence[NewAnswer], new: bool
-) -> tuple[int, str, str, str]:
+    cur: sqlite3.Cursor,
+    qid: int,
+    item: QuestionData,
+    answers: Sequence[NewAnswer],
+    new: bool,
+    status: str,
+) -> tuple[int, str, str, str, str]:
     """The full-text index row for the question and its latest answer; a stored question's
     old row is deleted here, and the caller inserts the page's rows in one statement."""
     if answers:
@@ -489,7 +498,10 @@ def _fts_row(
         answer_text = row[0] if row else ""
     if not new:  # a new question's id is new (questions are never deleted): no old row
         cur.execute("DELETE FROM question_fts WHERE rowid = ?", (qid,))
-    return (qid, item.heading or "", normalize_for_search(item.question_text), answer_text)
+    facets = facet_text(
+        item.house, status, item.answering_body_id, item.date_tabled, item.date_answered
+    )
+    return (qid, item.heading or "", normalize_for_search(item.question_text), answer_text, facets)
 
 
 def _write_answers(
