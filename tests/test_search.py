@@ -438,8 +438,8 @@ PLAN_QUERIES = [
     "caps",
     [
         {},  # the shipped limits
-        {"RELEVANCE_LIMIT": 2, "FILTERED_SCAN_CAP": 2, "PROBE_COST": 0},  # date-index walks
-        {"RELEVANCE_LIMIT": 2, "FILTERED_SCAN_CAP": 2, "PROBE_COST": 10**9},  # sort every match
+        {"RELEVANCE_LIMIT": 2, "FILTERED_SCAN_CAP": 2, "MONTH_WALK_FROM": 0},  # month walks
+        {"RELEVANCE_LIMIT": 2, "FILTERED_SCAN_CAP": 2, "MONTH_WALK_FROM": 10**9},  # sort all
     ],
     ids=["default", "walk", "sort-all"],
 )

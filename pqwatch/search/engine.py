@@ -26,10 +26,10 @@ from pqwatch.search.query import CompiledQuery, compile_query
 # bm25 scores every match (about 3 us each), so past this many a page comes newest first.
 RELEVANCE_LIMIT = 5_000
 # Word matches with filters: counted exactly and ranked up to this many (see _filtered).
-FILTERED_SCAN_CAP = 5_000
-# A full-text look-up of one question costs about this many sorted matches (see
-# _words_only_ids).
-PROBE_COST = 100
+FILTERED_SCAN_CAP = 2_000
+# Newest first past this many word matches: a month at a time (_newest_by_month) rather
+# than sorting them all.
+MONTH_WALK_FROM = 2_000
 MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
 OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
 # bm25 weights for heading, question, answer: a word in the heading says most about a question.
@@ -272,12 +272,9 @@ def _words_only_ids(
             f"ORDER BY {BM25}, rowid DESC LIMIT :__limit"
         )
         return [r["id"] for r in _rows(conn, sql, {**params, "__match": cq.match})]
-    # Each date-index row tested costs a full-text look-up (30-170 us); each match sorted
-    # costs about 1 us. Walk the index only when matches are dense enough to stop it soon.
-    walk = params["__limit"] * _question_count(conn) / total  # rows the walk would test
-    if walk * PROBE_COST < total:
-        return _newest_by_index(conn, cq, "1", params)
     assert cq.match is not None
+    if total > MONTH_WALK_FROM:
+        return _newest_by_month(conn, cq.match, cq, "1", params)
     return _newest_words_first(conn, cq.match, cq, "1", params)
 
 
@@ -306,18 +303,23 @@ def _filtered(
     exact_count: bool,
 ) -> tuple[int, list[int], str, str | None]:
     """Words and filters. One pass over the word matches (each tested against the filters)
-    collects every match with its rank and date, up to FILTERED_SCAN_CAP of them; the count
-    and either order then come from that one list. Past the cap the count is given as "more
-    than", and the page comes newest first from a walk of the date indexes, which a match
-    that common keeps short. (Counting and ranking in separate queries visited every word
-    match two or three times: 0.4 s for a common word with a filter on 600,000 questions.)"""
+    collects every match with its date, up to FILTERED_SCAN_CAP of them; the count and either
+    order then come from that list. Past the cap the count is given as "more than", and the
+    page comes newest first, a month at a time. (Counting and ranking in separate queries
+    visited every word match two or three times: 0.4 s for a common word with a filter on
+    600,000 questions.)
+
+    Where the filters have words in the index (facets), the pass reads only the matches
+    that have them. It then leaves out the rank: bm25 would first count every question with
+    each facet word (tens of ms for a range of years); a second pass over the index alone
+    ranks the few matches, and only when they are ranked."""
     cap = None if exact_count else FILTERED_SCAN_CAP
-    # Narrow the word matches by the filters' words in the index first, where it has them.
     assert cq.match is not None
     facets = facet_match(conn, cq)
     match = cq.match if facets is None else f"({cq.match}) AND {facets}"
+    rank = f"{BM25} AS r, " if facets is None else ""
     sql = (
-        f"SELECT q.id AS id, {BM25} AS r, coalesce(q.date_answered, q.date_tabled) AS k "
+        f"SELECT q.id AS id, {rank}coalesce(q.date_answered, q.date_tabled) AS k "
         # CROSS JOIN keeps the word matches first: SQLite would otherwise walk, say, every
         # Lords question and look each one up in the full-text index (seconds, not ms).
         "FROM question_fts CROSS JOIN question q ON q.id = question_fts.rowid "
@@ -328,6 +330,18 @@ def _filtered(
     limit = int(params["__limit"])
     if cap is None or len(found) <= cap:
         if sort == "relevance":
+            if facets is not None:
+                ranks = {
+                    r["id"]: r["r"]
+                    for r in _rows(
+                        conn,
+                        f"SELECT rowid AS id, {BM25} AS r FROM question_fts "
+                        "WHERE question_fts MATCH :__match",
+                        {"__match": match},
+                    )
+                }
+                for r in found:
+                    r["r"] = ranks[r["id"]]
             found.sort(key=lambda r: (r["r"], -r["id"]))
         else:
             found.sort(key=lambda r: (r["k"], r["id"]), reverse=True)
@@ -336,47 +350,52 @@ def _filtered(
         f"more than {cap:,} matches: sorted newest first "
         f"(relevance ranking is used up to {cap:,} matches)"
     )
-    return cap + 1, _newest_words_first(conn, match, cq, extra_where, params), "newest", note
+    return cap + 1, _newest_by_month(conn, match, cq, extra_where, params), "newest", note
 
 
-def _question_count(conn: sa.Connection | sqlite3.Connection) -> int:
-    """About how many questions there are (ids are dense), without counting them."""
-    return int(_rows(conn, "SELECT coalesce(max(id), 0) AS n FROM question", {})[0]["n"])
-
-
-def _newest_by_index(
+def _newest_by_month(
     conn: sa.Connection | sqlite3.Connection,
+    match: str,
     cq: CompiledQuery,
     extra_where: str,
     params: dict[str, Any],
 ) -> list[int]:
-    """The newest matches of a common query, walking the date indexes newest first and
-    testing each question against the FTS index, instead of sorting every match.
+    """The newest matches of a common query, a month at a time, newest month first.
 
-    The order is the same as ``ORDER BY coalesce(date_answered, date_tabled) DESC, id DESC``:
-    the page is within the newest answered matches (by date_answered, from its index) plus
-    the newest unanswered ones (by date_tabled). Used only when matches are a good share of
-    the archive, so that the walks stop soon.
+    "Newest" is ``coalesce(date_answered, date_tabled)``. A question whose date falls in a
+    month has that month's answered or tabled word in its facets, so each month's matches are
+    one narrow index query; the walk stops at the first month that completes a page (every
+    later match is older than all of it). Used only for matches too many to sort whole.
     """
-    params = {**params, "__match": cq.match}
-    cond = (
-        "q.id IN (SELECT rowid FROM question_fts WHERE question_fts MATCH :__match "
-        f"AND rowid = q.id) AND ({cq.where}) AND ({extra_where})"
-    )
-    sql = (
-        "SELECT id FROM ("
-        "SELECT * FROM (SELECT q.id AS id, q.date_answered AS k "
-        "FROM question q INDEXED BY ix_question_date_answered "
-        f"WHERE q.date_answered IS NOT NULL AND {cond} "
-        "ORDER BY q.date_answered DESC, q.id DESC LIMIT :__limit) "
-        "UNION ALL "
-        "SELECT * FROM (SELECT q.id AS id, q.date_tabled AS k "
-        "FROM question q INDEXED BY ix_question_date_tabled "
-        f"WHERE q.date_answered IS NULL AND {cond} "
-        "ORDER BY q.date_tabled DESC, q.id DESC LIMIT :__limit)"
-        ") ORDER BY k DESC, id DESC LIMIT :__limit"
-    )
-    return [r["id"] for r in _rows(conn, sql, params)]
+    limit = int(params["__limit"])
+    bounds = _rows(
+        conn,
+        "SELECT (SELECT max(date_answered) FROM question) AS a, "
+        "(SELECT max(date_tabled) FROM question) AS t, "
+        "(SELECT min(date_tabled) FROM question) AS first",
+        {},
+    )[0]
+    newest = max(str(v)[:7] for v in (bounds["a"], bounds["t"]) if v)
+    year, month = int(newest[:4]), int(newest[5:7])
+    first = str(bounds["first"])[:7]
+    found: list[Any] = []
+    while f"{year:04d}-{month:02d}" >= first:
+        ym = f"{year:04d}-{month:02d}"
+        words = f'"am{year:04d}{month:02d}" OR "tm{year:04d}{month:02d}"'
+        sql = (
+            "SELECT q.id AS id, coalesce(q.date_answered, q.date_tabled) AS k FROM question_fts "
+            "CROSS JOIN question q ON q.id = question_fts.rowid "
+            f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where}) "
+            "AND substr(coalesce(q.date_answered, q.date_tabled), 1, 7) = :__month"
+        )
+        found += _rows(
+            conn, sql, {**params, "__match": f"({match}) AND facets : ({words})", "__month": ym}
+        )
+        if len(found) >= limit:
+            break
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    found.sort(key=lambda r: (str(r["k"]), r["id"]), reverse=True)
+    return [r["id"] for r in found[:limit]]
 
 
 def _hit(r: Any, *, snippet: str, matched_terms: tuple[str, ...]) -> SearchHit:
