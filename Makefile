@@ -4,7 +4,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.toml
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check clean bench bench-generate bench-ingest bench-search bench-matching \
+	bench-digests bench-polling bench-memory bench-startup
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +31,29 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 check: test lint
+
+## Benchmarks (issue 8; figures in docs/PERFORMANCE.md). Each installs what it needs first.
+## Results also go to $(BENCH_OUT)/NAME.json. `make bench` runs them all (about 30 minutes).
+BENCH_OUT ?= /tmp/pqwatch-bench/results
+bench-generate: $(STAMP)
+	$(PY) -m bench.generate --n 600000 --out /tmp/pqwatch-bench/archive
+bench-ingest: $(STAMP)
+	$(PY) -m bench.ingest --n 100000 --repeat 2 --json $(BENCH_OUT)/ingest.json
+bench-search: $(STAMP)
+	$(PY) -m bench.search --n 600000 --json $(BENCH_OUT)/search.json
+bench-matching: $(STAMP)
+	$(PY) -m bench.matching --events 10000 --watches 200 --archive 20000 \
+		--json $(BENCH_OUT)/matching.json
+bench-digests: $(STAMP)
+	$(PY) -m bench.digests --subscribers 1000 --items 50 --json $(BENCH_OUT)/digests.json
+bench-polling: $(STAMP)
+	$(PY) -m bench.polling --json $(BENCH_OUT)/polling.json
+bench-memory: $(STAMP)
+	$(PY) -m bench.memory --n 100000 --json $(BENCH_OUT)/memory.json
+bench-startup: $(STAMP)
+	$(PY) -m bench.startup --runs 7 --json $(BENCH_OUT)/startup.json
+bench: bench-startup bench-matching bench-digests bench-search bench-memory bench-polling \
+	bench-ingest
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
