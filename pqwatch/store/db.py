@@ -148,14 +148,14 @@ class Database:
         Never do network I/O or parsing inside it."""
         from sqlmodel import Session
 
-        with _storage_errors(), Session(self.writer, expire_on_commit=False) as session:
+        with storage_errors(), Session(self.writer, expire_on_commit=False) as session:
             with session.begin():
                 yield session
 
     @contextmanager
     def read(self) -> Iterator[ReadSession]:
         """One read transaction (no ORM: reads are Core or raw SQL, and start fast)."""
-        with _storage_errors(), self.engine.connect() as conn, conn.begin():
+        with storage_errors(), self.engine.connect() as conn, conn.begin():
             yield ReadSession(conn)
 
     def _connect(self) -> sqlite3.Connection:
@@ -210,7 +210,7 @@ class Database:
         """The revision the database is at (None for an empty database)."""
         from alembic.runtime.migration import MigrationContext
 
-        with _storage_errors(), self.engine.connect() as conn:
+        with storage_errors(), self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def _quick_revision(self) -> str | None:
@@ -255,14 +255,14 @@ class Database:
                 f"the database is at revision {before}, which this pqwatch does not know: "
                 "it was written by a newer version; upgrade pqwatch"
             )
-        with _storage_errors(), self.writer.connect() as conn:
+        with storage_errors(), self.writer.connect() as conn:
             command.upgrade(self._alembic_config(conn), "head")
             conn.commit()
         return before, head
 
 
 @contextmanager
-def _storage_errors() -> Iterator[None]:
+def storage_errors() -> Iterator[None]:
     """Turn driver-level failures (unopenable file, locked too long) into one-line errors."""
     import sqlalchemy as sa
 

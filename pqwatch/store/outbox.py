@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from pqwatch.errors import StorageError
-from pqwatch.store.db import Database, sql_ts
+from pqwatch.store.db import Database, sql_ts, storage_errors
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ class Outbox:
         connections, a writer's and a reader's, instead of opening one per transaction: that
         costs more than the transactions of a digest (about 1.5 ms each). Short transactions
         still: nothing is held open between them."""
-        with _storage_errors(), self.db.writer.connect() as w, self.db.engine.connect() as r:
+        with storage_errors(), self.db.writer.connect() as w, self.db.engine.connect() as r:
             self._held.conns = (w, r)
             try:
                 yield
@@ -97,7 +96,7 @@ class Outbox:
             with self.db.write() as session:
                 yield session.connection()
             return
-        with _storage_errors(), held[0].begin():
+        with storage_errors(), held[0].begin():
             yield held[0]
 
     @contextmanager
@@ -108,7 +107,7 @@ class Outbox:
             with self.db.read() as session:
                 yield session.connection()
             return
-        with _storage_errors(), held[1].begin():
+        with storage_errors(), held[1].begin():
             yield held[1]
 
     def subscribers(self, email: str | None = None) -> list[SubscriberRow]:
@@ -346,12 +345,3 @@ class Outbox:
                 sa.text("SELECT status, count(*) FROM delivery GROUP BY status")
             )
             return {r[0]: int(r[1]) for r in rows}
-
-
-@contextmanager
-def _storage_errors() -> Iterator[None]:
-    """As Database.read and write do: driver failures become one-line StorageErrors."""
-    try:
-        yield
-    except sa.exc.OperationalError as exc:
-        raise StorageError(f"database error: {exc.orig}") from exc
