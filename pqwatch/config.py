@@ -60,7 +60,7 @@ def _timezone(value: str) -> str:
 
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a folder
         raise ValueError(
             f"unknown time zone {value!r} (use an IANA name such as Europe/London)"
         ) from None

@@ -62,6 +62,7 @@ BAD_CONFIGS = [
     ("[email]\nsmtp_port = 70000\n", "email.smtp_port:"),
     ("[feeds]\nsite_url = 'pq.example.org'\n", "feeds.site_url: 'pq.example.org' is not an http"),
     ("[schedule]\ntimezone = 'Mars/Olympus'\n", "schedule.timezone: unknown time zone"),
+    ("[schedule]\ntimezone = 'Europe'\n", "schedule.timezone: unknown time zone"),
     ("[schedule]\ndigest_time = '25:00'\n", "schedule.digest_time: '25:00' is not a time of day"),
     ("[schedule]\ndigest_weekday = 'monday'\n", "schedule.digest_weekday: Input should be"),
     ("[schedule]\npoll_every_minutes = 'hourly'\n", "schedule.poll_every_minutes:"),

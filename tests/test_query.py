@@ -335,13 +335,14 @@ def test_search_results(db: sqlite3.Connection, query: str, expected: set[int]) 
 
 def test_top_level_text_goes_into_one_match_expression() -> None:
     compiled = compile_query('palliative care -"short breaks" dept:health answered:2024')
-    assert compiled.match == '("palliative" AND "care") NOT "short breaks"'
+    scope = "{heading question answer} : "  # never the index's facets column
+    assert compiled.match == scope + '(("palliative" AND "care") NOT "short breaks")'
     assert "MATCH" not in compiled.where
     assert "answering_body" in compiled.where
     assert set(compiled.params.values()) == {"health", "2024-01-01", "2024-12-31"}
 
     plain = compile_query("palliative care")
-    assert plain.match == '("palliative" AND "care")'
+    assert plain.match == scope + '(("palliative" AND "care"))'
     assert plain.where == "1"
     assert plain.params == {}
 
@@ -354,7 +355,7 @@ def test_mixed_or_and_negative_only_queries_use_sub_selects() -> None:
     negative = compile_query("-hospice -vat")
     assert negative.match is None
     assert negative.where.startswith("q.id NOT IN (SELECT rowid FROM question_fts")
-    assert '("hospice" OR "vat")' in negative.params.values()
+    assert '{heading question answer} : (("hospice" OR "vat"))' in negative.params.values()
 
     other = compile_query("hospice", fts_table="archive_fts")
     assert other.sql()[0] == (
@@ -484,6 +485,7 @@ def _assert_no_user_text_in_syntax(compiled: CompiledQuery) -> None:
         v for v in compiled.params.values() if isinstance(v, str) and '"' in v
     ]
     for expression in expressions:
+        expression = expression.replace("{heading question answer}", "")  # the scope
         assert _FTS_SYNTAX.sub("", _FTS_STRING.sub("", expression)) == ""
 
 

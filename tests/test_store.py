@@ -285,3 +285,62 @@ def test_facet_words_written_by_the_store_match_the_migration(tmp_path: Path) ->
     assert stored == rebuilt
     assert stored[1] == ("hlords sholding ty2023 tm202312 ay2024 am202401",)
     con.close()
+
+
+def test_words_never_match_the_index_facets(tmp_path: Path) -> None:
+    # The facets column holds made-up words (sunanswered, d3, ty2025, ...): a user's words
+    # and prefixes must find only heading, question and answer text.
+    from datetime import UTC, date, datetime
+
+    from pqwatch.decide import prepare_answer
+    from pqwatch.search.engine import search
+    from pqwatch.sources.uk_parliament import parse_question
+    from pqwatch.store.archive import Archive
+
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    db.migrate()
+    archive = Archive(db, now=lambda: datetime(2025, 3, 1, tzinfo=UTC))
+    items = [
+        {"id": 1, "uin": "1", "house": "Commons", "dateTabled": "2025-02-10T00:00:00",
+         "questionText": "Vitamin D3 and the sun", "answeringBodyId": 3},
+        {"id": 2, "uin": "2", "house": "Lords", "dateTabled": "2025-02-11T00:00:00",
+         "questionText": "School meals", "answeringBodyId": 3},
+    ]  # fmt: skip
+    qs = [parse_question(v, from_list=False) for v in items]
+    archive.store_page([(q, prepare_answer(q)) for q in qs], today=date(2025, 3, 1))
+    with db.read_raw() as conn:
+        assert [h.id for h in search(conn, "sun*").hits] == [1]  # not "sunanswered"
+        assert [h.id for h in search(conn, "d3").hits] == [1]  # not department 3's "d3"
+        assert search(conn, "ty2025").total == 0 and search(conn, "hlords").total == 0
+        assert [h.id for h in search(conn, "meals -sun*").hits] == [2]
+        assert [h.id for h in search(conn, "sun* house:commons").hits] == [1]
+    db.dispose()
+
+
+def test_newest_first_month_walk_reaches_answers_dated_before_any_tabling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, date, datetime
+
+    from pqwatch.decide import prepare_answer
+    from pqwatch.search import engine
+    from pqwatch.sources.uk_parliament import parse_question
+    from pqwatch.store.archive import Archive
+
+    monkeypatch.setattr(engine, "MONTH_WALK_FROM", 0)  # always walk month by month
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db.migrate()
+    archive = Archive(db, now=lambda: datetime(2025, 3, 1, tzinfo=UTC))
+    items = [
+        {"id": 1, "uin": "1", "house": "Commons", "dateTabled": "2024-06-01T00:00:00",
+         "questionText": "School roofs", "dateAnswered": "2024-03-01T00:00:00",
+         "answerText": "<p>Yes.</p>"},  # answered (so the API says) before it was tabled
+        {"id": 2, "uin": "2", "house": "Commons", "dateTabled": "2025-01-10T00:00:00",
+         "questionText": "School meals"},
+    ]  # fmt: skip
+    qs = [parse_question(v, from_list=False) for v in items]
+    archive.store_page([(q, prepare_answer(q)) for q in qs], today=date(2025, 3, 1))
+    with db.read_raw() as conn:
+        result = engine.search(conn, "school", sort="newest")
+        assert [h.id for h in result.hits] == [2, 1]
+    db.dispose()

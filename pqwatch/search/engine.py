@@ -372,12 +372,14 @@ def _newest_by_month(
         conn,
         "SELECT (SELECT max(date_answered) FROM question) AS a, "
         "(SELECT max(date_tabled) FROM question) AS t, "
-        "(SELECT min(date_tabled) FROM question) AS first",
+        "(SELECT min(date_tabled) FROM question) AS first, "
+        "(SELECT min(date_answered) FROM question) AS first_answer",
         {},
     )[0]
     newest = max(str(v)[:7] for v in (bounds["a"], bounds["t"]) if v)
     year, month = int(newest[:4]), int(newest[5:7])
-    first = str(bounds["first"])[:7]
+    # An answer can be dated before its question was tabled (the API has such dates).
+    first = min(str(v)[:7] for v in (bounds["first"], bounds["first_answer"]) if v)
     found: list[Any] = []
     while f"{year:04d}-{month:02d}" >= first:
         ym = f"{year:04d}-{month:02d}"

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from pqwatch.search.engine import MARK_END, MARK_START, marked_terms
-from pqwatch.search.query import CompiledQuery, compile_query, porter_stem
+from pqwatch.search.query import CompiledQuery, compile_query, porter_stem, unscoped
 from pqwatch.store.db import sql_ts
 
 MATCHED_KINDS = ("tabled", "holding", "answered", "corrected")
@@ -477,7 +477,8 @@ def _fts_query(match: str) -> _Query | None:
     if match not in _FTS_QUERIES:
         query: _Query | None = None
         try:
-            tree = _FtsParser(match).parse()
+            # The scope names exactly the three columns this reader knows: no narrowing.
+            tree = _FtsParser(unscoped(match)).parse()
         except (ValueError, re.error):
             pass
         else:

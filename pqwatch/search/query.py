@@ -690,7 +690,7 @@ class _Compiler:
 
     def fts_select(self, expression: str) -> str:
         table = self.fts_table
-        return f"SELECT rowid FROM {table} WHERE {table} MATCH {self.param(expression)}"
+        return f"SELECT rowid FROM {table} WHERE {table} MATCH {self.param(scoped(expression))}"
 
     # FTS5 expressions. Each returned expression is atomic (safe to combine without
     # parentheses), or None when the node cannot be a positive FTS5 query on its own
@@ -830,6 +830,26 @@ def _terms(node: Node, positive: bool, out: dict[str, None]) -> None:
             _terms(part, positive, out)
 
 
+# The columns a user's words are looked for in. The archive's index has a fourth column of
+# made-up filter words (pqwatch.search.facets) that words and prefixes must never reach:
+# `sun*` would otherwise find every unanswered question through its "sunanswered".
+TEXT_COLUMNS = "{heading question answer}"
+_SCOPE = f"{TEXT_COLUMNS} : ("
+
+
+def scoped(expression: str) -> str:
+    """An FTS5 expression limited to the text columns (a column filter inside it, such as
+    `heading : ...`, narrows further)."""
+    return f"{_SCOPE}{expression})"
+
+
+def unscoped(expression: str) -> str:
+    """The expression `scoped` was given (for readers of the text columns alone)."""
+    if expression.startswith(_SCOPE) and expression.endswith(")"):
+        return expression[len(_SCOPE) : -1]
+    return expression
+
+
 def compile_query(text: str, *, fts_table: str = "question_fts") -> CompiledQuery:
     """Compile a query for SQLite, or raise QuerySyntaxError (a UsageError, exit code 2)."""
     if not _IDENTIFIER.fullmatch(fts_table):
@@ -841,7 +861,7 @@ def compile_query(text: str, *, fts_table: str = "question_fts") -> CompiledQuer
     _terms(node, True, terms)
     parts = node.parts if isinstance(node, And) else (node,)
     return CompiledQuery(
-        match=match,
+        match=None if match is None else scoped(match),
         where=" AND ".join(conditions) or "1",
         params=compiler.params,
         terms=tuple(terms),
