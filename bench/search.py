@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from bench._common import compile_package
+from bench._common import compile_package, save_json
 
 ROOT = Path("/tmp/pqwatch-bench/search")
 REPO = Path(__file__).resolve().parent.parent
@@ -408,11 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = measure(root, repeat=args.repeat, runs=args.runs)
     summary = report(rows, info)
-    if args.json:
-        args.json.write_text(
-            json.dumps({"archive": info, "summary": summary, "queries": rows}, indent=2),
-            encoding="utf-8",
-        )
+    save_json(args.json, {"archive": info, "summary": summary, "queries": rows})
     return 0
 
 

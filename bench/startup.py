@@ -8,14 +8,13 @@ import time of ``pqwatch.cli`` with its heaviest imports (``python -X importtime
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench._common import compile_package
+from bench._common import compile_package, save_json
 
 BIN = Path(sys.executable).parent
 TARGET_HELP_S = 0.3
@@ -80,20 +79,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     heavy = [n for n, _ in top if n.split(".")[0] in {"sqlalchemy", "pydantic", "sqlmodel"}]
     if heavy:
         print(f"heavy modules imported at start-up: {', '.join(heavy)}")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "python_bare_s": bare,
-                    "help_best_s": helped,
-                    "help_runs_s": help_times,
-                    "import_cli_s": cli_import,
-                    "top_imports": top[:20],
-                },
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
+    save_json(
+        args.json,
+        {
+            "python_bare_s": bare,
+            "help_best_s": helped,
+            "help_runs_s": help_times,
+            "import_cli_s": cli_import,
+            "top_imports": top[:20],
+        },
+    )
     return 0
 
 
