@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 from pqwatch.errors import UsageError
-from pqwatch.search.facets import facet_match
+from pqwatch.search.facets import facet_match, month_match
 from pqwatch.search.query import CompiledQuery, compile_query
+from pqwatch.search.rows import rows as _rows
 
 # bm25 scores every match (about 3 us each), so past this many a page comes newest first.
 RELEVANCE_LIMIT = 5_000
@@ -32,6 +33,8 @@ FILTERED_SCAN_CAP = 2_000
 MONTH_WALK_FROM = 2_000
 MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
 OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
+# What "newest first" sorts by: the answer's date, or the tabling date while unanswered.
+_NEWEST_KEY = "coalesce(q.date_answered, q.date_tabled)"
 # bm25 weights for heading, question, answer: a word in the heading says most about a question.
 # The facets column (filter words, pqwatch.search.facets) adds nothing to a question's rank.
 BM25 = "bm25(question_fts, 5.0, 2.0, 1.0, 0.0)"
@@ -146,17 +149,6 @@ def _count(conn: sa.Connection, cq: CompiledQuery) -> int:
     )
 
 
-def _rows(conn: sa.Connection | sqlite3.Connection, sql: str, params: dict[str, Any]) -> list[Any]:
-    """Run one query on an SQLAlchemy or a plain sqlite3 connection; rows as mappings."""
-    if isinstance(conn, sqlite3.Connection):
-        cur = conn.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-    import sqlalchemy as sa
-
-    return list(conn.execute(sa.text(sql), params).mappings())
-
-
 def search(
     conn: sa.Connection | sqlite3.Connection,
     query: str,
@@ -254,7 +246,7 @@ def _newest_by_sql(
 ) -> list[int]:
     sql = (
         f"SELECT q.id AS id FROM question q WHERE {where} "
-        "ORDER BY coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC LIMIT :__limit"
+        f"ORDER BY {_NEWEST_KEY} DESC, q.id DESC LIMIT :__limit"
     )
     return [r["id"] for r in _rows(conn, sql, params)]
 
@@ -278,6 +270,16 @@ def _words_only_ids(
     return _newest_words_first(conn, cq.match, cq, "1", params)
 
 
+def _word_matches(columns: str, cq: CompiledQuery, extra_where: str, tail: str = "") -> str:
+    """SQL over the questions matching :__match that pass the filters. CROSS JOIN keeps the
+    word matches first: SQLite would otherwise walk, say, every Lords question and look each
+    one up in the full-text index (seconds, not ms)."""
+    return (
+        f"SELECT {columns} FROM question_fts CROSS JOIN question q ON q.id = question_fts.rowid "
+        f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where}) {tail}"
+    )
+
+
 def _newest_words_first(
     conn: sa.Connection | sqlite3.Connection,
     match: str,
@@ -285,12 +287,9 @@ def _newest_words_first(
     extra_where: str,
     params: dict[str, Any],
 ) -> list[int]:
-    """The newest matches, sorting every word match (kept first by CROSS JOIN)."""
-    sql = (
-        "SELECT q.id AS id FROM question_fts CROSS JOIN question q ON q.id = question_fts.rowid "
-        f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where}) "
-        "ORDER BY coalesce(q.date_answered, q.date_tabled) DESC, q.id DESC LIMIT :__limit"
-    )
+    """The newest matches, sorting every word match."""
+    tail = f"ORDER BY {_NEWEST_KEY} DESC, q.id DESC LIMIT :__limit"
+    sql = _word_matches("q.id AS id", cq, extra_where, tail)
     return [r["id"] for r in _rows(conn, sql, {**params, "__match": match})]
 
 
@@ -318,13 +317,11 @@ def _filtered(
     facets = facet_match(conn, cq)
     match = cq.match if facets is None else f"({cq.match}) AND {facets}"
     rank = f"{BM25} AS r, " if facets is None else ""
-    sql = (
-        f"SELECT q.id AS id, {rank}coalesce(q.date_answered, q.date_tabled) AS k "
-        # CROSS JOIN keeps the word matches first: SQLite would otherwise walk, say, every
-        # Lords question and look each one up in the full-text index (seconds, not ms).
-        "FROM question_fts CROSS JOIN question q ON q.id = question_fts.rowid "
-        f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where})"
-        + ("" if cap is None else f" LIMIT {cap + 1}")
+    sql = _word_matches(
+        f"q.id AS id, {rank}{_NEWEST_KEY} AS k",
+        cq,
+        extra_where,
+        "" if cap is None else f"LIMIT {cap + 1}",
     )
     found = _rows(conn, sql, {**params, "__match": match})
     limit = int(params["__limit"])
@@ -381,18 +378,12 @@ def _newest_by_month(
     # An answer can be dated before its question was tabled (the API has such dates).
     first = min(str(v)[:7] for v in (bounds["first"], bounds["first_answer"]) if v)
     found: list[Any] = []
+    sql = _word_matches(
+        f"q.id AS id, {_NEWEST_KEY} AS k", cq, extra_where, f"AND {_NEWEST_KEY} LIKE :__month"
+    )
     while f"{year:04d}-{month:02d}" >= first:
-        ym = f"{year:04d}-{month:02d}"
-        words = f'"am{year:04d}{month:02d}" OR "tm{year:04d}{month:02d}"'
-        sql = (
-            "SELECT q.id AS id, coalesce(q.date_answered, q.date_tabled) AS k FROM question_fts "
-            "CROSS JOIN question q ON q.id = question_fts.rowid "
-            f"WHERE question_fts MATCH :__match AND ({cq.where}) AND ({extra_where}) "
-            "AND substr(coalesce(q.date_answered, q.date_tabled), 1, 7) = :__month"
-        )
-        found += _rows(
-            conn, sql, {**params, "__match": f"({match}) AND facets : ({words})", "__month": ym}
-        )
+        in_month = {"__match": f"({match}) AND {month_match(year, month)}"}
+        found += _rows(conn, sql, {**params, **in_month, "__month": f"{year:04d}-{month:02d}-%"})
         if len(found) >= limit:
             break
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)

@@ -16,6 +16,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from pqwatch.search.query import CompiledQuery, DateRange, Field
+from pqwatch.search.rows import rows
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -59,8 +60,9 @@ def _words(conn: sa.Connection | sqlite3.Connection, f: Field | DateRange) -> li
     if f.name == "status":
         return [f'"s{v}"' for v in f.values]
     if f.name == "dept":
-        condition = " AND ".join("instr(lower(name), ?) > 0" for _ in f.values)
-        ids = _scalars(conn, f"SELECT id FROM answering_body WHERE {condition}", f.values)
+        words = {f"w{i}": word for i, word in enumerate(f.values)}
+        condition = " AND ".join(f"instr(lower(name), :{w}) > 0" for w in words)
+        ids = _scalars(conn, f"SELECT id FROM answering_body WHERE {condition}", words)
         return [f'"d{i}"' for i in ids] if len(ids) <= MAX_WORDS else None
     return None
 
@@ -70,9 +72,9 @@ def _date_words(conn: sa.Connection | sqlite3.Connection, f: DateRange) -> list[
     start, end = f.start, f.end
     # An open end is the archive's first or last date (read from the column's index).
     if start is None:
-        start = _day(_scalars(conn, f"SELECT min({column}) FROM question", ()))
+        start = _day(_scalars(conn, f"SELECT min({column}) FROM question", {}))
     if end is None:
-        end = _day(_scalars(conn, f"SELECT max({column}) FROM question", ()))
+        end = _day(_scalars(conn, f"SELECT max({column}) FROM question", {}))
     if start is None or end is None or start > end:
         return None
     p = _PREFIX[f.name]
@@ -87,14 +89,18 @@ def _date_words(conn: sa.Connection | sqlite3.Connection, f: DateRange) -> list[
     return words if len(words) <= MAX_WORDS else None
 
 
+def month_match(year: int, month: int) -> str:
+    """The questions whose answer, or tabling, falls in this month (a superset of those
+    whose "newest first" date does: an answered question's tabling month is in it too)."""
+    return f'facets : ("am{year:04d}{month:02d}" OR "tm{year:04d}{month:02d}")'
+
+
 def _day(values: list[Any]) -> date | None:
     value = values[0] if values else None
     return date.fromisoformat(str(value)[:10]) if value else None
 
 
 def _scalars(
-    conn: sa.Connection | sqlite3.Connection, sql: str, params: tuple[Any, ...]
+    conn: sa.Connection | sqlite3.Connection, sql: str, params: dict[str, Any]
 ) -> list[Any]:
-    if isinstance(conn, sqlite3.Connection):
-        return [r[0] for r in conn.execute(sql, params)]
-    return [r[0] for r in conn.exec_driver_sql(sql, params)]
+    return [next(iter(r.values())) for r in rows(conn, sql, params)]

@@ -338,10 +338,3 @@ class Outbox:
                 ),
                 {"r": error, "d": digest.id},
             )
-
-    def counts(self) -> dict[str, int]:
-        with self.db.read() as session:
-            rows = session.connection().execute(
-                sa.text("SELECT status, count(*) FROM delivery GROUP BY status")
-            )
-            return {r[0]: int(r[1]) for r in rows}
