@@ -379,11 +379,14 @@ def _newest_by_month(
     first = min(str(v)[:7] for v in (bounds["first"], bounds["first_answer"]) if v)
     found: list[Any] = []
     sql = _word_matches(
-        f"q.id AS id, {_NEWEST_KEY} AS k", cq, extra_where, f"AND {_NEWEST_KEY} LIKE :__month"
+        f"q.id AS id, {_NEWEST_KEY} AS k",
+        cq,
+        extra_where,
+        f"AND substr({_NEWEST_KEY}, 1, 7) = :__month",
     )
     while f"{year:04d}-{month:02d}" >= first:
         in_month = {"__match": f"({match}) AND {month_match(year, month)}"}
-        found += _rows(conn, sql, {**params, **in_month, "__month": f"{year:04d}-{month:02d}-%"})
+        found += _rows(conn, sql, {**params, **in_month, "__month": f"{year:04d}-{month:02d}"})
         if len(found) >= limit:
             break
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
