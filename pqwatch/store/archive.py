@@ -146,45 +146,26 @@ class Archive:
             _upsert_members(cur, [i for i, _ in todo], now)
             _upsert_bodies(cur, [i for i, _ in todo], now)
             state = _load_state(cur, [i for i, _ in todo])
+            rows = _PageRows(cur, historical, now)
             changed: list[int] = []
-            fts_rows: list[tuple[int, str, str, str, str]] = []
             for item, prepared in todo:
                 old = state.get(item.source_id)
                 decision = decide(old, item, prepared, today)
-                qid = _write_question(cur, item, old, decision.status, now)
-                answer_ids = _write_answers(cur, qid, item, decision.answers, now, old is None)
-                fts_rows.append(
-                    _fts_row(cur, qid, item, decision.answers, old is None, decision.status)
-                )
+                if old is None:
+                    qid = rows.new_question(item, decision.status)
+                else:
+                    qid = _write_question(cur, item, old, decision.status, now)
+                    changed.append(qid)  # text, heading or department may have changed
+                rows.group(qid, item)
+                answer_ids = rows.answers(qid, item, decision.answers, old is None)
+                rows.fts(qid, item, decision.answers, old is None, decision.status)
                 for ev in decision.events:
-                    cur.execute(
-                        "INSERT INTO event (question_id, kind, event_date, answer_id, "
-                        "detail_json, historical, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                        "ON CONFLICT (question_id, kind, event_date) DO NOTHING",
-                        (
-                            qid,
-                            ev.kind,
-                            ev.event_date.isoformat(),
-                            None if ev.answer_index is None else answer_ids[ev.answer_index],
-                            json.dumps(ev.detail) if ev.detail else None,
-                            historical,
-                            now,
-                        ),
-                    )
-                    if cur.rowcount:
+                    answer_id = None if ev.answer_index is None else answer_ids[ev.answer_index]
+                    if rows.event(qid, ev.kind, ev.event_date, answer_id, ev.detail):
                         counter = _COUNTED[ev.kind]
                         setattr(counts, counter, getattr(counts, counter) + 1)
-                        assert cur.lastrowid is not None
-                        counts.new_event_ids.append(int(cur.lastrowid))
-                if old is not None:  # text, heading or department may have changed
-                    changed.append(qid)
                 counts.items_written += 1
-            # One statement for the page's index rows (the hook below may search them).
-            cur.executemany(
-                "INSERT INTO question_fts (rowid, heading, question, answer, facets) "
-                "VALUES (?, ?, ?, ?, ?)",
-                fts_rows,
-            )
+            counts.new_event_ids.extend(rows.flush())
             if on_events is not None and (counts.new_event_ids or changed):
                 on_events(session, counts.new_event_ids, sorted(set(changed)))
         return counts
@@ -323,6 +304,31 @@ def _unchanged(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> set[str]:
     return out
 
 
+# Rows go in as multi-row INSERTs, one statement for many rows: SQLite then does the whole
+# insert in one call without the GIL. With executemany (or a statement per row) the writer
+# thread took the GIL back after every row and waited for it behind the thread preparing the
+# next page, up to a switch interval each time; storing and preparing barely overlapped.
+_MAX_ROWS = 500
+
+
+def _insert_rows(
+    cur: sqlite3.Cursor, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """``head`` is ``INSERT INTO t (a, b, ...)``; ``tail`` an optional ON CONFLICT clause."""
+    if not rows:
+        return
+    width = len(rows[0])
+    limit = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, min(_MAX_ROWS, limit // width))
+    one = "(" + ",".join("?" * width) + ")"
+    for i in range(0, len(rows), per):
+        chunk = rows[i : i + per]
+        cur.execute(
+            f"{head} VALUES {','.join([one] * len(chunk))} {tail}",
+            [v for row in chunk for v in row],
+        )
+
+
 def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str) -> None:
     full: dict[int, tuple[Any, ...]] = {}
     bare: set[int] = set()
@@ -340,22 +346,23 @@ def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str
                 )  # fmt: skip
             elif mid is not None:
                 bare.add(mid)
-    if full:
-        cur.executemany(
-            "INSERT INTO member (id, name, list_as, party, party_abbreviation, member_from, "
-            "house, thumbnail_url, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, list_as = excluded.list_as, "
-            "party = excluded.party, party_abbreviation = excluded.party_abbreviation, "
-            "member_from = excluded.member_from, house = excluded.house, "
-            "thumbnail_url = excluded.thumbnail_url, updated_at = excluded.updated_at",
-            list(full.values()),
-        )
+    _insert_rows(
+        cur,
+        "INSERT INTO member (id, name, list_as, party, party_abbreviation, member_from, "
+        "house, thumbnail_url, updated_at)",
+        list(full.values()),
+        "ON CONFLICT (id) DO UPDATE SET name = excluded.name, list_as = excluded.list_as, "
+        "party = excluded.party, party_abbreviation = excluded.party_abbreviation, "
+        "member_from = excluded.member_from, house = excluded.house, "
+        "thumbnail_url = excluded.thumbnail_url, updated_at = excluded.updated_at",
+    )
     bare -= full.keys()
-    if bare:
-        cur.executemany(
-            "INSERT INTO member (id, updated_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-            [(mid, now) for mid in sorted(bare)],
-        )
+    _insert_rows(
+        cur,
+        "INSERT INTO member (id, updated_at)",
+        [(mid, now) for mid in sorted(bare)],
+        "ON CONFLICT (id) DO NOTHING",
+    )
 
 
 def _upsert_bodies(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str) -> None:
@@ -368,13 +375,13 @@ def _upsert_bodies(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str)
         for it in items
         if it.answering_body_id is not None
     }
-    if rows:
-        cur.executemany(
-            "INSERT INTO answering_body (id, name, updated_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at "
-            "WHERE name != excluded.name",
-            list(rows.values()),
-        )
+    _insert_rows(
+        cur,
+        "INSERT INTO answering_body (id, name, updated_at)",
+        list(rows.values()),
+        "ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at "
+        "WHERE name != excluded.name",
+    )
 
 
 def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str, StoredQuestion]:
@@ -427,28 +434,20 @@ _QUESTION_COLUMNS = (
     "updated_at",
 )  # fmt: skip
 _INSERT_Q = (
-    f"INSERT INTO question (source, source_id, first_seen_at, {', '.join(_QUESTION_COLUMNS)}) "
-    f"VALUES (?, ?, ?, {', '.join('?' * len(_QUESTION_COLUMNS))})"
+    f"INSERT INTO question (id, source, source_id, first_seen_at, {', '.join(_QUESTION_COLUMNS)})"
 )
 _UPDATE_Q = f"UPDATE question SET {', '.join(c + ' = ?' for c in _QUESTION_COLUMNS)} WHERE id = ?"
+_ANSWER_COLUMNS = (
+    "id, question_id, version, kind, recorded_at, answer_html, answer_text, "
+    "original_answer_html, is_full_text, answering_member_id, correcting_member_id, "
+    "date_answered, date_corrected, content_hash"
+)
 
 
-def _write_question(
-    cur: sqlite3.Cursor,
-    item: QuestionData,
-    old: StoredQuestion | None,
-    status: str,
-    now: str,
-) -> int:
-    text, text_full = item.question_text, item.question_text_full
-    if old is not None and not text_full:
-        # Never replace a full stored text by a list result's cut one.
-        current = cur.execute(
-            "SELECT question_text, question_text_full FROM question WHERE id = ?", (old.id,)
-        ).fetchone()
-        if current[1] and current[0].startswith(text[:200]):
-            text, text_full = current[0], True
-    values = (
+def _question_values(
+    item: QuestionData, text: str, text_full: bool, status: str, now: str
+) -> tuple[Any, ...]:
+    return (
         item.uin, item.house, item.date_tabled.isoformat(), _d(item.date_for_answer),
         item.is_named_day, item.heading, item.asking_member_id, item.member_has_interest,
         item.answering_body_id, text, text_full, item.is_withdrawn, status,
@@ -457,102 +456,194 @@ def _write_question(
         json.dumps([a.__dict__ for a in item.attachments]) if item.attachments else None,
         item.list_hash, now,
     )  # fmt: skip
-    if old is None:
-        cur.execute(_INSERT_Q, (item.source, item.source_id, now, *values))
-        assert cur.lastrowid is not None
-        qid = int(cur.lastrowid)
-    else:
-        qid = old.id
-        cur.execute(_UPDATE_Q, (*values, qid))
-        if item.is_withdrawn and not old.is_withdrawn:
-            cur.execute("UPDATE question SET date_withdrawn = ? WHERE id = ?", (now[:10], qid))
-        cur.execute("DELETE FROM question_group WHERE question_id = ?", (qid,))
-    if item.group:
-        cur.executemany(
-            "INSERT INTO question_group (question_id, grouped_uin, grouped_date_tabled) "
-            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            [(qid, g.uin, g.date_tabled.isoformat()) for g in item.group],
-        )
+
+
+def _write_question(
+    cur: sqlite3.Cursor,
+    item: QuestionData,
+    old: StoredQuestion,
+    status: str,
+    now: str,
+) -> int:
+    """Update a stored question in place (new ones go in with the page's rows)."""
+    text, text_full = item.question_text, item.question_text_full
+    if not text_full:
+        # Never replace a full stored text by a list result's cut one.
+        current = cur.execute(
+            "SELECT question_text, question_text_full FROM question WHERE id = ?", (old.id,)
+        ).fetchone()
+        if current[1] and current[0].startswith(text[:200]):
+            text, text_full = current[0], True
+    qid = old.id
+    cur.execute(_UPDATE_Q, (*_question_values(item, text, text_full, status, now), qid))
+    if item.is_withdrawn and not old.is_withdrawn:
+        cur.execute("UPDATE question SET date_withdrawn = ? WHERE id = ?", (now[:10], qid))
+    cur.execute("DELETE FROM question_group WHERE question_id = ?", (qid,))
     return qid
 
 
-def _fts_row(
-    cur: sqlite3.Cursor,
-    qid: int,
-    item: QuestionData,
-    answers: Sequence[NewAnswer],
-    new: bool,
-    status: str,
-) -> tuple[int, str, str, str, str]:
-    """The full-text index row for the question and its latest answer; a stored question's
-    old row is deleted here, and the caller inserts the page's rows in one statement."""
-    if answers:
-        answer_text = answers[-1].text
-    elif new:  # a question inserted just now has no answers yet
-        answer_text = ""
-    else:
-        row = cur.execute(
-            "SELECT answer_text FROM answer WHERE question_id = ? ORDER BY version DESC LIMIT 1",
-            (qid,),
+class _PageRows:
+    """The rows one store_page adds, written together by :meth:`flush`.
+
+    New rows get their ids here, counting on from the largest stored id, as SQLite itself
+    would: the page's write transaction holds the database's only write lock, so nothing else
+    can take an id meanwhile. Events are checked against the stored ones here too (the unique
+    key is question, kind and date), so every event that :meth:`event` accepts is inserted.
+    """
+
+    def __init__(self, cur: sqlite3.Cursor, historical: bool, now: str) -> None:
+        self.cur, self.historical, self.now = cur, historical, now
+        last = cur.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM question), "
+            "(SELECT coalesce(max(id), 0) FROM answer), "
+            "(SELECT coalesce(max(id), 0) FROM event)"
         ).fetchone()
-        answer_text = row[0] if row else ""
-    if not new:  # a new question's id is new (questions are never deleted): no old row
-        cur.execute("DELETE FROM question_fts WHERE rowid = ?", (qid,))
-    facets = facet_text(
-        item.house, status, item.answering_body_id, item.date_tabled, item.date_answered
-    )
-    return (qid, item.heading or "", normalize_for_search(item.question_text), answer_text, facets)
+        self.next_q, self.next_a, self.next_e = (int(n) + 1 for n in last)
+        self.first_new = self.next_q  # ids below it are stored questions
+        self.questions: list[tuple[Any, ...]] = []
+        self.groups: list[tuple[int, str, str]] = []
+        self.answer_rows: list[tuple[Any, ...]] = []
+        self.event_rows: list[tuple[Any, ...]] = []
+        self.fts_rows: list[tuple[int, str, str, str, str]] = []
+        # Event keys (question, kind, date) of stored questions, read when first needed.
+        self.stored_events: dict[int, set[tuple[str, str]]] = {}
+        self.new_events: set[tuple[int, str, str]] = set()
 
-
-def _write_answers(
-    cur: sqlite3.Cursor,
-    qid: int,
-    item: QuestionData,
-    answers: Sequence[NewAnswer],
-    now: str,
-    new: bool = False,
-) -> list[int]:
-    ids: list[int] = []
-    if not answers:
-        return ids
-    # A question inserted just now has no versions yet.
-    version = (
-        0
-        if new
-        else cur.execute(
-            "SELECT coalesce(max(version), 0) FROM answer WHERE question_id = ?", (qid,)
-        ).fetchone()[0]
-    )
-    for ans in answers:
-        correction = ans.kind == "correction"
-        values = (
-            ans.html, ans.text, ans.original_html, ans.is_full, item.answering_member_id,
-            item.correcting_member_id if correction else None, _d(item.date_answered),
-            _d(item.date_answer_corrected) if correction else None, ans.content_hash,
-        )  # fmt: skip
-        if ans.completes_partial:
-            partial = cur.execute(
-                "SELECT id FROM answer WHERE question_id = ? AND kind = ? AND NOT is_full_text "
-                "ORDER BY version DESC LIMIT 1",
-                (qid, ans.kind),
-            ).fetchone()
-            if partial is not None:
-                cur.execute(
-                    "UPDATE answer SET answer_html = ?, answer_text = ?, original_answer_html = ?, "
-                    "is_full_text = ?, answering_member_id = ?, correcting_member_id = ?, "
-                    "date_answered = ?, date_corrected = ?, content_hash = ? WHERE id = ?",
-                    (*values, partial[0]),
-                )
-                ids.append(int(partial[0]))
-                continue
-        version += 1
-        cur.execute(
-            "INSERT INTO answer (question_id, version, kind, recorded_at, answer_html, "
-            "answer_text, original_answer_html, is_full_text, answering_member_id, "
-            "correcting_member_id, date_answered, date_corrected, content_hash) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (qid, version, ans.kind, now, *values),
+    def new_question(self, item: QuestionData, status: str) -> int:
+        qid, self.next_q = self.next_q, self.next_q + 1
+        values = _question_values(
+            item, item.question_text, item.question_text_full, status, self.now
         )
-        assert cur.lastrowid is not None
-        ids.append(int(cur.lastrowid))
-    return ids
+        self.questions.append((qid, item.source, item.source_id, self.now, *values))
+        return qid
+
+    def group(self, qid: int, item: QuestionData) -> None:
+        self.groups.extend((qid, g.uin, g.date_tabled.isoformat()) for g in item.group)
+
+    def answers(
+        self, qid: int, item: QuestionData, answers: Sequence[NewAnswer], new: bool
+    ) -> list[int]:
+        ids: list[int] = []
+        if not answers:
+            return ids
+        cur = self.cur
+        # A question inserted just now has no versions yet.
+        version = (
+            0
+            if new
+            else cur.execute(
+                "SELECT coalesce(max(version), 0) FROM answer WHERE question_id = ?", (qid,)
+            ).fetchone()[0]
+        )
+        for ans in answers:
+            correction = ans.kind == "correction"
+            values = (
+                ans.html, ans.text, ans.original_html, ans.is_full, item.answering_member_id,
+                item.correcting_member_id if correction else None, _d(item.date_answered),
+                _d(item.date_answer_corrected) if correction else None, ans.content_hash,
+            )  # fmt: skip
+            if ans.completes_partial:
+                partial = cur.execute(
+                    "SELECT id FROM answer WHERE question_id = ? AND kind = ? "
+                    "AND NOT is_full_text ORDER BY version DESC LIMIT 1",
+                    (qid, ans.kind),
+                ).fetchone()
+                if partial is not None:
+                    cur.execute(
+                        "UPDATE answer SET answer_html = ?, answer_text = ?, "
+                        "original_answer_html = ?, is_full_text = ?, answering_member_id = ?, "
+                        "correcting_member_id = ?, date_answered = ?, date_corrected = ?, "
+                        "content_hash = ? WHERE id = ?",
+                        (*values, partial[0]),
+                    )
+                    ids.append(int(partial[0]))
+                    continue
+            version += 1
+            aid, self.next_a = self.next_a, self.next_a + 1
+            self.answer_rows.append((aid, qid, version, ans.kind, self.now, *values))
+            ids.append(aid)
+        return ids
+
+    def event(
+        self, qid: int, kind: str, on: date, answer_id: int | None, detail: dict[str, Any]
+    ) -> bool:
+        """Add an event unless the question already has one of this kind on this day."""
+        key = (qid, kind, on.isoformat())
+        stored = self.stored_events.get(qid)
+        if stored is None and qid < self.first_new:
+            stored = self.stored_events[qid] = {
+                (k, d)
+                for k, d in self.cur.execute(
+                    "SELECT kind, event_date FROM event WHERE question_id = ?", (qid,)
+                )
+            }
+        if key in self.new_events or (stored is not None and key[1:] in stored):
+            return False
+        self.new_events.add(key)
+        eid, self.next_e = self.next_e, self.next_e + 1
+        self.event_rows.append(
+            (
+                eid,
+                *key,
+                answer_id,
+                json.dumps(detail) if detail else None,
+                self.historical,
+                self.now,
+            )
+        )
+        return True
+
+    def fts(
+        self,
+        qid: int,
+        item: QuestionData,
+        answers: Sequence[NewAnswer],
+        new: bool,
+        status: str,
+    ) -> None:
+        """The full-text index row for the question and its latest answer; a stored
+        question's old row is deleted now, and the new one goes in with the page's rows."""
+        if answers:
+            answer_text = answers[-1].text
+        elif new:  # a question inserted just now has no answers yet
+            answer_text = ""
+        else:
+            row = self.cur.execute(
+                "SELECT answer_text FROM answer WHERE question_id = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (qid,),
+            ).fetchone()
+            answer_text = row[0] if row else ""
+        if not new:  # a new question's id is new (questions are never deleted): no old row
+            self.cur.execute("DELETE FROM question_fts WHERE rowid = ?", (qid,))
+        facets = facet_text(
+            item.house, status, item.answering_body_id, item.date_tabled, item.date_answered
+        )
+        text = normalize_for_search(item.question_text)
+        self.fts_rows.append((qid, item.heading or "", text, answer_text, facets))
+
+    def flush(self) -> list[int]:
+        """Insert the page's rows, parents first (foreign keys are checked per statement);
+        returns the new events' ids."""
+        cur = self.cur
+        _insert_rows(cur, _INSERT_Q, self.questions)
+        _insert_rows(
+            cur,
+            "INSERT INTO question_group (question_id, grouped_uin, grouped_date_tabled)",
+            self.groups,
+            "ON CONFLICT DO NOTHING",
+        )
+        _insert_rows(cur, f"INSERT INTO answer ({_ANSWER_COLUMNS})", self.answer_rows)
+        _insert_rows(
+            cur,
+            "INSERT INTO event (id, question_id, kind, event_date, answer_id, detail_json, "
+            "historical, created_at)",
+            self.event_rows,
+        )
+        # The page's index rows go in before the event hook, which may search them.
+        _insert_rows(
+            cur,
+            "INSERT INTO question_fts (rowid, heading, question, answer, facets)",
+            self.fts_rows,
+        )
+        return [row[0] for row in self.event_rows]
