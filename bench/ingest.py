@@ -111,11 +111,10 @@ def _fresh(path: Path) -> None:
 
 def run_pqwatch(raw: Path, db_path: Path, profile: Path | None = None) -> dict[str, Any]:
     from pqwatch.decide import prepare_answer
-    from pqwatch.ingest import WRITER_DEPTH, PreparedPage
+    from pqwatch.ingest import PreparedPage
     from pqwatch.sources.uk_parliament import parse_question
     from pqwatch.store.archive import Archive, StoreCounts
     from pqwatch.store.db import Database
-    from pqwatch.store.writer import BackgroundWriter
 
     _fresh(db_path)
     db = Database(f"sqlite:///{db_path}")
@@ -137,7 +136,7 @@ def run_pqwatch(raw: Path, db_path: Path, profile: Path | None = None) -> dict[s
     # As Ingest does for a window or a backfill: one idle connection keeps the WAL (leaving
     # it checkpoints, timed too), and pages are stored on the writer thread while the next
     # is prepared.
-    writer = BackgroundWriter(store, stored.append, depth=WRITER_DEPTH, merge=PreparedPage.merge)
+    writer = PreparedPage.writer(store, stored.append)
     with archive.keep_open(), writer:
         it = _pages(raw)
         while True:

@@ -199,9 +199,7 @@ class Ingest:
         store = functools.partial(self._store_batch, today=today, historical=historical)
         try:
             # Pages are stored on a writer thread while the next one is fetched and prepared.
-            writer = BackgroundWriter(
-                store, summary.counts.add, depth=WRITER_DEPTH, merge=PreparedPage.merge
-            )
+            writer = PreparedPage.writer(store, summary.counts.add)
             with self.archive.keep_open(), writer:
                 for window_kind, q_start, q_end in queries:
                     for page in client.iter_window(window_kind, q_start, q_end):
@@ -264,6 +262,18 @@ class PreparedPage:
     def merge(pages: list[PreparedPage]) -> PreparedPage:
         return PreparedPage(
             sum(p.items_seen for p in pages), [pair for p in pages for pair in p.batch]
+        )
+
+    @staticmethod
+    def writer(
+        store: Callable[[PreparedPage], StoreCounts], on_stored: Callable[[StoreCounts], None]
+    ) -> BackgroundWriter[PreparedPage, StoreCounts]:
+        """The writer thread that poll and backfill store their pages on."""
+        return BackgroundWriter(
+            store,
+            on_stored,
+            depth=WRITER_DEPTH,
+            merge=PreparedPage.merge,
         )
 
 
