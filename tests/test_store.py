@@ -344,3 +344,97 @@ def test_newest_first_month_walk_reaches_answers_dated_before_any_tabling(
         result = engine.search(conn, "school", sort="newest")
         assert [h.id for h in result.hits] == [2, 1]
     db.dispose()
+
+
+def test_a_page_split_over_several_insert_statements_keeps_every_row_and_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # New rows go in as multi-row INSERTs with ids counted on by the store; with two rows a
+    # statement, a page of stored and new questions takes several statements per table.
+    # Every answer and event must land on its own question, and every reported event exists.
+    from datetime import UTC, date, datetime
+
+    import pqwatch.store.archive as archive_module
+    from pqwatch.decide import prepare_answer
+    from pqwatch.sources.uk_parliament import parse_question
+    from pqwatch.store.archive import Archive
+
+    monkeypatch.setattr(archive_module, "_MAX_ROWS", 2)
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    db.migrate()
+    archive = Archive(db, now=lambda: datetime(2024, 7, 20, tzinfo=UTC))
+
+    def item(n: int, answered: bool) -> dict[str, object]:
+        value: dict[str, object] = {
+            "id": n, "uin": str(n), "house": "Commons", "dateTabled": "2024-07-01T00:00:00",
+            "heading": f"Heading {n}", "questionText": f"Question about topic{n}.",
+            "answeringBodyId": 17, "answeringBodyName": "Department of Health and Social Care",
+            "askingMemberId": 100 + n, "askingMember": {"id": 100 + n, "name": f"Member {n}"},
+            "groupedQuestions": [str(n + 1000)],
+        }  # fmt: skip
+        if answered:
+            value |= {"dateAnswered": "2024-07-10T00:00:00", "answerIsHolding": False,
+                      "answerText": f"<p>Answer number{n}.</p>"}  # fmt: skip
+        return value
+
+    def store(values: list[dict[str, object]]) -> list[int]:
+        qs = [parse_question(v, from_list=False) for v in values]
+        counts = archive.store_page([(q, prepare_answer(q)) for q in qs], today=date(2024, 7, 20))
+        return counts.new_event_ids
+
+    first = store([item(n, answered=n % 2 == 0) for n in range(1, 6)])
+    # Three stored questions now answered, and four new ones, in one page.
+    second = store([item(n, answered=True) for n in range(1, 10)])
+    # Question 2 corrected, then corrected again the same day: a second correction version,
+    # but the question already has its correction event for that day.
+    corrected = item(2, answered=True) | {
+        "answerIsCorrection": True, "dateAnswerCorrected": "2024-07-15T00:00:00",
+        "answerText": "<p>Answer number2, corrected.</p>",
+    }  # fmt: skip
+    third = store([corrected])
+    again = store([corrected | {"answerText": "<p>Answer number2, corrected twice.</p>"}])
+    assert len(third) == 1 and again == []
+    con = sqlite3.connect(tmp_path / "m.db")
+    assert con.execute(
+        "SELECT count(*) FROM answer a JOIN question q ON q.id = a.question_id "
+        "WHERE q.source_id = '2' AND a.kind = 'correction'"
+    ).fetchone() == (2,)
+    con.execute("DELETE FROM answer WHERE kind = 'correction'")  # the checks below are on answers
+    con.execute("DELETE FROM event WHERE kind = 'corrected'")
+    events = con.execute(
+        "SELECT e.id, q.source_id, e.kind FROM event e JOIN question q ON q.id = e.question_id"
+    ).fetchall()
+    assert sorted(first + second) == sorted(e[0] for e in events)
+    assert len(set(first + second)) == len(first + second)
+    kinds: dict[str, list[str]] = {}
+    for _, sid, kind in events:
+        kinds.setdefault(sid, []).append(kind)
+    assert {sid: sorted(k) for sid, k in kinds.items()} == {
+        str(n): ["answered", "tabled"] for n in range(1, 10)
+    }
+    # Each answer belongs to its question, and each event's answer is that question's.
+    assert con.execute(
+        "SELECT count(*) FROM answer a JOIN question q ON q.id = a.question_id "
+        "WHERE a.answer_text != 'Answer number' || q.source_id || '.'"
+    ).fetchone() == (0,)
+    assert con.execute(
+        "SELECT count(*) FROM event e JOIN answer a ON a.id = e.answer_id "
+        "WHERE a.question_id != e.question_id"
+    ).fetchone() == (0,)
+    assert con.execute(
+        "SELECT count(*) FROM question_group g JOIN question q ON q.id = g.question_id "
+        "WHERE g.grouped_uin != CAST(q.source_id + 1000 AS TEXT)"
+    ).fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM question_group").fetchone() == (9,)
+    assert con.execute("SELECT count(*) FROM member").fetchone() == (9,)
+    # The index has one row per question, with its latest answer.
+    for n in range(1, 10):
+        hits = con.execute(
+            "SELECT q.source_id FROM question_fts f JOIN question q ON q.id = f.rowid "
+            "WHERE question_fts MATCH ?",
+            (f"topic{n} AND number{n}",),
+        ).fetchall()
+        assert hits == [(str(n),)]
+    assert con.execute("SELECT count(*) FROM question_fts").fetchone() == (9,)
+    con.close()
+    db.dispose()
