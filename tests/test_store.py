@@ -354,12 +354,12 @@ def test_a_page_split_over_several_insert_statements_keeps_every_row_and_link(
     # Every answer and event must land on its own question, and every reported event exists.
     from datetime import UTC, date, datetime
 
-    import pqwatch.store.archive as archive_module
+    import pqwatch.store.db as db_module
     from pqwatch.decide import prepare_answer
     from pqwatch.sources.uk_parliament import parse_question
     from pqwatch.store.archive import Archive
 
-    monkeypatch.setattr(archive_module, "_MAX_ROWS", 2)
+    monkeypatch.setattr(db_module, "_MAX_ROWS", 2)
     db = Database(f"sqlite:///{tmp_path / 'm.db'}")
     db.migrate()
     archive = Archive(db, now=lambda: datetime(2024, 7, 20, tzinfo=UTC))

@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from pqwatch.search.engine import MARK_END, MARK_START, marked_terms
 from pqwatch.search.query import CompiledQuery, compile_query, porter_stem, unscoped
-from pqwatch.store.db import sql_ts
+from pqwatch.store.db import insert_rows, sql_ts
 
 MATCHED_KINDS = ("tabled", "holding", "answered", "corrected")
 
@@ -145,10 +145,11 @@ class Matcher:
             for e in by_question[qid]
             if (w, e) not in existing
         ]
-        cur.executemany(
-            "INSERT INTO watch_match (watch_id, event_id, matched_terms_json, created_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (watch_id, event_id) DO NOTHING",
+        insert_rows(
+            cur,
+            "INSERT INTO watch_match (watch_id, event_id, matched_terms_json, created_at)",
             new,
+            "ON CONFLICT (watch_id, event_id) DO NOTHING",
         )
         if deliver:
             historical_events = {e for e, _, h in events if h}
@@ -167,10 +168,11 @@ class Matcher:
                 if e not in historical_events
                 for sub in receivers.get(w, ())
             )
-            cur.executemany(
-                "INSERT INTO delivery (subscriber_id, event_id, status, attempts, created_at) "
-                "VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (subscriber_id, event_id) DO NOTHING",
-                [(sub, e, stamp) for sub, e in outbox],
+            insert_rows(
+                cur,
+                "INSERT INTO delivery (subscriber_id, event_id, status, attempts, created_at)",
+                [(sub, e, "pending", 0, stamp) for sub, e in outbox],
+                "ON CONFLICT (subscriber_id, event_id) DO NOTHING",
             )
         return len(new)
 
@@ -198,17 +200,14 @@ def _make_batch_index(cur: sqlite3.Cursor, qids: Sequence[int]) -> list[_Row]:
     Returns their indexed texts (rowid, heading, question, answer)."""
     _drop_batch_index(cur)
     cur.execute(f"CREATE TEMP TABLE {_BATCH_IDS} (id INTEGER PRIMARY KEY)")
-    cur.executemany(f"INSERT INTO temp.{_BATCH_IDS} (id) VALUES (?)", [(q,) for q in qids])
+    insert_rows(cur, f"INSERT INTO temp.{_BATCH_IDS} (id)", [(q,) for q in qids])
     cur.execute(
         f"CREATE VIRTUAL TABLE temp.{_BATCH_FTS} USING fts5("
         "heading, question, answer, tokenize='porter unicode61 remove_diacritics 2', "
         "content='', columnsize=0)"  # only rowids are read from it: no copy of the texts
     )
     rows = _indexed_texts(cur, sorted(qids))
-    cur.executemany(
-        f"INSERT INTO temp.{_BATCH_FTS} (rowid, heading, question, answer) VALUES (?, ?, ?, ?)",
-        rows,
-    )
+    insert_rows(cur, f"INSERT INTO temp.{_BATCH_FTS} (rowid, heading, question, answer)", rows)
     return rows
 
 

@@ -33,7 +33,7 @@ from pqwatch.decide import (
     decide,
 )
 from pqwatch.search.facets import facet_text
-from pqwatch.store.db import Database, ReadSession, sql_ts
+from pqwatch.store.db import Database, ReadSession, insert_rows, sql_ts
 from pqwatch.store.models import (
     Answer,
     AnsweringBody,
@@ -304,31 +304,6 @@ def _unchanged(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> set[str]:
     return out
 
 
-# Rows go in as multi-row INSERTs, one statement for many rows: SQLite then does the whole
-# insert in one call without the GIL. With executemany (or a statement per row) the writer
-# thread took the GIL back after every row and waited for it behind the thread preparing the
-# next page, up to a switch interval each time; storing and preparing barely overlapped.
-_MAX_ROWS = 500
-
-
-def _insert_rows(
-    cur: sqlite3.Cursor, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
-) -> None:
-    """``head`` is ``INSERT INTO t (a, b, ...)``; ``tail`` an optional ON CONFLICT clause."""
-    if not rows:
-        return
-    width = len(rows[0])
-    limit = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per = max(1, min(_MAX_ROWS, limit // width))
-    one = "(" + ",".join("?" * width) + ")"
-    for i in range(0, len(rows), per):
-        chunk = rows[i : i + per]
-        cur.execute(
-            f"{head} VALUES {','.join([one] * len(chunk))} {tail}",
-            [v for row in chunk for v in row],
-        )
-
-
 def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str) -> None:
     full: dict[int, tuple[Any, ...]] = {}
     bare: set[int] = set()
@@ -346,7 +321,7 @@ def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str
                 )  # fmt: skip
             elif mid is not None:
                 bare.add(mid)
-    _insert_rows(
+    insert_rows(
         cur,
         "INSERT INTO member (id, name, list_as, party, party_abbreviation, member_from, "
         "house, thumbnail_url, updated_at)",
@@ -357,7 +332,7 @@ def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str
         "thumbnail_url = excluded.thumbnail_url, updated_at = excluded.updated_at",
     )
     bare -= full.keys()
-    _insert_rows(
+    insert_rows(
         cur,
         "INSERT INTO member (id, updated_at)",
         [(mid, now) for mid in sorted(bare)],
@@ -375,7 +350,7 @@ def _upsert_bodies(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str)
         for it in items
         if it.answering_body_id is not None
     }
-    _insert_rows(
+    insert_rows(
         cur,
         "INSERT INTO answering_body (id, name, updated_at)",
         list(rows.values()),
@@ -626,22 +601,22 @@ class _PageRows:
         """Insert the page's rows, parents first (foreign keys are checked per statement);
         returns the new events' ids."""
         cur = self.cur
-        _insert_rows(cur, _INSERT_Q, self.questions)
-        _insert_rows(
+        insert_rows(cur, _INSERT_Q, self.questions)
+        insert_rows(
             cur,
             "INSERT INTO question_group (question_id, grouped_uin, grouped_date_tabled)",
             self.groups,
             "ON CONFLICT DO NOTHING",
         )
-        _insert_rows(cur, f"INSERT INTO answer ({_ANSWER_COLUMNS})", self.answer_rows)
-        _insert_rows(
+        insert_rows(cur, f"INSERT INTO answer ({_ANSWER_COLUMNS})", self.answer_rows)
+        insert_rows(
             cur,
             "INSERT INTO event (id, question_id, kind, event_date, answer_id, detail_json, "
             "historical, created_at)",
             self.event_rows,
         )
         # The page's index rows go in before the event hook, which may search them.
-        _insert_rows(
+        insert_rows(
             cur,
             "INSERT INTO question_fts (rowid, heading, question, answer, facets)",
             self.fts_rows,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
@@ -40,6 +40,34 @@ _WRITE = "pqwatch_write"
 def sql_ts(ts: datetime) -> str:
     """A timestamp as the UTCDateTime column stores it (naive UTC, microseconds), for raw SQL."""
     return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+_MAX_ROWS = 500
+
+
+def insert_rows(
+    cur: sqlite3.Cursor, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """Insert many rows with a few multi-row INSERTs: ``head`` is ``INSERT INTO t (a, ...)``,
+    ``tail`` an optional ON CONFLICT clause.
+
+    SQLite then does each statement's rows in one call, without the GIL. With executemany
+    (or a statement per row) the ingest writer thread took the GIL back after every row and
+    waited for it behind the thread preparing the next page, up to a switch interval each
+    time, so storing and preparing barely overlapped; a call per row also costs more.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    limit = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, min(_MAX_ROWS, limit // width))
+    one = "(" + ",".join("?" * width) + ")"
+    for i in range(0, len(rows), per):
+        chunk = rows[i : i + per]
+        cur.execute(
+            f"{head} VALUES {','.join([one] * len(chunk))} {tail}",
+            [v for row in chunk for v in row],
+        )
 
 
 def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
