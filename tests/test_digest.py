@@ -12,7 +12,7 @@ import socket
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.policy import default
@@ -100,6 +100,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    mail_options: list[str] = field(default_factory=list)
+    raw: bytes = b""
 
 
 class MailHandler:
@@ -142,7 +144,15 @@ class MailHandler:
             return fault
         message = email.message_from_bytes(envelope.original_content, policy=default)
         assert isinstance(message, EmailMessage)
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message))
+        self.received.append(
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                message,
+                list(envelope.mail_options),
+                envelope.original_content,
+            )
+        )
         return "250 2.0.0 Ok: queued"
 
 
@@ -1156,8 +1166,10 @@ AWKWARD_HTML = (
 def test_the_wire_form_reads_as_the_email_package_writes_it(
     subject: str, to_name: str, unsubscribe: str | None
 ) -> None:
-    """Digest bodies are encoded by pqwatch (quoted-printable, a line at a time): a mail
-    reader must see the same headers and the same text and HTML as from the email package."""
+    """Digest bodies are encoded by pqwatch (as they are when their lines allow, else
+    quoted-printable, a line at a time): a mail reader must see the same headers and the same
+    text and HTML as from the email package, in the 8bit form and in the 7-bit form sent to a
+    server without 8BITMIME."""
     from pqwatch.notify.render import Rendered, build_message
 
     rendered = Rendered(subject, AWKWARD_TEXT, AWKWARD_HTML)
@@ -1176,20 +1188,78 @@ def test_the_wire_form_reads_as_the_email_package_writes_it(
         "officer@example.org",
         False,
     )
-    # On the wire: CRLF line ends only, 7-bit, no line longer than quoted-printable allows.
-    lines = mail.data.split(b"\r\n")
-    assert lines[-1] == b"" and all(b"\n" not in line and b"\r" not in line for line in lines)
-    assert mail.data.isascii() and max(len(line) for line in lines) <= 78
-
-    ours = email.message_from_bytes(mail.data, policy=default)
-    assert isinstance(ours, EmailMessage)
+    # The text's lines are short, so it goes as it is (8bit: it is not ASCII); the HTML has
+    # a line of 1,720 bytes, broken at a space into two. Text with a longer line goes
+    # quoted-printable (the last case).
+    assert mail.eight_bit and mail.seven_bit is not None
     theirs = _as_the_email_package_writes_it(rendered, **kw)
-    assert ours.keys() == theirs.keys()
-    for name in theirs.keys():
-        if name != "Content-Type":  # the boundary differs
-            assert ours[name] == theirs[name], name
-    assert ours.get_content_type() == "multipart/alternative"
-    assert _parts(ours) == _parts(theirs)
-    text, html = _parts(ours)
+    long_text = Rendered(subject, AWKWARD_TEXT + "x" * 999, AWKWARD_HTML)
+    long_mail = build_message(long_text, **kw)
+    theirs_long = _as_the_email_package_writes_it(long_text, **kw)
+    for data, reference, longest, encodings in (
+        (mail.data, theirs, 998, ["8bit", "8bit"]),
+        (mail.seven_bit(), theirs, 78, ["quoted-printable", "quoted-printable"]),
+        (long_mail.data, theirs_long, 998, ["quoted-printable", "8bit"]),
+    ):
+        # On the wire: CRLF line ends only, no line longer than the encoding allows.
+        lines = data.split(b"\r\n")
+        assert lines[-1] == b"" and all(b"\n" not in ln and b"\r" not in ln for ln in lines)
+        assert max(len(line) for line in lines) <= longest
+        assert data.isascii() == (longest == 78)
+        ours = email.message_from_bytes(data, policy=default)
+        assert isinstance(ours, EmailMessage)
+        assert ours.keys() == reference.keys()
+        for name in reference.keys():
+            if name != "Content-Type":  # the boundary differs
+                assert ours[name] == reference[name], name
+        assert ours.get_content_type() == "multipart/alternative"
+        assert [p["Content-Transfer-Encoding"] for p in ours.iter_parts()] == encodings
+        text, html = _parts(ours)
+        assert text == _parts(reference)[0]
+        # The same HTML, where a long line may be broken at a space.
+        assert html.replace("\n", " ") == AWKWARD_HTML.replace("\n", " ")
+    assert _parts(email.message_from_bytes(mail.data, policy=default))[0] == (
+        AWKWARD_TEXT.replace("\r\n", "\n").replace("\r", "\n") + "\n"
+    )
+
+
+@pytest.mark.parametrize("offers_8bitmime", [True, False])
+def test_8bit_bodies_go_8bit_only_to_a_server_that_offers_8bitmime(
+    smtp: MailServer, monkeypatch: pytest.MonkeyPatch, offers_8bitmime: bool
+) -> None:
+    # aiosmtpd offers 8BITMIME; a server that does not is played by hiding it from smtplib.
+    import smtplib
+
+    from pqwatch.config import EmailConfig
+    from pqwatch.notify.mailer import SMTPTransport
+    from pqwatch.notify.render import Rendered, build_message
+
+    if not offers_8bitmime:
+        real = smtplib.SMTP.has_extn
+        monkeypatch.setattr(
+            smtplib.SMTP, "has_extn", lambda self, name: name != "8bitmime" and real(self, name)
+        )
+    mail = build_message(
+        Rendered("Digest", AWKWARD_TEXT, AWKWARD_HTML),
+        sender="pqwatch <digest@pq.example.org>",
+        to_name="",
+        to_email="officer@example.org",
+        message_id="<digest.1@pq.example.org>",
+        operator=OPERATOR,
+        unsubscribe_url=None,
+        when=datetime(2026, 7, 8, 9, 30, tzinfo=UTC),
+    )
+    assert mail.eight_bit
+    transport = SMTPTransport(
+        EmailConfig(smtp_host="127.0.0.1", smtp_port=smtp.port, security="none")
+    )
+    try:
+        assert transport.send(mail, "digest").startswith("accepted")
+    finally:
+        transport.close()
+    (got,) = smtp.received
+    assert ("BODY=8BITMIME" in got.mail_options) == offers_8bitmime
+    assert got.raw.isascii() != offers_8bitmime
+    text, html = _parts(got.message)
     assert text == AWKWARD_TEXT.replace("\r\n", "\n").replace("\r", "\n") + "\n"
-    assert html == AWKWARD_HTML
+    assert html.replace("\n", " ") == AWKWARD_HTML.replace("\n", " ")

@@ -14,7 +14,8 @@ import smtplib
 import socket
 import ssl
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +40,9 @@ class OutgoingMail:
     recipient: str  # RCPT TO
     data: bytes
     smtputf8: bool = False  # an address is not ASCII: the server must offer SMTPUTF8
+    eight_bit: bool = False  # a body is 8bit: the server must offer 8BITMIME
+    # The same message with no 8bit body, for a server that does not offer 8BITMIME.
+    seven_bit: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
 
 
 # A digest arrives ready for the wire (OutgoingMail); other mail (the operator's) as a message.
@@ -129,9 +133,17 @@ class SMTPTransport:
             self._smtp = self._connect()
         try:
             if isinstance(message, OutgoingMail):
-                options = ["SMTPUTF8", "BODY=8BITMIME"] if message.smtputf8 else []
+                data, options = message.data, []
+                if message.smtputf8:
+                    options = ["SMTPUTF8", "BODY=8BITMIME"]
+                elif message.eight_bit:
+                    self._smtp.ehlo_or_helo_if_needed()
+                    if self._smtp.has_extn("8bitmime"):
+                        options = ["BODY=8BITMIME"]
+                    elif message.seven_bit is not None:
+                        data = message.seven_bit()
                 refused = self._smtp.sendmail(
-                    message.sender, [message.recipient], message.data, mail_options=options
+                    message.sender, [message.recipient], data, mail_options=options
                 )
             else:
                 refused = self._smtp.send_message(message)
