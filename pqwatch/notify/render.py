@@ -198,7 +198,7 @@ _CRLF = b"\r\n"
 _MAX_LINE = 998
 
 
-def _body(text: str, eight_bit: bool, html: bool = False) -> tuple[bytes, bytes]:
+def _body(text: str, eight_bit: bool, boundary: bytes, html: bool = False) -> tuple[bytes, bytes]:
     """A text body for the wire, and its Content-Transfer-Encoding.
 
     Lines that are short enough go as they are: 7bit when ASCII, 8bit when UTF-8 and the
@@ -207,12 +207,19 @@ def _body(text: str, eight_bit: bool, html: bool = False) -> tuple[bytes, bytes]
     items was some 3,000 such lines, which made the local test server the slowest part of
     sending (bench/digests.py). In HTML a long line is broken at a space, which HTML reads
     as the same (our markup and nh3's keep no space that matters: no <pre>, and only style
-    attributes hold spaces)."""
+    attributes hold spaces).
+
+    Quoted-printable is encoded line by line: it never joins lines, so a digest is its
+    lines' encodings end to end, and lines repeat across digests. Line ends are what the
+    email package takes them to be (\\n, \\r\\n, \\r); the body ends with one. It never
+    contains "==", which the boundary does; a body as it is must not contain the boundary."""
     raw = text.encode("utf-8")
     lines = raw.splitlines() or [b""]
     if html:
         lines = [piece for line in lines for piece in _wrap(line)]
-    fits = b"\0" not in raw and max(len(line) for line in lines) <= _MAX_LINE
+    fits = (
+        b"\0" not in raw and boundary not in raw and max(len(line) for line in lines) <= _MAX_LINE
+    )
     if fits and raw.isascii():
         return _CRLF.join(lines) + _CRLF, b"7bit"
     if fits and eight_bit:
@@ -238,14 +245,6 @@ def _wrap(line: bytes) -> list[bytes]:
 def _qp_line(line: bytes) -> bytes:
     """One line (no line end) in quoted-printable, soft-wrapped at 76, ended with CRLF."""
     return binascii.b2a_qp(line, istext=True).replace(b"\n", _CRLF) + _CRLF
-
-
-def quoted_printable(text: str) -> bytes:
-    """A text body in quoted-printable, line by line: quoted-printable never joins lines, so a
-    digest is its lines' encodings end to end, and lines repeat across digests. Line ends
-    are what the email package takes them to be (\\n, \\r\\n, \\r); the body ends with one."""
-    lines = text.encode("utf-8").splitlines() or [b""]
-    return b"".join([_qp_line(line) for line in lines])
 
 
 @lru_cache(maxsize=1024)  # the sender, and subjects, repeat across a run
@@ -315,18 +314,10 @@ def build_message(
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     headers += [("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0")]
     out = [_header(policy, name, value) for name, value in headers]
-    bodies = [
-        (b"plain", *_body(rendered.text, eight_bit)),
-        (b"html", *_body(rendered.html, eight_bit, html=True)),
-    ]
-    # Quoted-printable never contains "==", and a random boundary is not in a 7bit or 8bit
-    # body (checked: a body that holds it goes quoted-printable).
     boundary = f"==============={uuid.uuid4().hex}==".encode("ascii")
     bodies = [
-        (subtype, body, cte)
-        if cte == b"quoted-printable" or boundary not in body
-        else (subtype, quoted_printable(text), b"quoted-printable")
-        for (subtype, body, cte), text in zip(bodies, (rendered.text, rendered.html), strict=True)
+        (b"plain", *_body(rendered.text, eight_bit, boundary)),
+        (b"html", *_body(rendered.html, eight_bit, boundary, html=True)),
     ]
     out.append(b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n')
     out.append(_CRLF)

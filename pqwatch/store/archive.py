@@ -157,8 +157,8 @@ class Archive:
                     qid = _write_question(cur, item, old, decision.status, now)
                     changed.append(qid)  # text, heading or department may have changed
                 rows.group(qid, item)
-                answer_ids = rows.answers(qid, item, decision.answers, old is None)
-                rows.fts(qid, item, decision.answers, old is None, decision.status)
+                answer_ids = rows.answers(qid, item, decision.answers)
+                rows.fts(qid, item, decision.answers, decision.status)
                 for ev in decision.events:
                     answer_id = None if ev.answer_index is None else answer_ids[ev.answer_index]
                     if rows.event(qid, ev.kind, ev.event_date, answer_id, ev.detail):
@@ -495,9 +495,7 @@ class _PageRows:
     def group(self, qid: int, item: QuestionData) -> None:
         self.groups.extend((qid, g.uin, g.date_tabled.isoformat()) for g in item.group)
 
-    def answers(
-        self, qid: int, item: QuestionData, answers: Sequence[NewAnswer], new: bool
-    ) -> list[int]:
+    def answers(self, qid: int, item: QuestionData, answers: Sequence[NewAnswer]) -> list[int]:
         ids: list[int] = []
         if not answers:
             return ids
@@ -505,7 +503,7 @@ class _PageRows:
         # A question inserted just now has no versions yet.
         version = (
             0
-            if new
+            if qid >= self.first_new
             else cur.execute(
                 "SELECT coalesce(max(version), 0) FROM answer WHERE question_id = ?", (qid,)
             ).fetchone()[0]
@@ -573,11 +571,11 @@ class _PageRows:
         qid: int,
         item: QuestionData,
         answers: Sequence[NewAnswer],
-        new: bool,
         status: str,
     ) -> None:
         """The full-text index row for the question and its latest answer; a stored
         question's old row is deleted now, and the new one goes in with the page's rows."""
+        new = qid >= self.first_new
         if answers:
             answer_text = answers[-1].text
         elif new:  # a question inserted just now has no answers yet
