@@ -21,6 +21,16 @@ the ratio pqwatch / sqlite-utils (target <= 1.0)::
     python -m bench.ingest --n 300          # smoke test: a few seconds
 
 ``--profile FILE`` writes a cProfile of the first pqwatch run (``python -m pstats FILE``).
+
+``--floor`` also measures the least a single SQLite writer could take for pqwatch's store: it
+records every INSERT the store path issues (statement and rows, transaction by transaction),
+then replays them alone on one connection, with no parsing, cleaning or row building, side
+by side with sqlite-utils (``--repeat`` times, alternately). It replays them twice: into the
+schema as migrated, and into a *lean* one (no stored copy of the full-text content, and none
+of the question and event indexes that search, feeds and digests use). See
+docs/PERFORMANCE.md, "Why the ingest target is missed"::
+
+    python -m bench.ingest --n 100000 --floor --json /tmp/pqwatch-bench/ingest-floor.json
 """
 
 from __future__ import annotations
@@ -175,6 +185,119 @@ def run_pqwatch(raw: Path, db_path: Path, profile: Path | None = None) -> dict[s
     }
 
 
+# What "lean" drops from the migrated schema: the full-text index keeps no copy of the text
+# (content=''; pqwatch's snippets and updates need one) and the indexes reads rely on go.
+_LEAN = (
+    "DROP TABLE question_fts",
+    "CREATE VIRTUAL TABLE question_fts USING fts5(heading, question, answer, facets, "
+    "tokenize='porter unicode61 remove_diacritics 2', content='')",
+    "INSERT INTO question_fts(question_fts, rank) VALUES('automerge', 8)",
+    *(
+        f"DROP INDEX {name}"
+        for name in (
+            "ix_question_answering_body_id", "ix_question_answering_member_id",
+            "ix_question_asking_member_id", "ix_question_date_answered",
+            "ix_question_date_tabled", "ix_question_status", "ix_event_created_at",
+        )
+    ),
+)  # fmt: skip
+
+Statements = list[list[tuple[str, list[tuple[Any, ...]], str]]]
+
+
+def record_inserts(raw: Path, db_path: Path) -> Statements:
+    """Every INSERT the store path issues for these items, a list per transaction (untimed)."""
+    import pqwatch.store.archive as archive_module
+    from pqwatch.decide import prepare_answer
+    from pqwatch.sources.uk_parliament import parse_question
+    from pqwatch.store.archive import Archive
+    from pqwatch.store.db import Database
+
+    txns: Statements = []
+    insert_rows = archive_module.insert_rows
+
+    def record(cur: Any, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+        txns[-1].append((head, [tuple(r) for r in rows], tail))
+        insert_rows(cur, head, rows, tail)
+
+    _fresh(db_path)
+    db = Database(f"sqlite:///{db_path}")
+    db.migrate()
+    archive = Archive(db, now=lambda: datetime.now(UTC))
+    archive_module.insert_rows = record  # type: ignore[assignment]
+    try:
+        with archive.keep_open():
+            for pages in _batched(_pages(raw), 30):  # as the writer merges 30 waiting pages
+                txns.append([])
+                batch = [
+                    (q, prepare_answer(q))
+                    for q in (parse_question(v, from_list=False) for page in pages for v in page)
+                ]
+                archive.store_page(batch, today=TODAY, historical=True)
+    finally:
+        archive_module.insert_rows = insert_rows  # type: ignore[assignment]
+        db.dispose()
+    return txns
+
+
+def _batched(pages: Iterator[list[dict[str, Any]]], n: int) -> Iterator[list[list[Any]]]:
+    group: list[list[Any]] = []
+    for page in pages:
+        group.append(page)
+        if len(group) == n:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def replay_inserts(txns: Statements, db_path: Path, *, lean: bool) -> dict[str, Any]:
+    """Time the recorded INSERTs alone on one connection, as the writer's transactions."""
+    import sqlite3
+
+    from pqwatch.store.db import Database, _on_connect, insert_rows
+
+    _fresh(db_path)
+    db = Database(f"sqlite:///{db_path}")
+    db.migrate()
+    db.dispose()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    _on_connect(conn, None)  # the pragmas pqwatch's connections get
+    cur = conn.cursor()
+    if lean:
+        for sql in _LEAN:
+            cur.execute(sql)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for txn in txns:
+        cur.execute("BEGIN IMMEDIATE")
+        for head, rows, tail in txn:
+            insert_rows(cur, head, rows, tail)
+        cur.execute("COMMIT")
+    conn.close()  # checkpoints the WAL, as the store path's last connection does
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+
+
+def run_floor(raw: Path, flat: Path, work: Path, n: int, repeat: int) -> dict[str, Any]:
+    txns = record_inserts(raw, work / "pqwatch-record.db")
+    gc.collect()
+    gc.freeze()  # the recorded rows are kept; the collector need not walk them
+    runs: dict[str, list[dict[str, Any]]] = {"as-is": [], "lean": [], "sqlite-utils": []}
+    for _ in range(repeat):
+        runs["as-is"].append(replay_inserts(txns, work / "pqwatch-replay.db", lean=False))
+        runs["sqlite-utils"].append(run_sqlite_utils(flat, work / "sqlite-utils.db", n))
+        runs["lean"].append(replay_inserts(txns, work / "pqwatch-replay.db", lean=True))
+    gc.unfreeze()
+    best = {k: min(r["seconds"] for r in v) for k, v in runs.items()}
+    return {
+        "rows": sum(len(rows) for t in txns for _, rows, _ in t),
+        "transactions": len(txns),
+        "runs": runs,
+        "best_seconds": best,
+        "ratio_as_is": best["as-is"] / best["sqlite-utils"],
+        "ratio_lean": best["lean"] / best["sqlite-utils"],
+    }
+
+
 def _sqlite_utils() -> str:
     here = Path(sys.executable).parent / "sqlite-utils"
     found = str(here) if here.exists() else shutil.which("sqlite-utils")
@@ -218,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side (best wins)")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile the first run")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also replay pqwatch's INSERTs alone, against sqlite-utils (the writer's floor)",
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeat < 1:
         parser.error("need --n >= 1 and --repeat >= 1")
@@ -262,6 +390,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"CPU seconds: pqwatch {cpu['pqwatch']:.2f}, sqlite-utils {cpu['sqlite-utils']:.2f}, "
         f"ratio {cpu_ratio:.2f}"
     )
+    if args.floor:
+        floor = run_floor(raw, flat, args.work, args.n, args.repeat)
+        result["floor"] = floor
+        b = floor["best_seconds"]
+        print(
+            f"floor, the {floor['rows']:,} rows pqwatch inserts, replayed alone in "
+            f"{floor['transactions']} transactions: {b['as-is']:.2f} s "
+            f"(ratio {floor['ratio_as_is']:.2f}); lean schema {b['lean']:.2f} s "
+            f"(ratio {floor['ratio_lean']:.2f}); sqlite-utils {b['sqlite-utils']:.2f} s"
+        )
     save_json(args.json, result)
     return 0
 

@@ -75,6 +75,30 @@ def test_polling(tmp_path: Path) -> None:
     assert full["detail_requests"] == full["items"]
 
 
+def test_ingest_floor_replays_every_row_pqwatch_stored(tmp_path: Path) -> None:
+    """The floor replays the store path's INSERTs alone; it must store the same archive."""
+    import sqlite3
+
+    work = tmp_path / "work"
+    stdout, result = _run(
+        "ingest", tmp_path, "--n", "250", "--repeat", "1", "--floor", "--work", str(work)
+    )
+    assert "replayed alone" in _result_line(stdout, "floor,")
+    floor = result["floor"]
+    assert floor["rows"] > 250 and set(floor["best_seconds"]) == {"as-is", "lean", "sqlite-utils"}
+
+    def counts(name: str) -> list[int]:
+        with sqlite3.connect(work / name) as conn:
+            return [
+                conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("question", "answer", "event", "question_group", "member")
+            ]
+
+    recorded, replayed = counts("pqwatch-record.db"), counts("pqwatch-replay.db")
+    assert recorded[0] == 250 and recorded[2] > 250
+    assert replayed == recorded
+
+
 @pytest.mark.parametrize(
     ("module", "args"),
     [
