@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.toml
 
-.PHONY: run test lint check clean bench bench-generate bench-ingest bench-search bench-matching \
+.PHONY: run test lint check clean bench bench-generate bench-ingest bench-ingest-floor bench-search bench-matching \
 	bench-digests bench-polling bench-memory bench-startup
 
 $(STAMP): pyproject.toml
@@ -39,6 +39,8 @@ bench-generate: $(STAMP)
 	$(PY) -m bench.generate --n 600000 --out /tmp/pqwatch-bench/archive
 bench-ingest: $(STAMP)
 	$(PY) -m bench.ingest --n 100000 --repeat 2 --json $(BENCH_OUT)/ingest.json
+bench-ingest-floor: $(STAMP)
+	$(PY) -m bench.ingest --n 100000 --repeat 2 --floor --json $(BENCH_OUT)/ingest-floor.json
 bench-search: $(STAMP)
 	$(PY) -m bench.search --n 600000 --json $(BENCH_OUT)/search.json
 bench-matching: $(STAMP)
