@@ -431,6 +431,9 @@ PLAN_QUERIES = [
     "health answered:2024",
     'care dept:"health and social care"',
     "house:commons status:holding",
+    "educ*",  # prefixes: hits are fetched over a rowid range, not id by id
+    "child* answered:2024",
+    "school NOT acad*",
 ]
 
 
@@ -482,6 +485,28 @@ def test_every_search_plan_returns_the_same_page_as_a_plain_query(
         assert [h.id for h in result.hits] == expected, (query, result.sort)
         assert result.sort == sort or result.note, query  # a change of order is explained
     conn.close()
+
+
+def test_prefix_hits_keep_their_marks_and_a_short_prefix_is_refused(
+    archive: tuple[Path, dict[int, Any]], cli: Callable[..., CliResult]
+) -> None:
+    from pqwatch.search import engine
+
+    config, _ = archive
+    conn = sqlite3.connect(config.parent / "pqwatch.db")
+    result = engine.search(conn, "child*", limit=7, sort="newest")
+    conn.close()
+    assert len(result.hits) == 7 and result.total > 7
+    for hit in result.hits:
+        assert any(t.lower().startswith("child") for t in hit.matched_terms), hit.id
+        assert engine.MARK_START in hit.snippet, hit.id
+
+    for query in ("a*", "health ca*", '"special ed"*', "heading:sc*"):
+        result = cli("--config", config, "search", query)
+        assert result.exit_code == 2, query
+        [line] = result.stderr.strip().splitlines()
+        assert "too short a prefix" in line and "at least 3 letters" in line, line
+    assert cli("--config", config, "search", "nhs*").exit_code == 0
 
 
 def test_a_capped_count_reads_more_than(

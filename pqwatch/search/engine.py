@@ -31,6 +31,9 @@ FILTERED_SCAN_CAP = 2_000
 # Newest first past this many word matches: a month at a time (_newest_by_month) rather
 # than sorting them all.
 MONTH_WALK_FROM = 2_000
+# A prefix is expanded to every word it begins on each pass over the index: `a*` took 6 s on
+# 600,000 questions, `sta*` 1 s, `child*` 0.1 s.
+MIN_PREFIX = 3
 MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
 OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
 # What "newest first" sorts by: the answer's date, or the tabling date while unanswered.
@@ -168,6 +171,12 @@ def search(
     if sort not in {"relevance", "newest"}:
         raise UsageError(f"unknown sort {sort!r} (use relevance or newest)")
     cq = compile_query(query)
+    short = [p for p in cq.prefixes if len(p) < MIN_PREFIX]
+    if short:
+        raise UsageError(
+            f"{short[0]}* is too short a prefix: it begins too many words to search; "
+            f"give at least {MIN_PREFIX} letters before the * (like educ*)"
+        )
     where, params = cq.sql()
     params = {**params, **(extra_params or {}), "__limit": limit}
     where = f"({where}) AND ({extra_where})"
@@ -204,10 +213,16 @@ def search(
                 f"highlight(question_fts, 1, '{MARK_START}', '{MARK_END}') AS h1, "
                 f"highlight(question_fts, 2, '{MARK_START}', '{MARK_END}') AS h2"
             )
+            only = f"question_fts.rowid IN ({in_ids})"
+            if cq.prefixes:
+                # `rowid IN` runs the match once per id, and a prefix is expanded whole each
+                # time (20 x 25 ms for child*). Over the ids' rowid range it runs once; the
+                # `+` keeps the IN list a filter.
+                only = f"question_fts.rowid BETWEEN {min(ids)} AND {max(ids)} AND +{only}"
             sql = (
                 f"SELECT {_HIT_COLUMNS}, {snippet} FROM question_fts "
                 f"JOIN question q ON q.id = question_fts.rowid {_JOINS} "
-                f"WHERE question_fts MATCH :__match AND question_fts.rowid IN ({in_ids})"
+                f"WHERE question_fts MATCH :__match AND {only}"
             )
             fetched = _rows(conn, sql, {"__match": cq.match})
         else:

@@ -667,6 +667,11 @@ class CompiledQuery:
     # (pqwatch.search.facets); `where` still holds them all.
     facets: tuple[Field | DateRange, ...] = ()
 
+    # The prefixes searched (`educ*`, or the last word of `"special educ"*`), as typed but
+    # without the `*`. FTS5 expands a prefix whole, every word it begins merged, each time
+    # the match runs, even to test one row.
+    prefixes: tuple[str, ...] = ()
+
     def sql(self) -> tuple[str, dict[str, Any]]:
         """One WHERE condition over `question q` and its parameters, match included."""
         if self.match is None:
@@ -682,6 +687,7 @@ class _Compiler:
     def __init__(self, fts_table: str) -> None:
         self.fts_table = fts_table
         self.params: dict[str, Any] = {}
+        self.prefixes: list[str] = []
 
     def param(self, value: Any) -> str:
         name = f"p{len(self.params) + 1}"
@@ -697,6 +703,8 @@ class _Compiler:
     # (a bare NOT, an OR with a negative branch, anything with a non-text field).
 
     def text(self, node: Text) -> str:
+        if node.prefix:
+            self.prefixes.append(node.text.split()[-1] if node.text.split() else node.text)
         variants = [node.text]
         if node.phrase and _POSSESSIVE_IN.search(node.text):
             # "children's hospice" also finds "childrens hospice"/"children hospice" text.
@@ -866,6 +874,7 @@ def compile_query(text: str, *, fts_table: str = "question_fts") -> CompiledQuer
         params=compiler.params,
         terms=tuple(terms),
         fts_table=fts_table,
+        prefixes=tuple(dict.fromkeys(compiler.prefixes)),
         facets=tuple(
             p
             for p in parts
