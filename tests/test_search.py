@@ -120,11 +120,35 @@ def test_field_filters_agree_with_the_raw_data(
             "answerer:quin house:commons",
             lambda v: "quin" in _words((v.get("answeringMember") or {}).get("name") or ""),
         ),
+        (
+            "house:lords -answerer:quin",
+            lambda v: (
+                v["house"] == "Lords"
+                and "quin" not in _words((v.get("answeringMember") or {}).get("name") or "")
+            ),
+        ),
     ]
     for query, predicate in cases:
         expected = {i for i, v in items.items() if predicate(v)}
         assert _search_ids(cli, config, query) == expected, query
     assert any(_search_ids(cli, config, q) for q, _ in cases)  # the cases are not all empty
+
+
+def test_not_a_person_or_department_includes_questions_without_one(
+    config: Path, cli: Callable[..., CliResult]
+) -> None:
+    # Every recorded question has an answerer and a department; an unanswered one has none.
+    with sqlite3.connect(config.parent / "pqwatch.db") as conn:
+        qid, source_id = conn.execute(
+            "SELECT id, source_id FROM question WHERE house = 'Lords' ORDER BY id LIMIT 1"
+        ).fetchone()
+        conn.execute(
+            "UPDATE question SET answering_member_id = NULL, answering_body_id = NULL WHERE id = ?",
+            (qid,),
+        )
+    for query in ("house:lords -answerer:quin", "house:lords NOT dept:defence"):
+        assert int(source_id) in _search_ids(cli, config, query), query
+    assert int(source_id) not in _search_ids(cli, config, "house:lords dept:a")
 
 
 def test_words_phrases_or_and_not(
@@ -434,6 +458,9 @@ PLAN_QUERIES = [
     "educ*",  # prefixes: hits are fetched over a rowid range, not id by id
     "child* answered:2024",
     "school NOT acad*",
+    "dept:health answered:2024",  # filters only, through the question table's indexes
+    "house:lords NOT care",
+    "asker:smith -dept:defence",
 ]
 
 

@@ -814,7 +814,9 @@ class _Compiler:
 
     def field(self, node: Field) -> str:
         if node.name == "house":
-            return f"(q.house = {self.param(node.values[0])})"
+            # True for about half the archive: without the hint SQLite walks every Commons
+            # question by house rather than, say, one month by date_answered (550 ms, not 2).
+            return f"likelihood(q.house = {self.param(node.values[0])}, 0.5)"
         if node.name == "status":
             return f"(q.status IN ({', '.join(self.param(v) for v in node.values)}))"
         if node.name == "dept":
@@ -824,7 +826,13 @@ class _Compiler:
         words = " AND ".join(
             f"instr(lower({alias}.name), {self.param(word)}) > 0" for word in node.values
         )
-        return f"EXISTS (SELECT 1 FROM {table} {alias} WHERE {alias}.id = {column} AND {words})"
+        # `column IN (ids)` walks the column's index (dept:health 1.5 s -> 0.1 s on 600,000
+        # questions); EXISTS tested every question. IS NOT NULL keeps NOT dept:x true for a
+        # question with no department, as it was.
+        return (
+            f"({column} IS NOT NULL AND "
+            f"{column} IN (SELECT {alias}.id FROM {table} {alias} WHERE {words}))"
+        )
 
 
 def _terms(node: Node, positive: bool, out: dict[str, None]) -> None:
