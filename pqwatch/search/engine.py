@@ -184,13 +184,21 @@ def search(
     note = None
     used = sort
     if cq.match is None:
-        # Filters only: counted and sorted through the question table's indexes.
+        # Filters only: through the question table's indexes, or, where two or more filters
+        # have words in the full-text index (facets), through the questions that have them
+        # all, each checked by SQL (dept:health answered:2024: 337 -> ms on 600,000).
+        facets = facet_match(conn, cq) if len(cq.facets) > 1 else None
+        source = "question q"
+        if facets is not None:
+            source = "question_fts CROSS JOIN question q ON q.id = question_fts.rowid"
+            where = f"question_fts MATCH :__facets AND {where}"
+            params["__facets"] = facets
         total = int(
-            _rows(conn, f"SELECT count(*) AS n FROM question q WHERE {where}", params)[0]["n"]
+            _rows(conn, f"SELECT count(*) AS n FROM {source} WHERE {where}", params)[0]["n"]
         )
         if sort == "relevance":
             used, note = "newest", "no words to rank by: sorted newest first"
-        ids = _newest_by_sql(conn, where, params) if total else []
+        ids = _newest_by_sql(conn, where, params, source) if total else []
     elif not filtered:
         # Words only: FTS5 counts its matches itself, without visiting a question row.
         total = _text_count(conn, cq.match)
@@ -257,10 +265,13 @@ def _text_count(conn: sa.Connection | sqlite3.Connection, match: str) -> int:
 
 
 def _newest_by_sql(
-    conn: sa.Connection | sqlite3.Connection, where: str, params: dict[str, Any]
+    conn: sa.Connection | sqlite3.Connection,
+    where: str,
+    params: dict[str, Any],
+    source: str = "question q",
 ) -> list[int]:
     sql = (
-        f"SELECT q.id AS id FROM question q WHERE {where} "
+        f"SELECT q.id AS id FROM {source} WHERE {where} "
         f"ORDER BY {_NEWEST_KEY} DESC, q.id DESC LIMIT :__limit"
     )
     return [r["id"] for r in _rows(conn, sql, params)]
