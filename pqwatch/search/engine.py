@@ -186,7 +186,7 @@ def search(
     if cq.match is None:
         # Filters only: through the question table's indexes, or, where two or more filters
         # have words in the full-text index (facets), through the questions that have them
-        # all, each checked by SQL (dept:health answered:2024: 337 -> ms on 600,000).
+        # all, each checked by SQL (dept:health answered:2024: 337 -> 24 ms on 600,000).
         facets = facet_match(conn, cq) if len(cq.facets) > 1 else None
         source = "question q"
         if facets is not None:
