@@ -536,6 +536,25 @@ def test_prefix_hits_keep_their_marks_and_a_short_prefix_is_refused(
     assert cli("--config", config, "search", "nhs*").exit_code == 0
 
 
+def test_filters_alone_page_newest_first_by_the_newest_index(
+    archive: tuple[Path, dict[int, Any]],
+) -> None:
+    """ "house:lords" sorted every Lords question for a page; migration 0007's index on the
+    sort key lets SQLite stop after the page. The key must stay the index's expression."""
+    from pqwatch.search import engine
+    from pqwatch.search.query import compile_query
+
+    config, _ = archive
+    where, params = compile_query("house:lords").sql()
+    sql = (
+        f"SELECT q.id FROM question q WHERE {where} "
+        f"ORDER BY {engine._NEWEST_KEY} DESC, q.id DESC LIMIT 20"
+    )
+    with sqlite3.connect(config.parent / "pqwatch.db") as conn:
+        plan = " ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert "ix_question_newest" in plan and "TEMP B-TREE" not in plan, plan
+
+
 def test_a_capped_count_reads_more_than(
     config: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -83,6 +83,9 @@ class Question(SQLModel, table=True):
         sa.Index("ix_question_uin", "house", "uin", "date_tabled"),
         sa.Index("ix_question_date_answered", "date_answered"),
         sa.Index("ix_question_date_tabled", "date_tabled"),
+        # Also ix_question_newest on coalesce(date_answered, date_tabled), id: what search's
+        # "newest first" sorts by. An expression index, made by migration 0007 only: SQLAlchemy
+        # cannot reflect it, so a batch migration of this table must create it again.
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
