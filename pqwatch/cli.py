@@ -521,6 +521,8 @@ def digest(
     _print_digests(result, fmt)
     if result.error:
         raise DeliveryError(result.error + " (the digest stays pending for the next run)")
+    if result.refused:
+        raise DeliveryError(result.refused)
 
 
 def _print_digests(result: DigestRun, fmt: OutputFormat) -> None:

@@ -574,6 +574,19 @@ class DigestRun:
     outcomes: list[DigestOutcome] = field(default_factory=list)
     error: str | None = None
 
+    @property
+    def refused(self) -> str | None:
+        """One line for the digests the server refused for good (marked failed, not retried),
+        so that the run that met them ends non-zero; None when there were none."""
+        failed = [o for o in self.outcomes if o.status == "failed"]
+        if not failed:
+            return None
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        return (
+            f"the mail server refused {len(failed)} digest(s) for good: {failed[0].detail}"
+            f"{more}; marked failed, not retried (see pqwatch status)"
+        )
+
 
 @dataclass
 class FeedsResult:
@@ -607,4 +620,6 @@ class CycleResult:
         errors = [p.error for p in self.polls if p.error]
         if self.digests.error:
             errors.append(self.digests.error)
+        if self.digests.refused:
+            errors.append(self.digests.refused)
         return errors

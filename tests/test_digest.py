@@ -774,6 +774,19 @@ def test_server_down_keeps_everything_pending_then_sends_once(
 # -- 7. one recipient refused for good ------------------------------------------------------
 
 
+def test_run_once_ends_non_zero_on_the_cycle_that_met_a_refusal() -> None:
+    """`pqwatch run --once` exits 1 with the first of the cycle's errors (CycleResult.errors)."""
+    from pqwatch.service import CycleResult, DigestOutcome, DigestRun
+
+    sent = DigestOutcome("a@example.org", "sent", 2, "250 OK")
+    gone = DigestOutcome("b@example.org", "failed", 1, "b@example.org: 550 5.1.1 no such user")
+    assert CycleResult(digests=DigestRun([sent])).errors == []
+    assert CycleResult(digests=DigestRun([sent, gone, gone])).errors == [
+        "the mail server refused 2 digest(s) for good: b@example.org: 550 5.1.1 no such user "
+        "(and 1 more); marked failed, not retried (see pqwatch status)"
+    ]
+
+
 def test_a_refused_recipient_fails_alone(
     data_dir: Path,
     replay: ReplayServer,
@@ -792,9 +805,14 @@ def test_a_refused_recipient_fails_alone(
     _poll(cli, config)
 
     result = _digest(cli, config)
-    # A permanent per-recipient refusal is recorded, not an outage: the run succeeds.
-    assert (result.exit_code, result.stderr) == (0, "")
+    # A permanent per-recipient refusal is recorded, not an outage: the others are sent, and
+    # the run that met it ends with one line and exit 1, so that cron tells the operator.
     reply = "gone@example.org: 550 5.1.1 no such user"
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "pqwatch: error: the mail server refused 1 digest(s) for good: "
+        f"{reply}; marked failed, not retried (see pqwatch status)\n"
+    )
     assert f"gone@example.org: failed (1 item(s)): {reply}\n" in result.stdout
     assert sorted(r.rcpt_tos[0] for r in smtp.received) == [
         "colleague@example.org",
