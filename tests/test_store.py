@@ -4,11 +4,15 @@ import sqlite3
 import threading
 import warnings
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from pqwatch.decide import prepare_answer
+from pqwatch.sources.uk_parliament import parse_question
+from pqwatch.store.archive import Archive, StoreCounts
 from pqwatch.store.db import Database
 from tests.conftest import CliResult
 
@@ -209,18 +213,24 @@ def test_schema_head_constant_matches_the_migrations(tmp_path: Path) -> None:
     assert db.head() == SCHEMA_HEAD
 
 
+def _archive(path: Path, now: datetime) -> tuple[Database, Archive]:
+    """A migrated database at `path` and an Archive over it whose clock says `now`."""
+    db = Database(f"sqlite:///{path}")
+    db.migrate()
+    return db, Archive(db, now=lambda: now)
+
+
+def _store(archive: Archive, values: list[dict[str, object]], today: date) -> StoreCounts:
+    """Store API items, as fetched one by one, as one page."""
+    qs = [parse_question(v, from_list=False) for v in values]
+    return archive.store_page([(q, prepare_answer(q)) for q in qs], today=today)
+
+
 def test_a_question_twice_in_one_batch_is_stored_once_as_its_last_copy(tmp_path: Path) -> None:
     # The writer thread may store several pages in one transaction; a question seen on two
     # of them (unanswered, then answered) must become one row with its answer.
-    from datetime import UTC, date, datetime
 
-    from pqwatch.decide import prepare_answer
-    from pqwatch.sources.uk_parliament import parse_question
-    from pqwatch.store.archive import Archive
-
-    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
-    db.migrate()
-    archive = Archive(db, now=lambda: datetime(2024, 7, 20, tzinfo=UTC))
+    db, archive = _archive(tmp_path / "a.db", datetime(2024, 7, 20, tzinfo=UTC))
     base = {
         "id": 1700001,
         "uin": "123",
@@ -237,8 +247,7 @@ def test_a_question_twice_in_one_batch_is_stored_once_as_its_last_copy(tmp_path:
         "answerText": "<p>Funding is &pound;25m.</p>",
         "answerIsHolding": False,
     }
-    batch = [parse_question(v, from_list=False) for v in (base, answered)]
-    counts = archive.store_page([(q, prepare_answer(q)) for q in batch], today=date(2024, 7, 20))
+    counts = _store(archive, [base, answered], date(2024, 7, 20))
     assert counts.items_written == 1
     con = sqlite3.connect(tmp_path / "a.db")
     assert con.execute("SELECT count(*), max(status) FROM question").fetchone() == (1, "answered")
@@ -251,16 +260,9 @@ def test_facet_words_written_by_the_store_match_the_migration(tmp_path: Path) ->
     # an existing archive. Both must give the same words, or filtered searches would differ
     # between an upgraded archive and a new one.
     import importlib.util
-    from datetime import UTC, date, datetime
-
-    from pqwatch.decide import prepare_answer
-    from pqwatch.sources.uk_parliament import parse_question
-    from pqwatch.store.archive import Archive
 
     path = tmp_path / "f.db"
-    db = Database(f"sqlite:///{path}")
-    db.migrate()
-    archive = Archive(db, now=lambda: datetime(2024, 7, 20, tzinfo=UTC))
+    db, archive = _archive(path, datetime(2024, 7, 20, tzinfo=UTC))
     items = [
         {"id": 1, "uin": "1", "house": "Commons", "dateTabled": "2024-07-18T00:00:00",
          "questionText": "a", "answeringBodyId": 17},
@@ -271,8 +273,7 @@ def test_facet_words_written_by_the_store_match_the_migration(tmp_path: Path) ->
          "questionText": "d", "answeringBodyId": 5, "dateAnswered": "2024-02-02T00:00:00",
          "answerText": "e"},
     ]  # fmt: skip
-    qs = [parse_question(v, from_list=False) for v in items]
-    archive.store_page([(q, prepare_answer(q)) for q in qs], today=date(2024, 7, 20))
+    _store(archive, items, date(2024, 7, 20))
     db.dispose()
     spec = importlib.util.spec_from_file_location(
         "m0005", Path(__file__).parent.parent / "migrations/versions/0005_fts_facets.py"
@@ -293,24 +294,16 @@ def test_facet_words_written_by_the_store_match_the_migration(tmp_path: Path) ->
 def test_words_never_match_the_index_facets(tmp_path: Path) -> None:
     # The facets column holds made-up words (sunanswered, d3, ty2025, ...): a user's words
     # and prefixes must find only heading, question and answer text.
-    from datetime import UTC, date, datetime
-
-    from pqwatch.decide import prepare_answer
     from pqwatch.search.engine import search
-    from pqwatch.sources.uk_parliament import parse_question
-    from pqwatch.store.archive import Archive
 
-    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
-    db.migrate()
-    archive = Archive(db, now=lambda: datetime(2025, 3, 1, tzinfo=UTC))
+    db, archive = _archive(tmp_path / "w.db", datetime(2025, 3, 1, tzinfo=UTC))
     items = [
         {"id": 1, "uin": "1", "house": "Commons", "dateTabled": "2025-02-10T00:00:00",
          "questionText": "Vitamin D3 and the sun", "answeringBodyId": 3},
         {"id": 2, "uin": "2", "house": "Lords", "dateTabled": "2025-02-11T00:00:00",
          "questionText": "School meals", "answeringBodyId": 3},
     ]  # fmt: skip
-    qs = [parse_question(v, from_list=False) for v in items]
-    archive.store_page([(q, prepare_answer(q)) for q in qs], today=date(2025, 3, 1))
+    _store(archive, items, date(2025, 3, 1))
     with db.read_raw() as conn:
         assert [h.id for h in search(conn, "sun*").hits] == [1]  # not "sunanswered"
         assert [h.id for h in search(conn, "d3").hits] == [1]  # not department 3's "d3"
@@ -323,17 +316,10 @@ def test_words_never_match_the_index_facets(tmp_path: Path) -> None:
 def test_newest_first_month_walk_reaches_answers_dated_before_any_tabling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from datetime import UTC, date, datetime
-
-    from pqwatch.decide import prepare_answer
     from pqwatch.search import engine
-    from pqwatch.sources.uk_parliament import parse_question
-    from pqwatch.store.archive import Archive
 
     monkeypatch.setattr(engine, "MONTH_WALK_FROM", 0)  # always walk month by month
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
-    db.migrate()
-    archive = Archive(db, now=lambda: datetime(2025, 3, 1, tzinfo=UTC))
+    db, archive = _archive(tmp_path / "m.db", datetime(2025, 3, 1, tzinfo=UTC))
     items = [
         {"id": 1, "uin": "1", "house": "Commons", "dateTabled": "2024-06-01T00:00:00",
          "questionText": "School roofs", "dateAnswered": "2024-03-01T00:00:00",
@@ -341,8 +327,7 @@ def test_newest_first_month_walk_reaches_answers_dated_before_any_tabling(
         {"id": 2, "uin": "2", "house": "Commons", "dateTabled": "2025-01-10T00:00:00",
          "questionText": "School meals"},
     ]  # fmt: skip
-    qs = [parse_question(v, from_list=False) for v in items]
-    archive.store_page([(q, prepare_answer(q)) for q in qs], today=date(2025, 3, 1))
+    _store(archive, items, date(2025, 3, 1))
     with db.read_raw() as conn:
         result = engine.search(conn, "school", sort="newest")
         assert [h.id for h in result.hits] == [2, 1]
@@ -355,17 +340,10 @@ def test_a_page_split_over_several_insert_statements_keeps_every_row_and_link(
     # New rows go in as multi-row INSERTs with ids counted on by the store; with two rows a
     # statement, a page of stored and new questions takes several statements per table.
     # Every answer and event must land on its own question, and every reported event exists.
-    from datetime import UTC, date, datetime
-
     import pqwatch.store.db as db_module
-    from pqwatch.decide import prepare_answer
-    from pqwatch.sources.uk_parliament import parse_question
-    from pqwatch.store.archive import Archive
 
     monkeypatch.setattr(db_module, "_MAX_ROWS", 2)
-    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
-    db.migrate()
-    archive = Archive(db, now=lambda: datetime(2024, 7, 20, tzinfo=UTC))
+    db, archive = _archive(tmp_path / "m.db", datetime(2024, 7, 20, tzinfo=UTC))
 
     def item(n: int, answered: bool) -> dict[str, object]:
         value: dict[str, object] = {
@@ -381,9 +359,7 @@ def test_a_page_split_over_several_insert_statements_keeps_every_row_and_link(
         return value
 
     def store(values: list[dict[str, object]]) -> list[int]:
-        qs = [parse_question(v, from_list=False) for v in values]
-        counts = archive.store_page([(q, prepare_answer(q)) for q in qs], today=date(2024, 7, 20))
-        return counts.new_event_ids
+        return _store(archive, values, date(2024, 7, 20)).new_event_ids
 
     first = store([item(n, answered=n % 2 == 0) for n in range(1, 6)])
     # Three stored questions now answered, and four new ones, in one page.

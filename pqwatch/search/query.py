@@ -704,7 +704,7 @@ class _Compiler:
 
     def text(self, node: Text) -> str:
         if node.prefix:
-            self.prefixes.append(node.text.split()[-1] if node.text.split() else node.text)
+            self.prefixes.append((node.text.split() or [node.text])[-1])
         variants = [node.text]
         if node.phrase and _POSSESSIVE_IN.search(node.text):
             # "children's hospice" also finds "childrens hospice"/"children hospice" text.
