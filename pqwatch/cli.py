@@ -81,8 +81,17 @@ def _service() -> Iterator[PQWatch]:
         yield svc
 
 
+def _term(text: str) -> str:
+    """Text for the terminal: no control character from archived data may reach it (ESC,
+    OSC, BEL, CR... could rewrite the screen, retitle the window or hide a link)."""
+    from pqwatch.text import strip_controls
+
+    return strip_controls(text)
+
+
 def _emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    # JSON escapes C0 controls itself; C1 ones (U+009B) it writes as they are.
+    typer.echo(_term(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
 
 
 @app.command()
@@ -134,9 +143,13 @@ def _print_runs(runs: list[RunSummary], fmt: OutputFormat) -> None:
             f"{r.seconds:.1f} s)"
         )
         for reason in r.skipped[:5]:
-            typer.echo(f"  skipped a malformed item: {reason}")
+            typer.echo(_term(f"  skipped a malformed item: {reason}"))
         if len(r.skipped) > 5:
             typer.echo(f"  ... and {len(r.skipped) - 5} more malformed items skipped")
+        for problem in r.problems[:5]:
+            typer.echo(_term(f"  stored with a problem: {problem}"))
+        if len(r.problems) > 5:
+            typer.echo(f"  ... and {len(r.problems) - 5} more items stored with a problem")
 
 
 def _fail_on_errors(errors: list[str]) -> None:
@@ -264,7 +277,7 @@ def run(
         _print_runs(result.polls, fmt)
         _print_digests(result.digests, fmt)
         for alert in result.alerts:
-            typer.echo(f"Operator alerted: {alert}")
+            typer.echo(_term(f"Operator alerted: {alert}"))
         if result.feeds is not None:
             typer.echo(
                 f"Feeds: {len(result.feeds.written)} file(s) written to {result.feeds.folder}"
@@ -315,7 +328,7 @@ def search(
         for h in result.hits:
             row = h.as_dict()
             row["matched_terms"] = "; ".join(row["matched_terms"])
-            writer.writerow(row)
+            writer.writerow({k: _term(v) if isinstance(v, str) else v for k, v in row.items()})
     else:
         _print_hits(result)
     if result.note and fmt is not SearchFormat.table:
@@ -347,9 +360,9 @@ def _print_hits(result: SearchResult) -> None:
         table.add_row(
             answered,
             h.house,
-            h.uin or "",
-            h.heading or "",
-            who,
+            _term(h.uin or ""),
+            _term(h.heading or ""),
+            _term(who),
             _highlighted(h.snippet, MARK_START, MARK_END),
         )
     if result.hits:
@@ -373,7 +386,7 @@ def _highlighted(snippet: str, start: str, end: str) -> Any:
     text = Text()
     bold = False
     for part in snippet.replace(end, start).split(start):
-        text.append(part, style="bold yellow" if bold else None)
+        text.append(_term(part), style="bold yellow" if bold else None)
         bold = not bold
     return text
 
@@ -389,7 +402,7 @@ def show(
     if fmt is OutputFormat.json:
         _emit_json(story.as_dict())
         return
-    typer.echo(_story_text(story))
+    typer.echo(_term(_story_text(story)))
 
 
 def _story_text(story: QuestionStory) -> str:
@@ -415,8 +428,20 @@ def _story_text(story: QuestionStory) -> str:
         if not a.is_full_text:
             head += " [list text only: may be cut short]"
         lines += [head, "-" * min(len(head), 78), a.text, ""]
+    if story.holding_not_archived:
+        lines += [
+            f"Holding answer given {story.date_holding_answer} (before the archive saw this "
+            "question: its text is not archived)",
+            "",
+        ]
     if not story.answers:
         lines += ["Not answered yet.", ""]
+    if story.attachments:
+        lines.append("Attachments:")
+        for att in story.attachments:
+            about = f" ({att.about})" if att.about else ""
+            lines.append(f"  {att.title or 'Attachment'}{about}: {att.url}")
+        lines.append("")
     if story.grouped:
         lines.append("Answered together with:")
         for g in story.grouped:
@@ -463,7 +488,9 @@ def watches(ctx: typer.Context, fmt: FormatOpt = OutputFormat.text) -> None:
             if s.last_match_date
             else "—"
         )
-        table.add_row(s.name, s.query, str(s.matches), str(s.matches_last_7_days), last)
+        table.add_row(
+            _term(s.name), _term(s.query), str(s.matches), str(s.matches_last_7_days), _term(last)
+        )
     Console().print(table)
     if not stats:
         typer.echo("No watches configured: add [[watches]] to the config file.")
@@ -496,7 +523,8 @@ def preview(
     )
     for h in p.examples:
         when = h.date_answered or h.date_tabled
-        typer.echo(f"  {when}  {h.house} {h.uin}  {h.heading or ''} — {h.asking_member or '?'}")
+        line = f"  {when}  {h.house} {h.uin}  {h.heading or ''} — {h.asking_member or '?'}"
+        typer.echo(_term(line))
         if h.url:
             typer.echo(f"      {h.url}")
 
@@ -532,7 +560,7 @@ def _print_digests(result: DigestRun, fmt: OutputFormat) -> None:
     if not result.outcomes:
         typer.echo("No digest due.")
     for o in result.outcomes:
-        typer.echo(f"{o.email}: {o.status} ({o.items} item(s)): {o.detail}")
+        typer.echo(_term(f"{o.email}: {o.status} ({o.items} item(s)): {o.detail}"))
 
 
 @app.command()
@@ -593,14 +621,14 @@ def status(fmt: FormatOpt = OutputFormat.text) -> None:
             f"{fails} failure(s) in a row; archive complete up to {src['cursor_date'] or '-'}"
         )
         if src["last_error"] and fails:
-            typer.echo(f"  last error: {src['last_error']}")
+            typer.echo(_term(f"  last error: {src['last_error']}"))
     d = report.deliveries
     typer.echo(
         f"Deliveries: {d.get('pending', 0)} pending, {d.get('sent', 0)} sent, "
         f"{d.get('failed', 0)} failed"
     )
     for f in report.failed_digests:
-        typer.echo(f"  failed: {f['email']}: {f['reply']}")
+        typer.echo(_term(f"  failed: {f['email']}: {f['reply']}"))
     for w in report.retrying_digests:
         typer.echo(
             f"  waiting to send to {w['email']} after {w['attempts']} attempt(s): {w['last_error']}"
@@ -642,6 +670,6 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    line = " ".join(str(message).split())
+    line = " ".join(_term(str(message)).split())
     sys.stderr.write(f"pqwatch: error: {line}\n")
     sys.exit(code)

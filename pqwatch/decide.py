@@ -147,6 +147,11 @@ def decide(
 
     if answer is not None and new.date_answered is not None:
         is_new_version = (answer.kind, answer.content_hash) not in keys
+        # The same text as a stored list-text version (a short answer), now known to be whole.
+        completes = (
+            not is_new_version and answer.is_full and old is not None
+            and answer.kind in old.partial_kinds
+        )  # fmt: skip
         idx = (
             add_version(
                 answer.kind,
@@ -156,7 +161,7 @@ def decide(
                 answer.is_full,
                 answer.original_html,
             )
-            if is_new_version
+            if is_new_version or completes
             else None
         )
         if answer.kind == "holding":

@@ -39,6 +39,9 @@ BACKFILL_WINDOW_DAYS = 7
 # transactions cost less per item (a commit, and a full-text segment to merge, each): 30
 # pages stored 100,000 items about 15% faster than 10 (bench/ingest.py).
 WRITER_DEPTH = 30
+# Questions stored without their full text (a detail request failed) fetched again per poll:
+# enough to catch up after a bad hour, few enough to stay polite.
+REFETCH_PER_POLL = 20
 
 ClientFactory = Callable[[Config], UKParliamentClient]
 
@@ -65,6 +68,8 @@ class RunSummary:
     windows_skipped: int = 0
     # Malformed items left out, with the reason (the rest of the window is stored).
     skipped: list[str] = field(default_factory=list)
+    # Items stored with something left out or still to fetch again, with the reason.
+    problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -78,6 +83,7 @@ class RunSummary:
             "requests": self.requests,
             "seconds": round(self.seconds, 2),
             "skipped_items": self.skipped,
+            "problems": self.problems,
         }
 
 
@@ -205,8 +211,10 @@ class Ingest:
             with self.archive.keep_open(), writer:
                 for window_kind, q_start, q_end in queries:
                     for page in client.iter_window(window_kind, q_start, q_end):
-                        writer.submit(self._prepare_page(client, page.items, detail))
+                        prepared = self._prepare_page(client, page.items, detail)
+                        writer.submit(prepared)
                         summary.skipped.extend(page.skipped)
+                        summary.problems.extend(prepared.problems)
                         if progress is not None:
                             idx, n, report = progress
                             if report is not None:
@@ -215,6 +223,8 @@ class Ingest:
                                 )
                     # The next kind's pages are checked against what this kind stored.
                     writer.drain()
+                if kind == "poll":
+                    writer.submit(self._refetch(client, source, summary.problems))
         except SourceError as exc:
             summary.ok = False
             summary.error = f"{source}: window {start}..{end}: {exc}"
@@ -245,7 +255,21 @@ class Ingest:
             need = [i for i in todo if i.needs_detail]
             full = {i.source_id: i for i in client.fetch_details(need)}
             todo = [full.get(i.source_id, i) for i in todo]
-        return PreparedPage(len(items), [(i, prepare_answer(i)) for i in todo])
+        problems = tuple(p for i in todo for p in i.problems)
+        return PreparedPage(len(items), [(i, prepare_answer(i)) for i in todo], problems)
+
+    def _refetch(
+        self, client: UKParliamentClient, source: str, problems: list[str]
+    ) -> PreparedPage:
+        """Questions stored without their full text (a failed detail request), fetched again
+        by id: a listing may never show them again. Still missing: tried again later."""
+        wanted = self.archive.pending_details(source, REFETCH_PER_POLL)
+        fetched = client.fetch_questions(wanted)
+        whole = [q for q in fetched if isinstance(q, QuestionData) and not q.needs_detail]
+        done = {q.source_id for q in whole}
+        self.archive.detail_still_missing(source, [sid for sid, _ in wanted if sid not in done])
+        problems.extend(q for q in fetched if isinstance(q, str))
+        return PreparedPage(0, [(i, prepare_answer(i)) for i in whole])
 
     def _store_batch(self, page: PreparedPage, *, today: date, historical: bool) -> StoreCounts:
         counts = self.archive.store_page(
@@ -259,11 +283,14 @@ class Ingest:
 class PreparedPage:
     items_seen: int
     batch: list[tuple[QuestionData, PreparedAnswer | None]]
+    problems: tuple[str, ...] = ()
 
     @staticmethod
     def merge(pages: list[PreparedPage]) -> PreparedPage:
         return PreparedPage(
-            sum(p.items_seen for p in pages), [pair for p in pages for pair in p.batch]
+            sum(p.items_seen for p in pages),
+            [pair for p in pages for pair in p.batch],
+            tuple(x for p in pages for x in p.problems),
         )
 
     @staticmethod

@@ -21,6 +21,23 @@ ALLOWED_ATTRIBUTES = {"a": {"href"}, "td": {"colspan", "rowspan"}, "th": {"colsp
 URL_SCHEMES = {"http", "https", "mailto"}
 
 _BLOCK = frozenset({"p", "ul", "ol", "table", "thead", "tbody"})
+
+# C0 controls but tab and newline, DEL, C1 controls (U+009B is a one-character CSI) and lone
+# surrogates: ESC, OSC, BEL, BS or CR in archived text could drive a terminal (rewrite the
+# screen, set its title, hide a link), and a lone surrogate cannot be stored as UTF-8.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def strip_controls(text: str) -> str:
+    """Text without control characters (tabs and newlines kept; a CR or CRLF becomes a
+    newline). Applied to every text a source gives us, and again at the terminal."""
+    if _CONTROL.search(text) is None:  # the usual case: one scan, no copy
+        return text
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", text)
+
+
 _NBSP = "\u00a0"
 
 

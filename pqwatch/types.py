@@ -6,7 +6,8 @@ nothing holds a database session by accident.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import date
 
 
@@ -32,10 +33,61 @@ class GroupLink:
 
 @dataclass(frozen=True, slots=True)
 class AttachmentData:
+    """A file attached to an answer (often a table as .xlsx or .pdf). url is http(s) only."""
+
     url: str
     title: str | None = None
     file_type: str | None = None
     file_size_bytes: int | None = None
+
+    @property
+    def about(self) -> str:
+        """ "xlsx, 18 KB", or "" when neither is known."""
+        return ", ".join(x for x in (self.file_type, human_size(self.file_size_bytes)) if x)
+
+
+def attachments_to_json(attachments: tuple[AttachmentData, ...]) -> str | None:
+    """The stored form of a question's attachments (None for none)."""
+    if not attachments:
+        return None
+    return json.dumps([asdict(a) for a in attachments], ensure_ascii=False)
+
+
+def attachments_from_json(text: str | None) -> tuple[AttachmentData, ...]:
+    """Attachments as stored; anything unreadable counts as none rather than failing a read."""
+    if not text:
+        return ()
+    try:
+        rows = json.loads(text)
+    except ValueError:
+        return ()
+    out = []
+    for r in rows if isinstance(rows, list) else ():
+        if isinstance(r, dict) and isinstance(r.get("url"), str):
+            size = r.get("file_size_bytes")
+            out.append(
+                AttachmentData(
+                    url=r["url"],
+                    title=r.get("title") if isinstance(r.get("title"), str) else None,
+                    file_type=r.get("file_type") if isinstance(r.get("file_type"), str) else None,
+                    file_size_bytes=size if isinstance(size, int) else None,
+                )
+            )
+    return tuple(out)
+
+
+def human_size(size: int | None) -> str | None:
+    """1234567 -> "1.2 MB" (None when unknown)."""
+    if size is None or size < 0:
+        return None
+    if size < 1000:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1000
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+    return None  # unreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +129,8 @@ class QuestionData:
     original_answer_raw: str | None = None
     attachments: tuple[AttachmentData, ...] = ()
     group: tuple[GroupLink, ...] = field(default_factory=tuple)
+    # What was inconsistent in the source's record and how it was resolved (reported, stored).
+    problems: tuple[str, ...] = ()
 
     @property
     def has_answer(self) -> bool:

@@ -25,6 +25,7 @@ from feedgen.feed import FeedGenerator
 
 from pqwatch import __version__
 from pqwatch.search.engine import official_url
+from pqwatch.types import AttachmentData, attachments_from_json
 
 KIND_LABELS = {
     "answered": "Answered",
@@ -60,6 +61,7 @@ class FeedItem:
     answer_html: str | None
     answered_by: str | None
     answer_date: date | None
+    attachments: tuple[AttachmentData, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ class FeedDoc:
 
 _ITEMS = """
 SELECT e.id AS event_id, e.kind, e.event_date, q.source, q.source_id, q.uin, q.house,
-       q.date_tabled, q.heading, q.question_text, b.name AS department, am.name AS asker,
+       q.date_tabled, q.heading, q.question_text, q.attachments_json,
+       b.name AS department, am.name AS asker,
        (SELECT group_concat(w2.name, '\x1f') FROM watch_match m2 JOIN watch w2
           ON w2.id = m2.watch_id WHERE m2.event_id = e.id AND w2.active) AS watches,
        a.answer_html, a.date_answered, a.date_corrected, wm.name AS answerer, cm.name AS corrector
@@ -125,6 +128,7 @@ def load_feed(conn: sa.Connection, slug: str, title: str, limit: int, tz: ZoneIn
                 answer_html=r["answer_html"],
                 answered_by=r["corrector"] if corrected and r["corrector"] else r["answerer"],
                 answer_date=_d(r["date_corrected"] if corrected else r["date_answered"]),
+                attachments=attachments_from_json(r["attachments_json"]),
             )
         )
     updated = max((i.published for i in items), default=datetime(2000, 1, 1, tzinfo=UTC))

@@ -23,6 +23,7 @@ from bs4 import BeautifulSoup
 from bs4.element import NavigableString
 
 from pqwatch.search.engine import official_url
+from pqwatch.types import AttachmentData, attachments_from_json
 
 SECTIONS = ("answered", "corrected", "holding", "tabled")
 SECTION_TITLES = {
@@ -78,6 +79,7 @@ class DigestItem:
     # Only the list endpoint's cut text was available for this answer.
     answer_partial: bool = False
     diff: tuple[DiffPart, ...] = ()
+    attachments: tuple[AttachmentData, ...] = ()
 
     @property
     def uins(self) -> str:
@@ -176,7 +178,8 @@ _PENDING = (
 # questions an ArchiveCache has not read yet: subscribers of the same watch share them.
 _QUESTIONS = sa.text(
     "SELECT q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_for_answer, q.heading, "
-    "q.question_text, q.date_answered, q.date_answer_corrected, b.name AS department, "
+    "q.question_text, q.date_answered, q.date_answer_corrected, q.attachments_json, "
+    "b.name AS department, "
     "am.name AS asker, am.party AS asker_party, am.member_from AS asker_from "
     "FROM question q LEFT JOIN answering_body b ON b.id = q.answering_body_id "
     "LEFT JOIN member am ON am.id = q.asking_member_id WHERE q.id IN :ids"
@@ -392,6 +395,7 @@ def _item(
         "questions": views,
         "watches": watches,
         "terms": terms,
+        "attachments": attachments_from_json(q["attachments_json"]),
     }
     if section == "tabled" or not answers:
         return DigestItem(**base)

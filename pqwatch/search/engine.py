@@ -23,6 +23,7 @@ from pqwatch.errors import UsageError
 from pqwatch.search.facets import facet_match, month_match
 from pqwatch.search.query import CompiledQuery, compile_query
 from pqwatch.search.rows import rows as _rows
+from pqwatch.types import AttachmentData, attachments_from_json
 
 # bm25 scores every match (about 3 us each), so past this many a page comes newest first.
 RELEVANCE_LIMIT = 5_000
@@ -492,6 +493,16 @@ class QuestionStory:
     events: tuple[QuestionEvent, ...]
     grouped: tuple[GroupedQuestion, ...]
     others_with_uin: tuple[tuple[str, date], ...] = field(default_factory=tuple)
+    attachments: tuple[AttachmentData, ...] = ()
+    # When the API says a holding answer was given (its text may predate the archive).
+    date_holding_answer: date | None = None
+
+    @property
+    def holding_not_archived(self) -> bool:
+        """A holding answer was given, but the archive never saw its text."""
+        return self.date_holding_answer is not None and not any(
+            a.kind == "holding" for a in self.answers
+        )
 
     def as_dict(self) -> dict[str, Any]:
         out = self.hit.as_dict()
@@ -500,6 +511,9 @@ class QuestionStory:
         out.update(
             date_for_answer=self.date_for_answer.isoformat() if self.date_for_answer else None,
             is_named_day=self.is_named_day,
+            date_holding_answer=(
+                self.date_holding_answer.isoformat() if self.date_holding_answer else None
+            ),
             asking_party=self.asking_party,
             asking_constituency=self.asking_constituency,
             answers=[
@@ -533,6 +547,15 @@ class QuestionStory:
                     "url": official_url(g.date_tabled, g.uin),
                 }
                 for g in self.grouped
+            ],
+            attachments=[
+                {
+                    "url": a.url,
+                    "title": a.title,
+                    "file_type": a.file_type,
+                    "file_size_bytes": a.file_size_bytes,
+                }
+                for a in self.attachments
             ],
         )
         return out
@@ -578,7 +601,8 @@ def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
     r = (
         conn.execute(
             sa.text(
-                f"SELECT {_HIT_COLUMNS}, q.is_named_day FROM question q {_JOINS} WHERE q.id = :id"
+                f"SELECT {_HIT_COLUMNS}, q.is_named_day, q.attachments_json, "
+                f"q.date_holding_answer FROM question q {_JOINS} WHERE q.id = :id"
             ),
             {"id": qid},
         )
@@ -646,6 +670,8 @@ def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
         events=events,
         grouped=grouped,
         others_with_uin=others,
+        attachments=attachments_from_json(r["attachments_json"]),
+        date_holding_answer=_date(r["date_holding_answer"]),
     )
 
 

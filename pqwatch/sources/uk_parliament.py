@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from pqwatch import __version__
 from pqwatch.config import UKParliamentConfig
 from pqwatch.errors import SourceError
+from pqwatch.text import strip_controls
 from pqwatch.types import AttachmentData, GroupLink, MemberData, PageResult, QuestionData
 
 SOURCE = "uk_parliament"
@@ -32,6 +33,9 @@ LIST_PATH = "/api/writtenquestions/questions"
 DETAIL_PATH = "/api/writtenquestions/questions/{id}"
 LIST_TEXT_LIMIT = 255
 USER_AGENT = f"pqwatch/{__version__} (parliamentary written questions monitor)"
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 # Which API parameters select each kind of date window.
 WINDOW_PARAMS = {
@@ -242,27 +246,50 @@ class UKParliamentClient:
             skip += take
 
     def fetch_detail(self, item: QuestionData) -> QuestionData:
-        """The full record of one listed item; the list item itself if the API has no detail."""
-        path = DETAIL_PATH.format(id=item.source_id)
+        """The full record of one listed item; the list item itself (with the problem noted)
+        when the API has no usable detail for it."""
+        full = self.fetch_question(item.source_id, item.list_hash)
+        if isinstance(full, QuestionData):
+            return full
+        if full is None:
+            full = f"GET {DETAIL_PATH.format(id=item.source_id)}: HTTP 404 (not found)"
+        return _replace(item, problems=(*item.problems, full))
+
+    def fetch_question(self, source_id: str, list_hash: str) -> QuestionData | str | None:
+        """One question from the detail endpoint, carrying `list_hash` (the list-level hash
+        the next listing is compared against). None on a 404; a one-line problem when the
+        record cannot be used."""
+        path = DETAIL_PATH.format(id=source_id)
         data = self.get_json(path, {"expandMember": "true"}, allow_404=True)
         if data is None:
-            return item
+            return None
         value = data.get("value") if isinstance(data, dict) else None
-        if not isinstance(value, dict):
-            raise SourceError(f"GET {path}: the response has no value object")
-        full = parse_question(value, from_list=False)
-        # Keep the list-level hash: it is what the next list result is compared against.
-        return _replace(full, list_hash=item.list_hash)
+        try:
+            if not isinstance(value, dict) or str(value.get("id")) != source_id:
+                raise SourceError("the response has no value object for this question")
+            full = parse_question(value, from_list=False)
+        except SourceError as exc:
+            # Stored from the list instead (and fetched again later) rather than failing the
+            # window for one odd record.
+            return f"GET {path}: {exc}"
+        return _replace(full, list_hash=list_hash)
 
     def fetch_details(self, items: Sequence[QuestionData]) -> list[QuestionData]:
         """Fetch the full records of many items concurrently, within the rate limit."""
+        return self._map(self.fetch_detail, items)
+
+    def fetch_questions(self, wanted: Sequence[tuple[str, str]]) -> list[QuestionData | str | None]:
+        """fetch_question for many (source id, list hash) pairs, concurrently."""
+        return self._map(lambda pair: self.fetch_question(*pair), wanted)
+
+    def _map(self, fn: Callable[[_In], _Out], items: Sequence[_In]) -> list[_Out]:
         if not items:
             return []
         workers = min(self.config.max_concurrency, len(items))
         if workers == 1:
-            return [self.fetch_detail(i) for i in items]
+            return [fn(i) for i in items]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(self.fetch_detail, items))
+            return list(pool.map(fn, items))
 
 
 def _problem_title(resp: httpx.Response) -> str:
@@ -295,46 +322,104 @@ def _date(value: Any) -> date | None:
         return None
 
 
+def _str(value: Any) -> str | None:
+    """A text field as we keep it: control characters stripped; numbers as text; anything
+    else (a list or object where text belongs) counts as absent."""
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    """Like _str, but blank counts as absent."""
+    text = _str(value)
+    return text if text and text.strip() else None
+
+
+def _line(value: Any) -> str | None:
+    """A one-line field (heading, name, title): whitespace collapsed; blank is absent.
+    (Real headings end in a stray CRLF now and then.)"""
+    text = _str(value)
+    return " ".join(text.split()) or None if text else None
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
 def _member(obj: Any) -> MemberData | None:
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), int):
+    if not isinstance(obj, dict) or _int(obj.get("id")) is None:
         return None
     return MemberData(
         id=obj["id"],
-        name=obj.get("name"),
-        list_as=obj.get("listAs"),
-        party=obj.get("party"),
-        party_abbreviation=obj.get("partyAbbreviation"),
-        member_from=obj.get("memberFrom"),
-        thumbnail_url=obj.get("thumbnailUrl"),
+        name=_line(obj.get("name")),
+        list_as=_line(obj.get("listAs")),
+        party=_line(obj.get("party")),
+        party_abbreviation=_line(obj.get("partyAbbreviation")),
+        member_from=_line(obj.get("memberFrom")),
+        thumbnail_url=_web_url(obj.get("thumbnailUrl")),
     )
+
+
+def _member_pair(
+    value: dict[str, Any], id_key: str, obj_key: str, problems: list[str]
+) -> tuple[int | None, MemberData | None]:
+    """A member id and its expanded object, made consistent: when they name different
+    members, the id field wins and the object is left out (and reported)."""
+    mid, member = _int(value.get(id_key)), _member(value.get(obj_key))
+    if member is not None and mid is not None and member.id != mid:
+        problems.append(
+            f"question {value.get('id')}: {obj_key}.id {member.id} differs from "
+            f"{id_key} {mid}; stored the id without that member's details"
+        )
+        member = None
+    return (member.id if member is not None and mid is None else mid), member
 
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _web_url(value: Any) -> str | None:
+    """An http(s) URL, or None: a javascript: or data: link must never reach a page or mail."""
+    url = _text(value)
+    if url is None:
+        return None
+    url = url.strip()
+    return url if url.lower().startswith(("https://", "http://")) and " " not in url else None
+
+
 def _groups(value: dict[str, Any], tabled: date) -> tuple[GroupLink, ...]:
     links: dict[tuple[str, date], GroupLink] = {}
-    for g in value.get("groupedQuestionsDates") or []:
-        if isinstance(g, dict) and g.get("questionUin"):
+    for g in _list(value.get("groupedQuestionsDates")):
+        uin = _line(g.get("questionUin")) if isinstance(g, dict) else None
+        if uin:
             d = _date(g.get("dateTabled")) or tabled
-            links[(str(g["questionUin"]), d)] = GroupLink(str(g["questionUin"]), d)
+            links[(uin, d)] = GroupLink(uin, d)
     dated = {uin for uin, _ in links}
-    for uin in value.get("groupedQuestions") or []:
-        if uin and str(uin) not in dated:  # no date given: assume tabled the same day
-            links[(str(uin), tabled)] = GroupLink(str(uin), tabled)
+    for raw in _list(value.get("groupedQuestions")):
+        uin = _line(raw)
+        if uin and uin not in dated:  # no date given: assume tabled the same day
+            links[(uin, tabled)] = GroupLink(uin, tabled)
     return tuple(sorted(links.values(), key=lambda g: (g.date_tabled, g.uin)))
 
 
 def _attachments(value: dict[str, Any]) -> tuple[AttachmentData, ...]:
     out = []
-    for a in value.get("attachments") or []:
-        if isinstance(a, dict) and a.get("url"):
+    for a in _list(value.get("attachments")):
+        url = _web_url(a.get("url")) if isinstance(a, dict) else None
+        if url:
             out.append(
                 AttachmentData(
-                    url=str(a["url"]),
-                    title=a.get("title"),
-                    file_type=a.get("fileType"),
+                    url=url,
+                    title=_line(a.get("title")),
+                    file_type=_line(a.get("fileType")),
                     file_size_bytes=_int(a.get("fileSizeBytes")),
                 )
             )
@@ -367,47 +452,59 @@ def list_hash(value: dict[str, Any]) -> str:
 
 
 def parse_question(value: dict[str, Any], *, from_list: bool) -> QuestionData:
-    """Normalise one API item. Raises SourceError when a required field is missing."""
+    """Normalise one API item. Raises SourceError when a required field is missing; any
+    other field may be absent, empty or of the wrong type and is then left out."""
+    qid = _int(value.get("id"))
     tabled = _date(value.get("dateTabled"))
-    if tabled is None or not value.get("house"):
-        raise SourceError(f"question {value.get('id')}: missing dateTabled or house")
-    text = value.get("questionText") or ""
-    answer = value.get("answerText")
-    answered = _date(value.get("dateAnswered"))
-    original = value.get("originalAnswerText") or None
+    house = _line(value.get("house"))
+    if qid is None or tabled is None or house is None:
+        missing = [k for k, v in (("id", qid), ("dateTabled", tabled), ("house", house)) if not v]
+        raise SourceError(f"question {value.get('id')}: missing or invalid {', '.join(missing)}")
+    raw_text = value.get("questionText")
+    text = _str(raw_text) or ""
+    answer = _text(value.get("answerText"))
+    problems: list[str] = []
+    asking_id, asking = _member_pair(value, "askingMemberId", "askingMember", problems)
+    answering_id, answering = _member_pair(value, "answeringMemberId", "answeringMember", problems)
+    correcting_id, correcting = _member_pair(
+        value, "correctingMemberId", "correctingMember", problems
+    )
     return QuestionData(
         source=SOURCE,
-        source_id=str(value["id"]),
-        uin=str(value["uin"]) if value.get("uin") is not None else None,
-        house=str(value["house"]),
+        source_id=str(qid),
+        uin=_line(value.get("uin")),
+        house=house,
         date_tabled=tabled,
         date_for_answer=_date(value.get("dateForAnswer")),
-        is_named_day=bool(value.get("isNamedDay")),
-        heading=value.get("heading") or None,
-        asking_member_id=_int(value.get("askingMemberId")),
-        asking_member=_member(value.get("askingMember")),
-        member_has_interest=bool(value.get("memberHasInterest")),
+        is_named_day=bool(_flag(value.get("isNamedDay"))),
+        heading=_line(value.get("heading")),
+        asking_member_id=asking_id,
+        asking_member=asking,
+        member_has_interest=bool(_flag(value.get("memberHasInterest"))),
         answering_body_id=_int(value.get("answeringBodyId")),
-        answering_body_name=value.get("answeringBodyName"),
+        answering_body_name=_line(value.get("answeringBodyName")),
         question_text=text,
         # The list cuts at exactly 255 characters without a marker: shorter is complete.
-        question_text_full=not from_list or len(text) < LIST_TEXT_LIMIT,
-        is_withdrawn=bool(value.get("isWithdrawn")),
-        answer_is_holding=value.get("answerIsHolding"),
-        answer_is_correction=value.get("answerIsCorrection"),
-        answering_member_id=_int(value.get("answeringMemberId")),
-        answering_member=_member(value.get("answeringMember")),
-        correcting_member_id=_int(value.get("correctingMemberId")),
-        correcting_member=_member(value.get("correctingMember")),
-        date_answered=answered,
+        question_text_full=not from_list
+        or not isinstance(raw_text, str)
+        or len(raw_text) < LIST_TEXT_LIMIT,
+        is_withdrawn=bool(_flag(value.get("isWithdrawn"))),
+        answer_is_holding=_flag(value.get("answerIsHolding")),
+        answer_is_correction=_flag(value.get("answerIsCorrection")),
+        answering_member_id=answering_id,
+        answering_member=answering,
+        correcting_member_id=correcting_id,
+        correcting_member=correcting,
+        date_answered=_date(value.get("dateAnswered")),
         date_answer_corrected=_date(value.get("dateAnswerCorrected")),
         date_holding_answer=_date(value.get("dateHoldingAnswer")),
-        answer_raw=answer if isinstance(answer, str) and answer.strip() else None,
+        answer_raw=answer,
         answer_full=not from_list,
-        original_answer_raw=original if isinstance(original, str) else None,
+        original_answer_raw=_text(value.get("originalAnswerText")),
         attachments=() if from_list else _attachments(value),
         group=_groups(value, tabled),
         list_hash=list_hash(value),
+        problems=tuple(problems),
     )
 
 

@@ -45,7 +45,7 @@ from pqwatch.store.models import (
     SourceState,
 )
 from pqwatch.text import normalize_for_search
-from pqwatch.types import QuestionData
+from pqwatch.types import QuestionData, attachments_to_json
 
 Q = Question.__table__  # type: ignore[attr-defined]
 A = Answer.__table__  # type: ignore[attr-defined]
@@ -258,6 +258,28 @@ class Archive:
             )
         return value if isinstance(value, date) else None
 
+    def pending_details(self, source: str, limit: int) -> list[tuple[str, str]]:
+        """(source id, stored list hash) of questions stored without their full text, the
+        longest untried first: each poll fetches a few of them again (migration 0008)."""
+        with self.db.read() as session:
+            rows = raw_cursor(session).execute(
+                "SELECT source_id, content_hash FROM question WHERE detail_pending "
+                "AND source = ? ORDER BY updated_at, id LIMIT ?",
+                (source, limit),
+            )
+            return [(str(r[0]), str(r[1])) for r in rows]
+
+    def detail_still_missing(self, source: str, source_ids: Sequence[str]) -> None:
+        """A try to fetch these again failed: send them to the back of the queue."""
+        if not source_ids:
+            return
+        with self.db.write() as session:
+            marks = ",".join("?" * len(source_ids))
+            raw_cursor(session).execute(
+                f"UPDATE question SET updated_at = ? WHERE source = ? AND source_id IN ({marks})",
+                (sql_ts(self.now()), source, *source_ids),
+            )
+
     def done_windows(self, source: str, kind: str) -> set[tuple[date, date]]:
         """Windows already stored completely by a run of this kind (for restartable backfill)."""
         with self.db.read() as session:
@@ -296,8 +318,9 @@ def _unchanged(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> set[str]:
     for source, wanted in by_source.items():
         marks = ",".join("?" * len(wanted))
         rows = cur.execute(
+            # A row stored without its full text is never "unchanged": it must be fetched again.
             f"SELECT source_id, content_hash FROM question WHERE source = ? "
-            f"AND source_id IN ({marks})",
+            f"AND source_id IN ({marks}) AND NOT detail_pending",
             (source, *wanted),
         )
         out.update(sid for sid, h in rows if wanted.get(sid) == h)
@@ -319,7 +342,7 @@ def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str
                     m.id, m.name, m.list_as, m.party, m.party_abbreviation, m.member_from,
                     it.house, m.thumbnail_url, now,
                 )  # fmt: skip
-            elif mid is not None:
+            if mid is not None:  # every id a question refers to needs its row
                 bare.add(mid)
     insert_rows(
         cur,
@@ -405,8 +428,8 @@ _QUESTION_COLUMNS = (
     "uin", "house", "date_tabled", "date_for_answer", "is_named_day", "heading",
     "asking_member_id", "member_has_interest", "answering_body_id", "question_text",
     "question_text_full", "is_withdrawn", "status", "date_answered", "date_holding_answer",
-    "date_answer_corrected", "answering_member_id", "attachments_json", "content_hash",
-    "updated_at",
+    "date_answer_corrected", "answering_member_id", "attachments_json", "detail_pending",
+    "content_hash", "updated_at",
 )  # fmt: skip
 _INSERT_Q = (
     f"INSERT INTO question (id, source, source_id, first_seen_at, {', '.join(_QUESTION_COLUMNS)})"
@@ -427,8 +450,9 @@ def _question_values(
         item.is_named_day, item.heading, item.asking_member_id, item.member_has_interest,
         item.answering_body_id, text, text_full, item.is_withdrawn, status,
         _d(item.date_answered), _d(item.date_holding_answer), _d(item.date_answer_corrected),
-        item.answering_member_id,
-        json.dumps([a.__dict__ for a in item.attachments]) if item.attachments else None,
+        item.answering_member_id, attachments_to_json(item.attachments),
+        # Still without the full text it needs: fetched again by a later poll.
+        not text_full or (item.has_answer and not item.answer_full),
         item.list_hash, now,
     )  # fmt: skip
 

@@ -83,6 +83,12 @@ class Question(SQLModel, table=True):
         sa.Index("ix_question_uin", "house", "uin", "date_tabled"),
         sa.Index("ix_question_date_answered", "date_answered"),
         sa.Index("ix_question_date_tabled", "date_tabled"),
+        sa.Index(
+            "ix_question_detail_pending",
+            "updated_at",
+            sqlite_where=sa.text("detail_pending"),
+            postgresql_where=sa.text("detail_pending"),
+        ),
         # Also ix_question_newest on coalesce(date_answered, date_tabled), id: what search's
         # "newest first" sorts by. An expression index, made by migration 0007 only: SQLAlchemy
         # cannot reflect it, so a batch migration of this table must create it again.
@@ -111,6 +117,9 @@ class Question(SQLModel, table=True):
     date_answer_corrected: date | None = None
     answering_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
     attachments_json: str | None = None
+    # Stored without the full text it needs (its detail request failed, or --no-detail): a
+    # listing never counts it as unchanged, and polls fetch it again until it is whole.
+    detail_pending: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # Hash of the API fields that matter, so an unchanged item writes nothing.
     content_hash: str
     first_seen_at: datetime = _ts()
