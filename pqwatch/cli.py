@@ -26,8 +26,9 @@ from pqwatch.errors import DeliveryError, PQWatchError, SourceError, UsageError
 if TYPE_CHECKING:
     from pqwatch.ingest import Progress as IngestProgress
     from pqwatch.ingest import RunSummary
+    from pqwatch.notify.outcome import DigestRun
     from pqwatch.search.engine import QuestionStory, SearchResult
-    from pqwatch.service import DigestRun, PQWatch
+    from pqwatch.service import PQWatch
 
 app = typer.Typer(
     name="pqwatch",
@@ -545,7 +546,12 @@ def digest(
 ) -> None:
     """Send each subscriber what polls have matched since their last digest, now."""
     with _service() as svc:
-        result = svc.send_digests(subscriber, dry_run=dry_run, out=out)
+        result = svc.send_digests(
+            subscriber,
+            dry_run=dry_run,
+            out=out,
+            on_wait=lambda note: typer.echo(f"pqwatch: {note}", err=True),
+        )
     _print_digests(result, fmt)
     if result.error:
         raise DeliveryError(result.error + " (the digest stays pending for the next run)")
@@ -622,17 +628,21 @@ def status(fmt: FormatOpt = OutputFormat.text) -> None:
         )
         if src["last_error"] and fails:
             typer.echo(_term(f"  last error: {src['last_error']}"))
-    d = report.deliveries
+    d = report.digests
     typer.echo(
-        f"Deliveries: {d.get('pending', 0)} pending, {d.get('sent', 0)} sent, "
-        f"{d.get('failed', 0)} failed"
+        f"Digests: {d.get('sent', 0)} sent ({d.get('items_sent', 0)} items), "
+        f"{d.get('failed', 0)} refused for good, {d.get('waiting', 0)} waiting to be sent; "
+        f"{d.get('items_pending', 0)} matched items not sent yet"
     )
     for f in report.failed_digests:
-        typer.echo(_term(f"  failed: {f['email']}: {f['reply']}"))
+        typer.echo(_term(f"  refused for good: {f['email']}: {f['reply']}"))
     for w in report.retrying_digests:
-        typer.echo(
-            f"  waiting to send to {w['email']} after {w['attempts']} attempt(s): {w['last_error']}"
-        )
+        line = f"  waiting: {w['email']}"
+        if w["attempts"]:
+            line += f" after {w['attempts']} attempt(s): {w['last_error']}"
+        if w["retry_at"]:
+            line += f"; next try after {w['retry_at']}"
+        typer.echo(_term(line))
     typer.echo(f"Next poll: {report.next_poll}")
     for email, when in report.next_digests.items():
         typer.echo(f"Next digest for {email}: {when}")

@@ -451,6 +451,13 @@ def _resolve_url(url: str, base: Path) -> str:
 def _cross_check(cfg: Config, where: str) -> None:
     from pqwatch.search.query import compile_query  # stdlib-only module
 
+    if cfg.email.smtp_host and cfg.email.from_ == EmailConfig.from_:
+        # Mail from pqwatch@localhost is refused or lost, and replies go nowhere.
+        raise ConfigError(
+            f"{where}: email.from: set the address digests are sent from "
+            f"(the default {EmailConfig.from_!r} cannot be sent by SMTP)"
+        )
+
     names: dict[str, int] = {}
     for i, w in enumerate(cfg.watches):
         if w.name.casefold() in names:

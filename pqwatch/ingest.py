@@ -242,6 +242,8 @@ class Ingest:
             seconds=summary.seconds,
             error=summary.error,
             move_cursor_to=end if summary.ok and kind == "poll" and joins_cursor else None,
+            # A backfill says nothing of whether polling works (status, alerts, digests).
+            health=kind == "poll",
         )
         return summary
 

@@ -9,16 +9,13 @@ one facade. SIGTERM/SIGINT let the current step finish, then the daemon exits 0.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -27,7 +24,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from pqwatch.errors import PQWatchError, UsageError
+from pqwatch.errors import PQWatchError
+from pqwatch.locks import single_instance
 
 if TYPE_CHECKING:
     from pqwatch.service import PQWatch
@@ -73,46 +71,6 @@ def build_scheduler(svc: PQWatch, *, now: Callable[[], datetime] | None = None) 
         max_instances=1,
     )
     return scheduler
-
-
-@contextmanager
-def single_instance(db_description: str) -> Iterator[None]:
-    """Hold an exclusive lock for this database; a second daemon gets a clear UsageError.
-    The lock dies with the process, so a crash never leaves a stale lock behind."""
-    path = Path(f"{db_description}.run.lock") if "://" not in db_description else None
-    if path is None:  # not a file database: nothing to lock against
-        yield
-        return
-    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the daemon's lifetime
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            pid = handle.read().strip() or "?"
-            raise UsageError(
-                f"another `pqwatch run` (pid {pid}) is already running for {db_description}"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()
-
-
-def daemon_running(db_description: str) -> bool:
-    path = Path(f"{db_description}.run.lock")
-    if not path.exists():
-        return False
-    with open(path) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
 
 
 class JsonFormatter(logging.Formatter):

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pqwatch.config import Config, load_config
 from pqwatch.errors import StorageError, UsageError
+from pqwatch.notify.outcome import DigestRun
 from pqwatch.store.db import Database, sql_ts
 
 # Stages are imported where they are used: `pqwatch search` should not pay for the HTTP
@@ -51,6 +52,10 @@ if not TYPE_CHECKING:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _local(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).isoformat(timespec="minutes")
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,7 @@ class PQWatch:
         dry_run: bool = False,
         out: Path | None = None,
         due_only: bool = False,
+        on_wait: Callable[[str], None] | None = None,
     ) -> DigestRun:
         """Render and send what each subscriber is owed, now (or only where a scheduled slot
         has passed, with due_only). Dry runs write files to `out` and record nothing."""
@@ -237,7 +243,9 @@ class PQWatch:
         if out is not None and not dry_run and self.config.email.smtp_host:
             # Writing files instead of mailing, then marking them sent, would lose the mail.
             raise UsageError("--out without --dry-run only applies when no smtp_host is set")
-        return pipeline.send_digests(self, subs, dry_run=dry_run, out=out, due_only=due_only)
+        return pipeline.send_digests(
+            self, subs, dry_run=dry_run, out=out, due_only=due_only, on_wait=on_wait
+        )
 
     # -- feeds ----------------------------------------------------------------------------
 
@@ -469,8 +477,8 @@ class PQWatch:
         return True
 
     def status(self) -> StatusReport:
-        from pqwatch.notify.due import latest_slot, next_slot
-        from pqwatch.scheduler import daemon_running
+        from pqwatch.locks import daemon_running
+        from pqwatch.notify.due import is_due, next_slot
 
         self.ensure_ready()
 
@@ -490,32 +498,6 @@ class PQWatch:
             last_run = conn.execute(
                 sa.text("SELECT max(started_at) FROM poll_run WHERE kind = 'poll'")
             ).scalar()
-            deliveries = {
-                r[0]: int(r[1])
-                for r in conn.execute(
-                    sa.text("SELECT status, count(*) FROM delivery GROUP BY status")
-                )
-            }
-            waiting = [
-                {"email": r[0], "attempts": r[1], "last_error": r[2]}
-                for r in conn.execute(
-                    sa.text(
-                        "SELECT s.email, max(d.attempts), max(d.server_reply) FROM delivery d "
-                        "JOIN subscriber s ON s.id = d.subscriber_id WHERE d.status = 'pending' "
-                        "AND d.attempts > 0 GROUP BY s.email ORDER BY s.email"
-                    )
-                )
-            ]
-            failed = [
-                {"email": r[0], "reply": r[1], "when": r[2]}
-                for r in conn.execute(
-                    sa.text(
-                        "SELECT s.email, d.server_reply, d.sent_at FROM digest d JOIN subscriber s "
-                        "ON s.id = d.subscriber_id WHERE d.status = 'failed' "
-                        "ORDER BY d.id DESC LIMIT 10"
-                    )
-                )
-            ]
         for src in sources:
             for key in ("last_success_at", "last_failure_at"):
                 if src[key]:
@@ -523,13 +505,25 @@ class PQWatch:
                     src[key] = when.astimezone(tz).isoformat(timespec="minutes")
         subs = self.outbox.subscribers()
         sched = self.config.schedule
+        context = self.outbox.run_context()
+        summary = self.outbox.summary()
         next_digest = {}
         for sub in subs:
-            slot = latest_slot(now, sub.frequency, sched.digest_weekday, sched.digest_time, tz)
-            last = self.outbox.last_sent(sub.id)
-            due_now = last is None or last < slot
+            # A digest sent, or refused for good, since the latest slot deals with that slot.
+            last = context.last_sent.get(sub.id)
+            due_now = is_due(last, now, sub.frequency, sched.digest_weekday, sched.digest_time, tz)
             nxt = next_slot(now, sub.frequency, sched.digest_weekday, sched.digest_time, tz)
-            next_digest[sub.email] = "due now" if due_now else nxt.isoformat(timespec="minutes")
+            upcoming = "due now" if due_now else nxt.astimezone(tz).isoformat(timespec="minutes")
+            if sub.id in context.pending:
+                retry_at = context.pending[sub.id]
+                upcoming = (
+                    f"waiting to be sent again after {_local(retry_at, tz)}"
+                    if retry_at is not None and retry_at > now
+                    else "waiting to be sent (at the next run)"
+                )
+            next_digest[sub.email] = upcoming
+        for row in summary.waiting:
+            row["retry_at"] = _local(row["retry_at"], tz) if row["retry_at"] else None
         next_poll = None
         if last_run:
             started = datetime.fromisoformat(str(last_run)).replace(tzinfo=UTC)
@@ -538,9 +532,9 @@ class PQWatch:
             database=self.db.describe(),
             daemon_running=daemon_running(self.db.describe()),
             sources=sources,
-            deliveries=deliveries,
-            failed_digests=failed,
-            retrying_digests=waiting,
+            digests=summary.counts,
+            failed_digests=summary.failed,
+            retrying_digests=summary.waiting,
             next_poll=next_poll.isoformat(timespec="minutes") if next_poll else "at next run",
             next_digests=next_digest,
         )
@@ -560,34 +554,6 @@ class PQWatch:
         return result
 
 
-@dataclass(frozen=True)
-class DigestOutcome:
-    email: str
-    # sent | failed (refused for good) | pending (server unavailable) | nothing | dry-run
-    status: str
-    items: int
-    detail: str
-
-
-@dataclass
-class DigestRun:
-    outcomes: list[DigestOutcome] = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def refused(self) -> str | None:
-        """One line for the digests the server refused for good (marked failed, not retried),
-        so that the run that met them ends non-zero; None when there were none."""
-        failed = [o for o in self.outcomes if o.status == "failed"]
-        if not failed:
-            return None
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        return (
-            f"the mail server refused {len(failed)} digest(s) for good: {failed[0].detail}"
-            f"{more}; marked failed, not retried (see pqwatch status)"
-        )
-
-
 @dataclass
 class FeedsResult:
     folder: Path
@@ -600,7 +566,8 @@ class StatusReport:
     database: str
     daemon_running: bool
     sources: list[dict[str, object]]
-    deliveries: dict[str, int]
+    # digests sent / failed / waiting, and the items (answers, events) they carried
+    digests: dict[str, int]
     failed_digests: list[dict[str, object]]
     retrying_digests: list[dict[str, object]]
     next_poll: str

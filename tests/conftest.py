@@ -18,6 +18,7 @@ import pytest
 from pqwatch.config import load_config
 from pqwatch.service import PQWatch
 from pqwatch.sources.replay import ReplayServer
+from tests.smtp_server import MailServer
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("PQWATCH_TEST_DATA", REPO.parent / "shared" / "data"))
@@ -128,3 +129,19 @@ def open_service(config_path: Path, now: date | None = None) -> PQWatch:
 def rows(db_file: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
     with sqlite3.connect(db_file) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def smtp_off() -> Iterator[MailServer]:
+    """An SMTP server on a free port of 127.0.0.1 that is not listening until .start()."""
+    server = MailServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_off: MailServer) -> MailServer:
+    smtp_off.start()
+    return smtp_off

@@ -8,11 +8,9 @@ from __future__ import annotations
 import copy
 import email
 import re
-import socket
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.policy import default
@@ -22,12 +20,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiosmtpd.controller import Controller
 from bs4 import BeautifulSoup
 from bs4.element import Tag
 
 from pqwatch.sources.replay import Fault, ReplayServer, load_items
 from tests.conftest import CliResult, api_config, rows
+from tests.smtp_server import MailServer, Received
 
 # Real recorded questions used below (ids are the API's).
 MENTAL_HEALTH = 1676309  # 2023-12, Commons 5869, answered 12 Dec 2023 with a table
@@ -90,110 +88,6 @@ def _uncorrected(corrected: dict[str, Any]) -> dict[str, Any]:
             "are outside of", "fall within"
         ),
     )
-
-
-# -- a real SMTP server ---------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    mail_options: list[str] = field(default_factory=list)
-    raw: bytes = b""
-
-
-class MailHandler:
-    """aiosmtpd handler: keeps what it accepted; can refuse recipients and fail DATA."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.rcpt_attempts: list[str] = []
-        self.refuse: dict[str, str] = {}  # address -> reply to RCPT TO
-        self.refuse_sender: str | None = None  # reply to MAIL FROM instead of accepting
-        # One entry per coming DATA: "drop" closes the connection without replying,
-        # anything else is the reply line sent instead of accepting.
-        self.data_faults: list[str] = []
-
-    async def handle_MAIL(
-        self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any
-    ) -> str:
-        if self.refuse_sender:
-            return self.refuse_sender
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 OK"
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
-    ) -> str:
-        self.rcpt_attempts.append(address)
-        refusal = self.refuse.get(address.lower())
-        if refusal:
-            return refusal
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_faults:
-            fault = self.data_faults.pop(0)
-            if fault == "drop":
-                server.transport.abort()  # gone before any reply: nothing was accepted
-                return "250 never heard"
-            return fault
-        message = email.message_from_bytes(envelope.original_content, policy=default)
-        assert isinstance(message, EmailMessage)
-        self.received.append(
-            Received(
-                envelope.mail_from,
-                list(envelope.rcpt_tos),
-                message,
-                list(envelope.mail_options),
-                envelope.original_content,
-            )
-        )
-        return "250 2.0.0 Ok: queued"
-
-
-class MailServer:
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port: int = s.getsockname()[1]
-        self.handler = MailHandler()
-        self._controller: Controller | None = None
-
-    @property
-    def received(self) -> list[Received]:
-        return self.handler.received
-
-    def start(self) -> None:
-        assert self._controller is None
-        controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-        controller.start()
-        self._controller = controller
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-
-@pytest.fixture
-def smtp_off() -> Iterator[MailServer]:
-    """An SMTP server on a free port of 127.0.0.1 that is not listening until .start()."""
-    server = MailServer()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def smtp(smtp_off: MailServer) -> MailServer:
-    smtp_off.start()
-    return smtp_off
 
 
 # -- config, archive, CLI -------------------------------------------------------------------
@@ -776,7 +670,8 @@ def test_server_down_keeps_everything_pending_then_sends_once(
 
 def test_run_once_ends_non_zero_on_the_cycle_that_met_a_refusal() -> None:
     """`pqwatch run --once` exits 1 with the first of the cycle's errors (CycleResult.errors)."""
-    from pqwatch.service import CycleResult, DigestOutcome, DigestRun
+    from pqwatch.notify.outcome import DigestOutcome, DigestRun
+    from pqwatch.service import CycleResult
 
     sent = DigestOutcome("a@example.org", "sent", 2, "250 OK")
     gone = DigestOutcome("b@example.org", "failed", 1, "b@example.org: 550 5.1.1 no such user")
@@ -918,9 +813,10 @@ def test_an_outage_mid_run_stops_there_and_the_next_run_sends_each_once(
     cli: Callable[..., CliResult],
 ) -> None:
     """Each digest is prepared while the one before it is with the server. When the server
-    defers one, the run stops: the next digest, prepared but never offered, is given back
-    (no digest row, its rows waiting as before), and the next run sends every digest once."""
-    smtp.handler.refuse["b@example.org"] = "451 4.3.0 try again later"
+    goes away (421: it is closing the connection), the run stops: the next digest, prepared
+    but never offered, is given back (no digest row, its rows waiting as before), and the
+    next run sends every digest once."""
+    smtp.handler.refuse["b@example.org"] = "421 4.3.2 service shutting down"
     watches = _watches(Maternity="maternity")
     subs = "".join(_subscriber(a) for a in ("a@example.org", "b@example.org", "c@example.org"))
     config = write_config(_config_text(replay, smtp, watches + subs))
@@ -930,7 +826,7 @@ def test_an_outage_mid_run_stops_there_and_the_next_run_sends_each_once(
 
     line = _one_line_error(_digest(cli, config))
     assert line.startswith("pqwatch: error: b@example.org: SMTP 127.0.0.1:")
-    assert "451 4.3.0 try again later" in line
+    assert "421 4.3.2 service shutting down" in line
     assert [r.rcpt_tos for r in smtp.received] == [["a@example.org"]]
     assert rows(
         db,
@@ -1136,6 +1032,7 @@ def _as_the_email_package_writes_it(rendered: Any, **kw: Any) -> EmailMessage:
     msg["Subject"] = rendered.subject
     msg["Date"] = format_datetime(kw["when"])
     msg["Message-ID"] = kw["message_id"]
+    msg["Reply-To"] = kw["operator"]
     targets = [f"<{unsubscribe_mailto(kw['operator'], kw['to_email'])}>"]
     if kw["unsubscribe_url"]:
         targets.append(f"<{kw['unsubscribe_url']}>")

@@ -545,7 +545,8 @@ def test_backfill_is_restartable_and_historical(
     assert asked == {"2024-08-15", "2024-08-22", "2024-08-29"}
     assert rows(db, "SELECT count(*) FROM question") == [(len(replay.items),)]
     assert rows(db, "SELECT count(*) FROM event WHERE historical = 0") == [(0,)]
-    assert rows(db, "SELECT cursor_date FROM source_state") == [(None,)]  # polls unaffected
+    # Polls unaffected: no cursor, and no "last successful poll" claimed by a backfill.
+    assert rows(db, "SELECT cursor_date, last_success_at FROM source_state") == []
 
 
 def test_a_malformed_item_is_skipped_not_blocking_the_window(

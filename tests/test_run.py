@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pqwatch.errors import SourceError, UsageError
+from pqwatch.locks import single_instance
 from pqwatch.notify.due import is_due, latest_slot, next_slot
 from pqwatch.scheduler import (
     DIGEST_GRACE_SECONDS,
     build_scheduler,
     configure_logging,
     guarded,
-    single_instance,
 )
 from pqwatch.sources.replay import Fault, ReplayServer, load_items
 from tests.conftest import CliResult, api_config, open_service, rows
@@ -301,9 +301,7 @@ def test_a_digest_left_pending_is_retried_at_the_next_poll_and_shown_in_status(
         svc.poll_cycle()
         assert svc.digest_cycle()["status"] == "failed"
     report = cli("--config", config, "status")
-    assert "waiting to send to officer@example.org after 1 attempt(s): cannot write to" in (
-        report.stdout
-    )
+    assert "waiting: officer@example.org after 1 attempt(s): cannot write to" in (report.stdout)
     assert rows(config.parent / "pqwatch.db", "SELECT status FROM digest") == [("pending",)]
     blocked.unlink()  # the operator fixes the problem; the next poll sends it
     with open_service(config, now=date(2024, 9, 1)) as svc:

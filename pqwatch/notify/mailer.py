@@ -3,8 +3,10 @@
 Failures are classified because they are handled differently:
 - PermanentRefusal: the server refused this recipient or message (5xx). Mark it failed with
   the server's reply and carry on with the others.
-- TransientFailure: the server is down, timed out, dropped the connection, said 4xx or refused
-  the sender (MAIL FROM). Leave everything pending and stop; the next run sends it.
+- RecipientDeferred: the server said "not now" (4xx) to this recipient or this message only.
+  Keep it pending, try it again later (with backoff), and carry on with the others.
+- TransientFailure: the server is down, timed out, dropped the connection, is closing (421)
+  or refused the sender (MAIL FROM). Leave everything pending and stop; the next run sends it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class PermanentRefusal(DeliveryError):
 
 
 class TransientFailure(DeliveryError):
+    pass
+
+
+class RecipientDeferred(DeliveryError):
     pass
 
 
@@ -150,13 +156,24 @@ class SMTPTransport:
         except smtplib.SMTPRecipientsRefused as exc:
             replies = "; ".join(f"{r}: {_code_text(c)}" for r, c in exc.recipients.items())
             codes = [c[0] for c in exc.recipients.values()]
+            if 421 in codes:  # the server is closing the connection: not about this one
+                self._drop()
+                raise TransientFailure(f"SMTP {self.where} said {replies}") from None
             if all(400 <= c < 500 for c in codes):
-                raise TransientFailure(f"SMTP {self.where} deferred: {replies}") from None
+                raise RecipientDeferred(f"deferred by {self.where}: {replies}") from None
             raise PermanentRefusal(replies) from None
         except smtplib.SMTPSenderRefused as exc:
             # MAIL FROM refused (e.g. a login is required): every message would be, whoever
             # it is for, so this is the server's problem, not a bad recipient.
             raise TransientFailure(f"SMTP {self.where} refused the sender: {_reply(exc)}") from None
+        except smtplib.SMTPDataError as exc:
+            # After the message: smtplib has reset the session (or closed it on a 421).
+            if 500 <= exc.smtp_code < 600:
+                raise PermanentRefusal(_reply(exc)) from None
+            if 400 <= exc.smtp_code < 500 and exc.smtp_code != 421:
+                raise RecipientDeferred(f"deferred by {self.where}: {_reply(exc)}") from None
+            self._drop()
+            raise TransientFailure(f"SMTP {self.where} said {_reply(exc)}") from None
         except smtplib.SMTPResponseException as exc:
             self._drop()
             if 500 <= exc.smtp_code < 600:

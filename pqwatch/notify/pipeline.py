@@ -1,27 +1,33 @@
-"""Send a run's digests, one subscriber after another, preparing each while the one before it
+"""Send a run's digests, one subscriber after another, rendering each while the one before it
 is with the mail server.
 
-Preparing a digest (open it in the outbox, compose, render, encode) is our work; accepting it
-is the server's. They overlap: a worker thread prepares the next digest while this thread
-waits for the server's reply to the current one. The delivery rules do not change:
-- digests are delivered in order, one at a time, each marked sent only after the server
-  accepted it (outbox.py);
-- at most one digest is prepared ahead. When the run stops early (the server is down), the
-  one prepared ahead was never offered to the server: it is abandoned, its rows go back to
-  waiting, and the outbox looks as if the run had stopped before opening it.
+The delivery rules (store/outbox.py):
+- one sender at a time: the run holds the send lock (pqwatch.locks.sender), which is its
+  claim on every pending digest. A second run waits for the first, then sends only what is
+  still owed; a digest a dead sender left pending is taken over, same Message-ID;
+- a digest is opened (its Message-ID and rows fixed) before it is sent, and marked sent in a
+  transaction of its own straight after the server's reply, with nothing in between: the
+  next digest was opened before this one went to the server, and only rendering (reads)
+  overlaps the send;
+- a recipient the server defers (4xx) waits alone, retried with backoff; the others go on.
+  A server that is down stops the run: the rest would fail the same way. A digest opened
+  ahead but never offered to the server is given back, as if the run had stopped first.
 """
 
 from __future__ import annotations
 
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from pqwatch import locks
+from pqwatch.config import EmailConfig
 from pqwatch.errors import StorageError
 from pqwatch.notify import render
 from pqwatch.notify.compose import ArchiveCache, compose
@@ -29,16 +35,39 @@ from pqwatch.notify.due import is_due
 from pqwatch.notify.mailer import (
     OutgoingMail,
     PermanentRefusal,
+    RecipientDeferred,
     TransientFailure,
     Transport,
     make_transport,
 )
+from pqwatch.notify.outcome import DigestOutcome, DigestRun
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-    from pqwatch.service import DigestOutcome, DigestRun, PQWatch
+    from pqwatch.service import PQWatch
     from pqwatch.store.outbox import OpenDigest, Outbox, RunContext, SubscriberRow
+
+# How long a run waits for another sender to finish before giving up (one line, exit 1).
+SENDER_WAIT_SECONDS = 15 * 60
+# A deferred recipient is tried again after 10 minutes, then 20, 40... at most 6 hours apart.
+RETRY_FIRST = timedelta(minutes=10)
+RETRY_MAX = timedelta(hours=6)
+DEFAULT_SENDER = "pqwatch@localhost"
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """The wait after the `attempts`-th deferral (1, 2, ...)."""
+    return min(RETRY_FIRST * (1 << min(max(attempts - 1, 0), 16)), RETRY_MAX)
+
+
+def reply_address(email: EmailConfig) -> str | None:
+    """Where a reader may write (unsubscribe by mail, Reply-To): the operator, else the sender
+    when it is a real address; None when there is nobody to write to."""
+    if email.operator:
+        return email.operator
+    sender = parseaddr(email.from_)[1]
+    return None if not sender or sender == DEFAULT_SENDER else sender
 
 
 @dataclass(frozen=True)
@@ -51,13 +80,12 @@ class Prepared:
     items: int
 
 
-class _Preparer:
-    """Opens, composes and renders one subscriber's digest. Used by one thread at a time."""
+class _Renderer:
+    """Composes and renders one opened digest. Reads only; used by one thread at a time."""
 
-    def __init__(self, svc: PQWatch, context: RunContext, *, dry_run: bool) -> None:
+    def __init__(self, svc: PQWatch, context: RunContext) -> None:
         self.svc = svc
         self.context = context
-        self.dry_run = dry_run
         self.tz = ZoneInfo(svc.config.schedule.timezone)
         self.env = render.environment()
         self.cache = ArchiveCache()  # the questions of this run, read once
@@ -69,16 +97,11 @@ class _Preparer:
             self._held.close()
             self._held = None
 
-    def __call__(self, sub: SubscriberRow) -> Prepared | DigestOutcome:
-        from pqwatch.service import DigestOutcome
-
-        svc, context = self.svc, self.context
+    def __call__(self, od: OpenDigest) -> Prepared:
+        svc, context, sub = self.svc, self.context, od.subscriber
         if self._held is None:
             self._held = ExitStack()
             self._held.enter_context(svc.outbox.holding_connections())
-        od = svc.outbox.open_digest(sub, dry_run=self.dry_run)
-        if od is None:
-            return DigestOutcome(sub.email, "nothing", 0, "nothing new")
         with svc.outbox.reading() as conn:
             digest = compose(
                 conn,
@@ -94,7 +117,7 @@ class _Preparer:
         last_ok, failures = context.health(od.period_start)
         digest = replace(digest, last_poll_ok_at=last_ok, poll_failures=failures)
         email = svc.config.email
-        operator = email.operator or parseaddr(email.from_)[1]
+        operator = reply_address(email)
         site = svc.config.feeds.site_url
         token = context.tokens.get(sub.id)
         unsubscribe = f"{site}/unsubscribe/{token}" if site and token else None
@@ -120,16 +143,16 @@ class _Preparer:
             unsubscribe_url=unsubscribe,
             when=od.period_end,
         )
-        stamp = od.period_end.astimezone(self.tz).strftime("%Y%m%d-%H%M%S")
+        # Named by when the digest was first opened: sent again after a crash, it replaces
+        # its own file instead of adding a second one.
+        stamp = (od.created_at or od.period_end).astimezone(self.tz).strftime("%Y%m%d-%H%M%S")
         name = f"{stamp}-{re.sub(r'[^A-Za-z0-9.@-]+', '_', sub.email)}-{od.id or 'dry-run'}"
         return Prepared(od, mail, name, len(digest.items))
 
 
 def _deliver(
-    outbox: Outbox, transport: Transport, prepared: Prepared, *, dry_run: bool
+    outbox: Outbox, transport: Transport, prepared: Prepared, now: datetime, *, dry_run: bool
 ) -> DigestOutcome:
-    from pqwatch.service import DigestOutcome
-
     od, n = prepared.digest, prepared.items
     email = od.subscriber.email
     try:
@@ -137,26 +160,74 @@ def _deliver(
     except PermanentRefusal as exc:
         outbox.mark_failed(od, str(exc))
         return DigestOutcome(email, "failed", n, str(exc))
+    except RecipientDeferred as exc:
+        retry_at = now + retry_delay(od.attempts + 1)
+        outbox.defer(od, str(exc), retry_at)
+        when = retry_at.isoformat(timespec="minutes")
+        return DigestOutcome(email, "deferred", n, f"{exc}; next try after {when}")
     except TransientFailure as exc:
         outbox.note_attempt(od, str(exc))
         return DigestOutcome(email, "pending", n, str(exc))
     if dry_run:
         return DigestOutcome(email, "dry-run", n, reply)
+    # Straight after the server's reply, in a transaction of its own (the crash window).
     outbox.mark_sent(od, reply)
     return DigestOutcome(email, "sent", n, reply)
 
 
-def _abandon(outbox: Outbox, ahead: Future[Prepared | DigestOutcome]) -> None:
-    """The run stopped with a digest prepared ahead: give it back, unsent."""
-    try:
-        prepared = ahead.result()
-    except Exception:  # noqa: BLE001 - its run stopped anyway; the next run meets it again
+def _abandon(outbox: Outbox, ahead: OpenDigest | None) -> None:
+    """The run stopped with a digest opened ahead: give it back, unsent."""
+    if ahead is None:
         return
-    if isinstance(prepared, Prepared):
-        try:
-            outbox.abandon(prepared.digest)
-        except StorageError:
-            pass  # it stays pending and goes out next run, as after a crash right here
+    try:
+        outbox.abandon(ahead)
+    except StorageError:
+        pass  # it stays pending and goes out next run, as after a crash right here
+
+
+@dataclass(frozen=True)
+class _Planned:
+    sub: SubscriberRow
+    # An empty digest may go out: the subscriber wants them and a scheduled slot has passed.
+    allow_empty: bool
+
+
+def _plan(
+    svc: PQWatch,
+    subs: Sequence[SubscriberRow],
+    context: RunContext,
+    *,
+    started: datetime,
+    due_only: bool,
+    dry_run: bool,
+    run: DigestRun,
+) -> list[_Planned]:
+    """Who gets a digest in this run. A subscriber sent one (or refused for good) since this
+    run began was served by another run while this one waited for the send lock."""
+    sched = svc.config.schedule
+    tz = ZoneInfo(sched.timezone)
+    now = svc.now()
+    plan = []
+    for sub in subs:
+        last = context.last_sent.get(sub.id)
+        if not dry_run and last is not None and last > started:
+            run.outcomes.append(
+                DigestOutcome(sub.email, "already-sent", 0, "sent by another run meanwhile")
+            )
+            continue
+        due = is_due(last, now, sub.frequency, sched.digest_weekday, sched.digest_time, tz)
+        pending = sub.id in context.pending
+        if due_only and not (due or pending):
+            continue
+        retry_at = context.pending.get(sub.id)
+        if due_only and retry_at is not None and retry_at > now:
+            when = retry_at.isoformat(timespec="minutes")
+            run.outcomes.append(
+                DigestOutcome(sub.email, "deferred", 0, f"waiting to try again after {when}")
+            )
+            continue
+        plan.append(_Planned(sub, sub.send_empty and due))
+    return plan
 
 
 def send_digests(
@@ -166,56 +237,61 @@ def send_digests(
     dry_run: bool,
     out: Path | None,
     due_only: bool,
+    on_wait: Callable[[str], None] | None = None,
 ) -> DigestRun:
-    """Deliver what each subscriber is owed (only where a slot has passed, with due_only);
-    stop at the first outage: the rest would fail the same way."""
-    from pqwatch.service import DigestOutcome, DigestRun
-
-    sched = svc.config.schedule
-    tz = ZoneInfo(sched.timezone)
-    context = svc.outbox.run_context()
-    due = [
-        sub
-        for sub in subs
-        if not due_only
-        or is_due(
-            context.last_sent.get(sub.id),
-            svc.now(),
-            sub.frequency,
-            sched.digest_weekday,
-            sched.digest_time,
-            tz,
-        )
-    ]
+    """Deliver what each subscriber is owed (only where a slot has passed, or a digest is
+    pending, with due_only); stop at the first outage: the rest would fail the same way."""
     run = DigestRun()
-    prepare = _Preparer(svc, context, dry_run=dry_run)
-    transport = make_transport(svc.config.email, out)
-    # Each thread keeps its connections for the run. (That also keeps SQLite's WAL: it is
-    # checkpointed and deleted whenever the last connection closes, which would otherwise
-    # happen after every transaction here.)
-    with (
-        svc.outbox.holding_connections(),
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqwatch-digest") as worker,
-    ):
-        ahead = worker.submit(prepare, due[0]) if due else None
-        try:
-            for i in range(len(due)):
-                assert ahead is not None
-                prepared = ahead.result()
-                ahead = worker.submit(prepare, due[i + 1]) if i + 1 < len(due) else None
-                if isinstance(prepared, DigestOutcome):
-                    outcome = prepared
-                else:
-                    outcome = _deliver(svc.outbox, transport, prepared, dry_run=dry_run)
-                run.outcomes.append(outcome)
-                if outcome.status == "pending":
-                    run.error = f"{outcome.email}: {outcome.detail}"
-                    break  # the server is down: the rest would fail the same way
-        finally:
+    started = svc.now()
+    lock = (
+        nullcontext()
+        if dry_run
+        else locks.sender(svc.db.describe(), wait_seconds=SENDER_WAIT_SECONDS, on_wait=on_wait)
+    )
+    with lock:
+        context = svc.outbox.run_context()
+        plan = _plan(
+            svc, subs, context, started=started, due_only=due_only, dry_run=dry_run, run=run
+        )
+        renderer = _Renderer(svc, context)
+        transport = make_transport(svc.config.email, out)
+        # Each thread keeps its connections for the run. (That also keeps SQLite's WAL: it is
+        # checkpointed and deleted whenever the last connection closes, which would otherwise
+        # happen after every transaction here.)
+        with (
+            svc.outbox.holding_connections(),
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqwatch-digest") as worker,
+        ):
+
+            def start(p: _Planned) -> tuple[OpenDigest, Future[Prepared]] | DigestOutcome:
+                """Open the digest (a write, in this thread) and render it on the worker."""
+                od = svc.outbox.open_digest(p.sub, dry_run=dry_run, allow_empty=p.allow_empty)
+                if od is None:
+                    return DigestOutcome(p.sub.email, "nothing", 0, "nothing new")
+                return od, worker.submit(renderer, od)
+
+            ahead = start(plan[0]) if plan else None
             try:
-                if ahead is not None:
-                    _abandon(svc.outbox, ahead)
+                for i in range(len(plan)):
+                    current, ahead = ahead, None
+                    assert current is not None
+                    # The next digest is opened before this one goes to the server, so that
+                    # nothing of ours writes between the server's reply and marking it sent.
+                    ahead = start(plan[i + 1]) if i + 1 < len(plan) else None
+                    if isinstance(current, DigestOutcome):
+                        run.outcomes.append(current)
+                        continue
+                    prepared = current[1].result()
+                    outcome = _deliver(svc.outbox, transport, prepared, svc.now(), dry_run=dry_run)
+                    run.outcomes.append(outcome)
+                    if outcome.status == "pending":
+                        run.error = f"{outcome.email}: {outcome.detail}"
+                        break  # the server is down: the rest would fail the same way
             finally:
-                transport.close()
-                worker.submit(prepare.close).result()
+                try:
+                    if isinstance(ahead, tuple):
+                        _abandon(svc.outbox, ahead[0])
+                finally:
+                    transport.close()
+                    worker.submit(renderer.close).result()
     return run

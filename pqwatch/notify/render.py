@@ -160,7 +160,7 @@ def render(
     *,
     tz: ZoneInfo,
     subscribed_watches: list[str],
-    operator: str,
+    operator: str | None,
     unsubscribe_url: str | None,
     watch_unsubscribe: list[tuple[str, str]] | None = None,
 ) -> Rendered:
@@ -176,7 +176,9 @@ def render(
         "watch_list": ", ".join(subscribed_watches) or "none",
         "health": health_text(digest.last_poll_ok_at, digest.poll_failures, tz),
         "operator": operator,
-        "unsubscribe_mailto": unsubscribe_mailto(operator, digest.subscriber_email),
+        "unsubscribe_mailto": (
+            unsubscribe_mailto(operator, digest.subscriber_email) if operator else None
+        ),
         "unsubscribe_url": unsubscribe_url,
         "watch_unsubscribe": watch_unsubscribe or [],
     }
@@ -274,7 +276,7 @@ def build_message(
     to_name: str,
     to_email: str,
     message_id: str,
-    operator: str,
+    operator: str | None,
     unsubscribe_url: str | None,
     when: datetime,
     eight_bit: bool = True,
@@ -298,7 +300,7 @@ def build_message(
     # As smtplib's send_message decides: a non-ASCII address needs SMTPUTF8 (names do not).
     international = not (from_addr + to_email).isascii()
     policy = SMTPUTF8 if international else SMTP
-    targets = [f"<{unsubscribe_mailto(operator, to_email)}>"]
+    targets = [f"<{unsubscribe_mailto(operator, to_email)}>"] if operator else []
     if unsubscribe_url:
         targets.append(f"<{unsubscribe_url}>")
     headers = [
@@ -307,8 +309,12 @@ def build_message(
         ("Subject", rendered.subject),
         ("Date", format_datetime(when)),
         ("Message-ID", message_id),
-        ("List-Unsubscribe", ", ".join(targets)),
     ]
+    if operator:
+        # The footer says "reply to" the operator: a reply must reach them, not the sender.
+        headers.append(("Reply-To", operator))
+    if targets:
+        headers.append(("List-Unsubscribe", ", ".join(targets)))
     if unsubscribe_url:
         # RFC 8058: one-click unsubscription needs an HTTPS URI in List-Unsubscribe.
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))

@@ -199,9 +199,11 @@ class Archive:
         seconds: float,
         error: str | None = None,
         move_cursor_to: date | None = None,
+        health: bool = True,
     ) -> None:
         """Record the outcome of a run; on success move the cursor, in the same transaction,
-        as the very last step of the window."""
+        as the very last step of the window. With health (polls, not backfills), it also
+        counts for the source's last success, failures in a row and operator alerts."""
         now = self.now()
         fields = {k: v for k, v in counts.items() if k in R.c}
         with self.db.write() as session:
@@ -218,6 +220,8 @@ class Archive:
                     **fields,
                 )
             )
+            if not health:
+                return
             conn.execute(
                 sqlite_insert(S)
                 .values(source=source, consecutive_failures=0, alert_sent=False, updated_at=now)

@@ -250,6 +250,9 @@ class Digest(SQLModel, table=True):
     status: str = "pending"
     item_count: int = 0
     server_reply: str | None = None
+    # Tries the server deferred (4xx for this recipient), and when to try again.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
+    retry_at: datetime | None = _ts(nullable=True)
     created_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
 

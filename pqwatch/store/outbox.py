@@ -4,9 +4,13 @@ The rules that make delivery exactly-once as far as we can make it:
 - outbox rows (delivery) are written with the matches, in the event's transaction;
 - a digest row, with its Message-ID, is created and its rows attached *before* sending, so a
   retry sends the same message (same Message-ID) with at least the same items;
-- rows are marked sent only after the server accepted the message. A crash between the
-  server's acceptance and that commit re-sends the digest once on the next run: that is the
-  at-least-once boundary, and the unchanged Message-ID lets mail clients fold the duplicate.
+- one sender at a time (pqwatch.locks.sender): holding that lock is the claim on every
+  pending digest, so two runs never send the same one, and a digest left pending by a sender
+  that died is taken over by the next;
+- rows are marked sent in their own short transaction straight after the server accepted
+  the message, with nothing in between. A crash in that instant re-sends the digest once on
+  the next run: that is the at-least-once boundary, and the unchanged Message-ID lets mail
+  clients fold the duplicate.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -43,6 +48,9 @@ class OpenDigest:
     period_end: datetime
     delivery_ids: tuple[int, ...]
     created: bool = False  # opened by this call (not a digest an earlier run left pending)
+    # When the digest row was first made: a message re-sent after a crash keeps its name.
+    created_at: datetime | None = None
+    attempts: int = 0  # tries the server deferred so far
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,12 @@ class RunContext:
     """What every digest of a run looks up about its subscriber and the archive's health,
     read once for the run instead of once per digest."""
 
-    last_sent: dict[int, datetime]  # subscriber id -> when their last digest was accepted
+    # subscriber id -> when their last digest was accepted, or refused for good: either way
+    # that slot is dealt with.
+    last_sent: dict[int, datetime]
+    # subscriber id -> when their pending digest may be tried again (None: now); a subscriber
+    # with a pending digest is owed it whatever the schedule says.
+    pending: dict[int, datetime | None]
     tokens: dict[int, str]  # subscriber id -> unsubscribe token
     subscriptions: dict[int, list[tuple[str, str]]]  # subscriber id -> [(name, slug)]
     last_poll_ok_at: datetime | None
@@ -60,6 +73,13 @@ class RunContext:
         """When the archive was last updated successfully, and failed polls since `since`."""
         starts = self.failed_poll_starts
         return self.last_poll_ok_at, len(starts) - bisect_left(starts, sql_ts(since))
+
+
+@dataclass(frozen=True)
+class DeliverySummary:
+    counts: dict[str, int]  # sent, failed, waiting (digests); items_sent, items_pending
+    waiting: list[dict[str, Any]]  # email, attempts, last_error, retry_at
+    failed: list[dict[str, Any]]  # email, reply, when
 
 
 def _ts(value: object) -> datetime:
@@ -131,9 +151,12 @@ class Outbox:
         ).scalar()
         return _ts(last) if last else sub.created_at
 
-    def open_digest(self, sub: SubscriberRow, *, dry_run: bool = False) -> OpenDigest | None:
+    def open_digest(
+        self, sub: SubscriberRow, *, dry_run: bool = False, allow_empty: bool = False
+    ) -> OpenDigest | None:
         """The digest to send now: the one a failed run left pending (same Message-ID), or a
-        new one, with every pending row attached. None when there is nothing to send."""
+        new one, with every pending row attached. None when there is nothing to send (an
+        empty digest only with allow_empty: a subscriber with send_empty at a due slot)."""
         now = self.now()
         if dry_run:
             with self.reading() as conn:
@@ -147,14 +170,14 @@ class Outbox:
                         {"s": sub.id},
                     )
                 ]
-                if not loose and not sub.send_empty:
+                if not loose and not allow_empty:
                     return None
                 start = self._period_start(conn, sub)
             return OpenDigest(None, self._message_id(), sub, start, now, tuple(loose))
         with self._write() as conn:
             pending = conn.execute(
                 sa.text(
-                    "SELECT id, message_id, period_start FROM digest "
+                    "SELECT id, message_id, period_start, created_at, attempts FROM digest "
                     "WHERE subscriber_id = :s AND status = 'pending' ORDER BY id LIMIT 1"
                 ),
                 {"s": sub.id},
@@ -166,10 +189,12 @@ class Outbox:
                 ),
                 {"s": sub.id},
             ).scalar()
-            if pending is None and not unattached and not sub.send_empty:
+            if pending is None and not unattached and not allow_empty:
                 return None
+            created, attempts = now, 0
             if pending is not None:
                 digest_id, message_id, start = pending[0], pending[1], _ts(pending[2])
+                created, attempts = _ts(pending[3]), int(pending[4])
             else:
                 start = self._period_start(conn, sub)
                 message_id = self._message_id()
@@ -206,7 +231,9 @@ class Outbox:
                 {"end": sql_ts(now), "n": len(ids), "d": digest_id},
             )
         assert digest_id is not None
-        return OpenDigest(int(digest_id), message_id, sub, start, now, ids, pending is None)
+        return OpenDigest(
+            int(digest_id), message_id, sub, start, now, ids, pending is None, created, attempts
+        )
 
     def abandon(self, digest: OpenDigest) -> None:
         """Undo open_digest for a digest that was never handed to a server (the run stopped
@@ -240,11 +267,20 @@ class Outbox:
                 r[0]: _ts(r[1])
                 for r in conn.execute(
                     sa.text(
-                        "SELECT subscriber_id, max(sent_at) FROM digest WHERE status = 'sent' "
-                        "GROUP BY subscriber_id"
+                        "SELECT subscriber_id, max(sent_at) FROM digest "
+                        "WHERE status IN ('sent', 'failed') GROUP BY subscriber_id"
                     )
                 )
                 if r[1]
+            }
+            pending = {
+                r[0]: _ts(r[1]) if r[1] else None
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT subscriber_id, max(retry_at) FROM digest "
+                        "WHERE status = 'pending' GROUP BY subscriber_id"
+                    )
+                )
             }
             tokens = {
                 r[0]: str(r[1])
@@ -270,22 +306,50 @@ class Outbox:
                     )
                 )
             )
-        return RunContext(last_sent, tokens, subscriptions, _ts(last) if last else None, failed)
+        return RunContext(
+            last_sent, pending, tokens, subscriptions, _ts(last) if last else None, failed
+        )
 
-    def last_sent(self, subscriber_id: int) -> datetime | None:
+    def summary(self) -> DeliverySummary:
+        """For `pqwatch status`: digests by status, the items they carried, and the ones that
+        wait (deferred or left by an outage) or were refused for good."""
         with self.db.read() as session:
-            value = (
-                session.connection()
-                .execute(
-                    sa.text(
-                        "SELECT max(sent_at) FROM digest "
-                        "WHERE subscriber_id = :s AND status = 'sent'"
-                    ),
-                    {"s": subscriber_id},
+            conn = session.connection()
+            counts = {"sent": 0, "failed": 0, "waiting": 0}
+            for status, n in conn.execute(
+                sa.text("SELECT status, count(*) FROM digest GROUP BY status")
+            ):
+                counts["waiting" if status == "pending" else status] = int(n)
+            for status, n in conn.execute(
+                sa.text(
+                    "SELECT status, count(*) FROM delivery WHERE status IN ('sent', 'pending') "
+                    "GROUP BY status"
                 )
-                .scalar()
-            )
-        return _ts(value) if value else None
+            ):
+                counts[f"items_{status}"] = int(n)
+            waiting = [
+                {"email": r[0], "attempts": int(r[1]), "last_error": r[2],
+                 "retry_at": _ts(r[3]) if r[3] else None}
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT s.email, max(g.attempts, (SELECT coalesce(max(d.attempts), 0) "
+                        "FROM delivery d WHERE d.digest_id = g.id)), g.server_reply, g.retry_at "
+                        "FROM digest g JOIN subscriber s ON s.id = g.subscriber_id "
+                        "WHERE g.status = 'pending' ORDER BY s.email"
+                    )
+                )
+            ]  # fmt: skip
+            failed = [
+                {"email": r[0], "reply": r[1], "when": r[2]}
+                for r in conn.execute(
+                    sa.text(
+                        "SELECT s.email, d.server_reply, d.sent_at FROM digest d JOIN subscriber s "
+                        "ON s.id = d.subscriber_id WHERE d.status = 'failed' "
+                        "ORDER BY d.id DESC LIMIT 10"
+                    )
+                )
+            ]
+        return DeliverySummary(counts, waiting, failed)
 
     def has_pending_digest(self) -> bool:
         """Whether a digest was started but not accepted (an SMTP outage): worth a retry."""
@@ -326,11 +390,36 @@ class Outbox:
                 {"st": status, "r": reply, "now": now, "d": digest.id},
             )
 
+    def defer(self, digest: OpenDigest, error: str, retry_at: datetime) -> None:
+        """The server deferred this recipient (4xx): the digest stays pending, alone, until
+        retry_at; the others go on."""
+        if digest.id is None:
+            return
+        with self._write() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE digest SET attempts = attempts + 1, retry_at = :at, "
+                    "server_reply = :r WHERE id = :d"
+                ),
+                {"at": sql_ts(retry_at), "r": error, "d": digest.id},
+            )
+            conn.execute(
+                sa.text(
+                    "UPDATE delivery SET attempts = attempts + 1, server_reply = :r "
+                    "WHERE digest_id = :d"
+                ),
+                {"r": error, "d": digest.id},
+            )
+
     def note_attempt(self, digest: OpenDigest, error: str) -> None:
         """A transient failure: rows stay pending for the next run; remember why."""
         if digest.id is None:
             return
         with self._write() as conn:
+            conn.execute(
+                sa.text("UPDATE digest SET server_reply = :r WHERE id = :d"),
+                {"r": error, "d": digest.id},
+            )
             conn.execute(
                 sa.text(
                     "UPDATE delivery SET attempts = attempts + 1, server_reply = :r "
