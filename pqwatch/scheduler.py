@@ -81,6 +81,8 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
             **getattr(record, "fields", {}),
         }
+        if not record.name.startswith("pqwatch"):
+            data["logger"] = record.name  # e.g. apscheduler's own warnings
         return json.dumps(data, default=str)
 
 
@@ -98,7 +100,12 @@ def configure_logging(fmt: str, stream: IO[str] | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     root.propagate = False
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # APScheduler's own lines ("Run time of job ... was missed") go through the same handler,
+    # so --log-format json stays one JSON object a line; its INFO chatter is left out.
+    aps = logging.getLogger("apscheduler")
+    aps.handlers[:] = [handler]
+    aps.setLevel(logging.WARNING)
+    aps.propagate = False
 
 
 def log_event(event: str, level: int = logging.INFO, /, **fields: Any) -> None:
@@ -120,9 +127,14 @@ def run_daemon(svc: PQWatch, *, stop: threading.Event | None = None) -> int:
         try:
             scheduler.start()
             log_event("started", pid=os.getpid(), **next_runs(scheduler))
-            # A digest slot missed while the daemon was down is sent now.
+            # A digest slot missed while the daemon was down is sent now: after the start-up
+            # poll (one job at a time), however long that takes, so never "missed" (the
+            # default grace is one second).
             scheduler.add_job(
-                guarded(DIGEST_JOB, svc.digest_cycle), id="catch-up", name="digests due at start"
+                guarded(DIGEST_JOB, svc.digest_cycle),
+                id="catch-up",
+                name="digests due at start",
+                misfire_grace_time=None,
             )
             stop.wait()
             scheduler.shutdown(wait=True)  # lets the running job finish

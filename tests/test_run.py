@@ -5,6 +5,8 @@ from __future__ import annotations
 import email
 import json
 import logging
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -245,18 +247,41 @@ def test_operator_alert_once_after_n_failures_and_once_on_recovery(
     assert "0 failure(s) in a row" in cli("--config", config, "status").stdout
 
 
+class _Lines:
+    """Lines of a child's stderr, read with a deadline (a bare readline() can block for
+    ever when the child stays quiet)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self.fd = proc.stderr.fileno()
+        self.buf = b""
+
+    def next(self, deadline: float) -> str | None:
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:  # the child closed stderr
+                line, self.buf = self.buf, b""
+                return line.decode() or None
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode() + "\n"
+
+
+_READERS: dict[int, _Lines] = {}
+
+
 def _wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 20) -> list[str]:
-    assert proc.stderr is not None
+    reader = _READERS.setdefault(proc.pid, _Lines(proc))
     seen: list[str] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
+    while (line := reader.next(deadline)) is not None:
         seen.append(line)
         if text in line:
             return seen
-    raise AssertionError(f"{text!r} not logged; saw {seen}")
+    raise AssertionError(f"{text!r} not logged within {timeout} s; saw {seen}")
 
 
 def test_daemon_polls_rides_out_an_outage_and_stops_on_sigterm(
@@ -308,3 +333,49 @@ def test_a_digest_left_pending_is_retried_at_the_next_poll_and_shown_in_status(
         assert svc.poll_cycle()["pending_digests_retried"] == "ok"
     assert rows(config.parent / "pqwatch.db", "SELECT status FROM digest") == [("sent",)]
     assert len(_eml(blocked / "outbox")) == 1
+
+
+def test_the_daemon_sends_the_digest_due_at_start_after_a_slow_first_poll(
+    hospice_api: ReplayServer, write_config: Callable[..., Path]
+) -> None:
+    """The catch-up digest waits behind the start-up poll, however long that takes; it is
+    never dropped as "missed", and every log line, APScheduler's too, is JSON."""
+    config = write_config(api_config(hospice_api.base_url, extra=WATCH, initial_lookback_days=1000))
+    hospice_api.add_fault(Fault("delay", delay=4.0, match="list"))  # a slow API at start
+    cmd = [sys.executable, "-m", "pqwatch", "--config", str(config), "run", "--log-format", "json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = _wait_for(proc, '"event": "digests"', timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        lines += _wait_for(proc, '"event": "stopped"')
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, rest = proc.communicate()
+    logged = [json.loads(line) for line in [*lines, *rest.splitlines()] if line.strip()]
+    events = [entry["event"] for entry in logged]
+    assert events.index("poll") < events.index("digests")
+    digests = next(entry for entry in logged if entry["event"] == "digests")
+    assert digests["status"] == "ok" and digests.get("sent") == 1, digests
+    assert not [e for e in logged if "missed" in e["event"]]
+    [mail] = _eml(config.parent / "outbox")
+    assert mail["To"] == "officer@example.org"
+
+
+def test_apscheduler_warnings_are_json_lines_too(capsys: pytest.CaptureFixture[str]) -> None:
+    import sys as _sys
+
+    configure_logging("json", _sys.stderr)
+    try:
+        logging.getLogger("apscheduler.executors.default").warning(
+            "Run time of job %r was missed by %s", "digests", "0:00:06"
+        )
+        logging.getLogger("apscheduler.scheduler").info("Added job")  # below WARNING: left out
+    finally:
+        logging.getLogger("pqwatch").handlers.clear()
+        logging.getLogger("apscheduler").handlers.clear()
+    [line] = capsys.readouterr().err.strip().splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "warning" and entry["logger"] == "apscheduler.executors.default"
+    assert "was missed by 0:00:06" in entry["event"]
