@@ -320,7 +320,7 @@ def search(
     with _service() as svc:
         result = svc.search(query, limit=limit, sort=sort.value)
     if fmt is SearchFormat.json:
-        _emit_json([h.as_dict() for h in result.hits])
+        _emit_json(result.as_dict())
     elif fmt is SearchFormat.csv:
         import csv
 
@@ -332,53 +332,40 @@ def search(
             writer.writerow({k: _term(v) if isinstance(v, str) else v for k, v in row.items()})
     else:
         _print_hits(result)
-    if result.note and fmt is not SearchFormat.table:
-        sys.stderr.write(f"pqwatch: note: {result.note}\n")
+    if fmt is SearchFormat.csv:  # the file holds the rows; the count goes beside it
+        typer.echo(f"pqwatch: {result.summary()}", err=True)
 
 
 def _print_hits(result: SearchResult) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from pqwatch.search.engine import MARK_END, MARK_START
 
     console = Console()
     table = Table(show_lines=True, expand=True)
-    for col, kw in (
-        ("Answered", {"no_wrap": True}),
-        ("House", {}),
-        ("UIN", {"no_wrap": True}),
-        ("Heading", {"ratio": 2}),
-        ("Asker → Department", {"ratio": 2}),
-        ("Snippet", {"ratio": 5}),
-    ):
-        table.add_column(col, **kw)
+    # Nothing is cut: long words fold onto the next line rather than end in "…".
+    table.add_column("Id · UIN", no_wrap=True)
+    table.add_column("Tabled\nAnswered", no_wrap=True)
+    table.add_column("Heading · asked by → department", ratio=3, overflow="fold")
+    table.add_column("Snippet", ratio=4, overflow="fold")
     for h in result.hits:
         answered = h.date_answered.isoformat() if h.date_answered else "—"
         if h.status in {"holding", "corrected", "withdrawn", "unanswered"}:
             answered += f"\n({h.status})"
         who = f"{h.asking_member or 'unknown member'} → {h.answering_body or '?'}"
+        heading = Text(_term(h.heading or "(no heading yet)"), style="bold")
+        heading.append("\n" + _term(who), style=None)
         table.add_row(
-            answered,
-            h.house,
-            _term(h.uin or ""),
-            _term(h.heading or ""),
-            _term(who),
+            f"{h.source_id}\n{h.house} {_term(h.uin or '')}",
+            f"{h.date_tabled.isoformat()}\n{answered}",
+            heading,
             _highlighted(h.snippet, MARK_START, MARK_END),
         )
     if result.hits:
         console.print(table)
-    shown = len(result.hits)
-    order = "by relevance" if result.sort == "relevance" else "newest first"
-    console.print(
-        ("" if result.total_is_exact else "more than ")
-        + f"{result.total - (not result.total_is_exact):,} match"
-        + ("es" if result.total != 1 else "")
-        + (f"; showing {shown} {order}" if shown else "")
-        + (f" ({result.note})" if result.note else ""),
-        markup=False,
-        highlight=False,
-    )
+    console.print(result.summary(), markup=False, highlight=False)
 
 
 def _highlighted(snippet: str, start: str, end: str) -> Any:
@@ -500,12 +487,16 @@ def watches(ctx: typer.Context, fmt: FormatOpt = OutputFormat.text) -> None:
 @watches_app.command()
 def preview(
     query: Annotated[str, typer.Argument(help="The query a new watch would use.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="First day (default: 12 months ago).")
+    ] = None,
+    until: UntilOpt = None,
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
-    """How many archive items a query would have matched in the last 12 months, with five
-    examples, to tune a watch before adding it."""
+    """How many archive items a query would have matched in a period (the last 12 months
+    unless told), with five examples, to tune a watch before adding it."""
     with _service() as svc:
-        p = svc.preview(query)
+        p = svc.preview(query, _parse_date(since, "--since"), _parse_date(until, "--until"))
     if fmt is OutputFormat.json:
         _emit_json(
             {
@@ -514,14 +505,26 @@ def preview(
                 "until": p.until.isoformat(),
                 "answered": p.answered,
                 "tabled": p.tabled,
+                "archive_first": p.archive_first.isoformat() if p.archive_first else None,
+                "archive_last": p.archive_last.isoformat() if p.archive_last else None,
                 "examples": [h.as_dict() for h in p.examples],
             }
         )
         return
     typer.echo(
-        f"In the last 12 months ({p.since} to {p.until}) {p.query!r} would have matched "
-        f"{p.answered} answer(s) and {p.tabled} newly tabled question(s)."
+        _term(
+            f"From {p.since} to {p.until} {p.query!r} would have matched "
+            f"{p.answered} answer(s) and {p.tabled} newly tabled question(s)."
+        )
     )
+    if not p.archive_covers_period:
+        if p.archive_first is None:
+            typer.echo("The archive is empty: run `pqwatch poll` or `pqwatch backfill` first.")
+        else:
+            typer.echo(
+                f"The archive holds nothing in that period: it covers {p.archive_first} to "
+                f"{p.archive_last} (try --since {p.archive_first} --until {p.archive_last})."
+            )
     for h in p.examples:
         when = h.date_answered or h.date_tabled
         line = f"  {when}  {h.house} {h.uin}  {h.heading or ''} — {h.asking_member or '?'}"
@@ -661,9 +664,15 @@ def main() -> None:
     except UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         path = exc.ctx.command_path if exc.ctx else ""
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            # `pqwatch` alone: the help itself, as it reads with --help (exit 2: no command).
+            typer.echo(exc.ctx.get_help())
+            sys.exit(2)
         if type(exc).__name__ == "NoSuchOption" and path.endswith(("search", "preview")):
             # A query that starts with "-" (an exclusion) looks like an option to the shell.
-            example = f"{path} --limit 5 -- '-adult care'"
+            # The example uses only options this command has.
+            opts = {o for p in exc.ctx.command.params for o in getattr(p, "opts", ())}
+            example = f"{path}{' --limit 5' if '--limit' in opts else ''} -- '-adult care'"
             hint = f" (a query starting with '-' goes after --, e.g. {example})"
         _fail(f"usage error: {exc.format_message()}{hint}", 2)
     except ClickException as exc:

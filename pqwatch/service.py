@@ -170,8 +170,17 @@ class PQWatch:
             raise UsageError("--until needs --since")
         if since is not None and until is not None and until < since:
             raise UsageError(f"--until {until} is before --since {since}")
+        self._not_future(since=since, until=until)
         self.ensure_ready()
         return self.ingest.poll(since, until)
+
+    def _not_future(self, **days: date | None) -> None:
+        """A window that ends after today would move "complete up to" past today, and the
+        next poll would skip the real gap: refuse it."""
+        today = self.today()
+        for option, day in days.items():
+            if day is not None and day > today:
+                raise UsageError(f"--{option} {day} is in the future (today is {today})")
 
     def backfill(
         self,
@@ -184,11 +193,13 @@ class PQWatch:
         """Load history (searchable, never mailed as new); a re-run continues where it stopped."""
         if until is not None and until < since:
             raise UsageError(f"--until {until} is before --since {since}")
+        self._not_future(since=since, until=until)
         self.ensure_ready()
         return self.ingest.backfill(since, until, detail=detail, progress=progress)
 
     def today(self) -> date:
-        return self.ingest.today()
+        """Today in the configured zone: the API's dates are UK calendar dates."""
+        return self.now().astimezone(ZoneInfo(self.config.schedule.timezone)).date()
 
     def search(self, query: str, *, limit: int = 20, sort: str = "relevance") -> SearchResult:
         from pqwatch.search import engine
@@ -203,6 +214,14 @@ class PQWatch:
     def show(self, ref: str) -> QuestionStory:
         from pqwatch.search import engine
 
+        day, slash, _ = ref.strip().partition("/")
+        if slash:
+            try:
+                tabled = date.fromisoformat(day)
+            except ValueError:
+                raise UsageError(f"{ref!r}: {day!r} is not a date (use YYYY-MM-DD/UIN)") from None
+            if tabled > self.today():
+                raise UsageError(f"{ref!r}: {tabled} is in the future (today is {self.today()})")
         self.ensure_ready()
         with self.db.read() as session:
             return engine.question_story(session.connection(), ref)
@@ -214,12 +233,13 @@ class PQWatch:
         with self.db.read() as session:
             return engine.watch_stats(session.connection(), self.today())
 
-    def preview(self, query: str) -> Preview:
+    def preview(self, query: str, since: date | None = None, until: date | None = None) -> Preview:
         from pqwatch.search import engine
 
+        self._not_future(since=since, until=until)
         self.ensure_ready()
         with self.db.read() as session:
-            return engine.preview_watch(session.connection(), query, self.today())
+            return engine.preview_watch(session.connection(), query, self.today(), since, until)
 
     def send_digests(
         self,

@@ -82,7 +82,7 @@ def config(archive: tuple[Path, dict[int, Any]], tmp_path: Path) -> Path:
 def _search_ids(cli: Callable[..., CliResult], config: Path, query: str) -> set[int]:
     result = cli("--config", config, "search", query, "--format", "json", "--limit", "1000")
     assert result.exit_code == 0, result.stderr
-    return {hit["id"] for hit in json.loads(result.stdout)}
+    return {hit["id"] for hit in json.loads(result.stdout)["hits"]}
 
 
 def _words(text: str) -> set[str]:
@@ -181,7 +181,12 @@ def test_words_phrases_or_and_not(
 def test_search_json_shape(config: Path, cli: Callable[..., CliResult]) -> None:
     result = cli("--config", config, "search", "hospice", "--format", "json", "--limit", "3")
     assert result.exit_code == 0
-    hits = json.loads(result.stdout)
+    found = json.loads(result.stdout)
+    assert {k: found[k] for k in ("query", "sort", "total_is_exact")} == {
+        "query": "hospice", "sort": "relevance", "total_is_exact": True,
+    }  # fmt: skip
+    assert found["total"] >= 3 and found["note"] is None
+    hits = found["hits"]
     assert isinstance(hits, list) and len(hits) == 3
     for hit in hits:
         assert set(hit) == {
@@ -230,7 +235,7 @@ def test_search_table_for_a_person(
 
 def test_sort_newest(config: Path, cli: Callable[..., CliResult]) -> None:
     result = cli("--config", config, "search", "school", "--sort", "newest", "--format", "json")
-    dates = [h["date_answered"] or h["date_tabled"] for h in json.loads(result.stdout)]
+    dates = [h["date_answered"] or h["date_tabled"] for h in json.loads(result.stdout)["hits"]]
     assert dates == sorted(dates, reverse=True) and len(dates) > 1
 
 
@@ -340,9 +345,25 @@ def test_watches_and_preview(config: Path, cli: Callable[..., CliResult]) -> Non
         "answered",
         "tabled",
         "examples",
+        "archive_first",
+        "archive_last",
     }
     text = cli("--config", config, "watches", "preview", "hospice")
     assert "would have matched" in text.stdout
+    # A period the archive does not reach: say so, and what it does hold.
+    first, last = (json.loads(preview.stdout)[k] for k in ("archive_first", "archive_last"))
+    empty = cli("--config", config, "watches", "preview", "hospice", "--until", "2020-12-31")
+    assert "From 2019-12-28 to 2020-12-31" in empty.stdout
+    assert f"The archive holds nothing in that period: it covers {first} to {last}" in (
+        empty.stdout
+    )
+    period = cli(
+        "--config", config, "watches", "preview", "hospice", "--since", first, "--until", last
+    )
+    assert period.exit_code == 0, period.stderr
+    answered = _search_ids(cli, config, f"hospice answered:{first}..{last}")
+    assert f"'hospice' would have matched {len(answered)} answer(s)" in period.stdout
+    assert "holds nothing" not in period.stdout
 
 
 def test_matches_and_outbox_rows_are_recorded_with_the_events(
@@ -439,7 +460,7 @@ def test_a_query_starting_with_a_dash_gets_a_hint(
         "--config", config, "search", "--format", "json", "--limit", "1000", "--", "-palliative"
     )
     assert ok.exit_code == 0
-    assert {h["id"] for h in json.loads(ok.stdout)} == _search_ids(
+    assert {h["id"] for h in json.loads(ok.stdout)["hits"]} == _search_ids(
         cli, config, "house:commons OR house:lords"
     ) - _search_ids(cli, config, "palliative")
 
@@ -495,7 +516,8 @@ def test_every_search_plan_returns_the_same_page_as_a_plain_query(
         if result.total_is_exact:
             assert result.total == count[0], query
         else:
-            assert count[0] > engine.FILTERED_SCAN_CAP and "more than" in (result.note or "")
+            assert count[0] > engine.FILTERED_SCAN_CAP
+            assert result.summary().startswith(f"more than {engine.FILTERED_SCAN_CAP:,}")
         if result.sort == "relevance":
             order = f"{engine.BM25}, q.id DESC"
             source = "question_fts JOIN question q ON q.id = question_fts.rowid"
@@ -564,3 +586,23 @@ def test_a_capped_count_reads_more_than(
     result = cli("--config", config, "search", "school house:commons")
     assert result.exit_code == 0, result.stderr
     assert "more than 3 matches; showing 20 newest first" in " ".join(result.stdout.split())
+
+
+def test_search_table_shows_id_and_tabled_date_and_never_cuts_a_heading(
+    config: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # a small terminal, or output to a pipe
+    as_json = json.loads(cli("--config", config, "search", "hospice", "--format", "json").stdout)
+    result = cli("--config", config, "search", "hospice")
+    assert result.exit_code == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    for hit in as_json["hits"]:
+        assert str(hit["id"]) in result.stdout and hit["date_tabled"] in result.stdout
+        for word in (hit["heading"] or "").split():
+            assert re.search(rf"(?<!\S){re.escape(word)}(?!\S)", result.stdout), word
+    assert result.stdout.count("matches;") == 1
+    # CSV holds rows only; its count goes to stderr, once.
+    csv_out = cli("--config", config, "search", "hospice", "--format", "csv")
+    assert csv_out.stderr.strip() == f"pqwatch: {as_json['total']} matches; showing " + (
+        f"{len(as_json['hits'])} by relevance"
+    )

@@ -105,8 +105,30 @@ class SearchResult:
     total: int
     sort: str
     hits: tuple[SearchHit, ...]
+    # Why the order is not the one asked for (shown after the count); None when it is.
     note: str | None = None
     total_is_exact: bool = True
+
+    def summary(self) -> str:
+        """ "2,707 matches; showing 20 newest first (no words to rank by)" """
+        shown = len(self.hits)
+        order = "by relevance" if self.sort == "relevance" else "newest first"
+        count = self.total - (not self.total_is_exact)
+        text = ("" if self.total_is_exact else "more than ") + f"{count:,} match"
+        text += "es" if count != 1 or not self.total_is_exact else ""
+        if shown:
+            text += f"; showing {shown} {order}"
+        return text + (f" ({self.note})" if self.note else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "total": self.total - (not self.total_is_exact),
+            "total_is_exact": self.total_is_exact,
+            "sort": self.sort,
+            "note": self.note,
+            "hits": [h.as_dict() for h in self.hits],
+        }
 
 
 def plain_marks(text: str, start: str = "**", end: str = "**") -> str:
@@ -198,17 +220,14 @@ def search(
             _rows(conn, f"SELECT count(*) AS n FROM {source} WHERE {where}", params)[0]["n"]
         )
         if sort == "relevance":
-            used, note = "newest", "no words to rank by: sorted newest first"
+            used, note = "newest", "no words to rank by"
         ids = _newest_by_sql(conn, where, params, source) if total else []
     elif not filtered:
         # Words only: FTS5 counts its matches itself, without visiting a question row.
         total = _text_count(conn, cq.match)
         if sort == "relevance" and total > RELEVANCE_LIMIT:
             used = "newest"
-            note = (
-                f"{total:,} matches: sorted newest first "
-                f"(relevance ranking is used up to {RELEVANCE_LIMIT:,} matches)"
-            )
+            note = f"relevance ranking is used up to {RELEVANCE_LIMIT:,} matches"
         ids = _words_only_ids(conn, cq, params, used, total) if total else []
     else:
         total, ids, used, note = _filtered(conn, cq, extra_where, params, sort, exact_count)
@@ -370,10 +389,7 @@ def _filtered(
         else:
             found.sort(key=lambda r: (r["k"], r["id"]), reverse=True)
         return len(found), [r["id"] for r in found[:limit]], sort, None
-    note = (
-        f"more than {cap:,} matches: sorted newest first "
-        f"(relevance ranking is used up to {cap:,} matches)"
-    )
+    note = f"with filters, matches are counted and ranked up to {cap:,}"
     return cap + 1, _newest_by_month(conn, match, cq, extra_where, params), "newest", note
 
 
@@ -738,20 +754,43 @@ class Preview:
     answered: int
     tabled: int
     examples: tuple[SearchHit, ...]
+    # The days the archive covers (first tabled, last tabled or answered); None when empty.
+    archive_first: date | None = None
+    archive_last: date | None = None
+
+    @property
+    def archive_covers_period(self) -> bool:
+        return (
+            self.archive_first is not None
+            and self.archive_last is not None
+            and self.archive_first <= self.until
+            and self.archive_last >= self.since
+        )
 
 
-def preview_watch(conn: sa.Connection, query: str, today: date) -> Preview:
-    """What a watch would have caught in the last 12 months: answers given, questions tabled,
-    and the five newest examples."""
+def preview_watch(
+    conn: sa.Connection,
+    query: str,
+    today: date,
+    since: date | None = None,
+    until: date | None = None,
+) -> Preview:
+    """What a watch would have caught in a period (by default the last 12 months): answers
+    given, questions tabled, and the five newest examples."""
+    import sqlalchemy as sa
 
-    since = date(today.year - 1, today.month, min(today.day, 28))
+    until = until or today
+    since = since or date(until.year - 1, until.month, min(until.day, 28))
+    if since > until:
+        raise UsageError(f"--since {since} is after --until {until}")
+    period = {"__since": since.isoformat(), "__today": until.isoformat()}
     answered = search(
         conn,
         query,
         limit=5,
         sort="newest",
         extra_where="q.date_answered BETWEEN :__since AND :__today",
-        extra_params={"__since": since.isoformat(), "__today": today.isoformat()},
+        extra_params=period,
         exact_count=True,
     )
     tabled = search(
@@ -760,8 +799,16 @@ def preview_watch(conn: sa.Connection, query: str, today: date) -> Preview:
         limit=1,
         sort="newest",
         extra_where="q.date_tabled BETWEEN :__since AND :__today",
-        extra_params={"__since": since.isoformat(), "__today": today.isoformat()},
+        extra_params=period,
         exact_count=True,
     )
+    first, last = conn.execute(
+        sa.text(
+            "SELECT min(date_tabled), max(max(date_tabled), coalesce(max(date_answered), '')) "
+            "FROM question"
+        )
+    ).one()
     examples = answered.hits or tabled.hits
-    return Preview(query, since, today, answered.total, tabled.total, examples)
+    return Preview(
+        query, since, until, answered.total, tabled.total, examples, _date(first), _date(last)
+    )
