@@ -575,6 +575,7 @@ def test_an_explicit_window_after_a_gap_does_not_move_the_cursor(
     config = write_config(api_config(replay.base_url, initial_lookback_days=3))
     with open_service(config, now=date(2024, 8, 10)) as svc:
         svc.poll()
+    with open_service(config, now=date(2024, 8, 30)) as svc:
         svc.poll(date(2024, 8, 27), date(2024, 8, 28))  # leaves 11..26 August unpolled
         assert svc.archive.cursor("uk_parliament") == date(2024, 8, 10)
         svc.poll(date(2024, 8, 5), date(2024, 8, 12))  # joins the cursor: moves it
