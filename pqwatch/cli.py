@@ -599,16 +599,8 @@ def serve(
 ) -> None:
     """Serve the feeds over HTTP (with ETag/304) and the one-click unsubscribe links."""
     with _service() as svc:
-        server = svc.serve(host, port)
-        typer.echo(
-            f"Serving feeds on http://{host}:{server.server_address[1]}/feeds/ (Ctrl-C stops)"
-        )
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        # Announces where it listens; SIGTERM or Ctrl-C lets requests in flight finish.
+        svc.serve(host, port).run(typer.echo)
 
 
 @app.command()
