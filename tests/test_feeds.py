@@ -277,3 +277,31 @@ def test_serve_command_binds_loopback_and_stops_on_sigint(
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+def test_a_watch_named_all_has_its_own_feed_and_every_atom_feed_has_an_author(
+    data_dir: Path, replay: ReplayServer, write_config: Callable[..., Path]
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    replay.set_items(_items(data_dir).values())
+    watches = '[[watches]]\nname = "All"\nquery = "hospices"\n' + WATCHES
+    config = write_config(api_config(replay.base_url, extra=watches))
+    with open_service(config, now=date(2024, 9, 10)) as svc:
+        [run] = svc.poll(date(2021, 1, 1), date(2024, 9, 10))
+        assert run.ok, run.error
+        svc.build_feeds()
+    folder = config.parent / "feeds"
+    combined, own = _parse(folder / "all.atom"), _parse(folder / "watch-all.atom")
+    assert combined.feed.title == "Written questions: All watches"
+    assert own.feed.title == "Written questions: All"
+    defence = {e.id for e in _parse(folder / "defence.atom").entries}
+    assert defence and defence <= {e.id for e in combined.entries}
+    assert not defence & {e.id for e in own.entries}  # the watch's feed is only its own
+    index = (folder / "index.html").read_text()
+    assert 'href="./all.rss"' in index and 'href="./watch-all.rss"' in index
+    atom = "{http://www.w3.org/2005/Atom}"
+    for path in folder.glob("*.atom"):  # RFC 4287 4.1.1
+        root = ET.fromstring(path.read_bytes())
+        names = [a.findtext(f"{atom}name") for a in root.findall(f"{atom}author")]
+        assert names == ["pqwatch"], path.name

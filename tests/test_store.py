@@ -14,7 +14,7 @@ from pqwatch.decide import prepare_answer
 from pqwatch.sources.uk_parliament import parse_question
 from pqwatch.store.archive import Archive, StoreCounts
 from pqwatch.store.db import Database
-from tests.conftest import CliResult
+from tests.conftest import CliResult, open_service, rows
 
 TABLES = {
     "member",
@@ -417,3 +417,18 @@ def test_a_page_split_over_several_insert_statements_keeps_every_row_and_link(
     assert con.execute("SELECT count(*) FROM question_fts").fetchone() == (9,)
     con.close()
     db.dispose()
+
+
+def test_a_watch_slug_taken_by_the_combined_feed_is_renamed_on_upgrade(
+    write_config: Callable[..., Path],
+) -> None:
+    config = write_config('[[watches]]\nname = "All"\nquery = "hospice"\n')
+    with open_service(config) as svc:
+        svc.init()
+    db = config.parent / "pqwatch.db"
+    assert rows(db, "SELECT slug FROM watch") == [("watch-all",)]
+    with sqlite3.connect(db) as conn:  # as an earlier version named it
+        conn.execute("UPDATE watch SET slug = 'all'")
+    with open_service(config) as svc:
+        svc.init()
+    assert rows(db, "SELECT slug FROM watch") == [("watch-all",)]

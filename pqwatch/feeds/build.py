@@ -141,12 +141,20 @@ def _generator(doc: FeedDoc, site_url: str | None, kind: str) -> FeedGenerator:
     feed_url = f"{site_url}/feeds/{doc.slug}.{kind}" if site_url else None
     fg.id(feed_url or f"urn:pqwatch:feed:{doc.slug}")
     fg.title(xml_safe(f"Written questions: {doc.title}"))
-    fg.description(xml_safe(f"UK Parliament written questions matching the watch {doc.title!r}"))
-    fg.subtitle(xml_safe(f"UK Parliament written questions matching the watch {doc.title!r}"))
+    about = (
+        "UK Parliament written questions matching any watch"
+        if doc.slug == ALL
+        else f"UK Parliament written questions matching the watch {doc.title!r}"
+    )
+    fg.description(xml_safe(about))
+    fg.subtitle(xml_safe(about))
     fg.link(href=site_url or OFFICIAL_SITE, rel="alternate")
     if feed_url:
         fg.link(href=feed_url, rel="self")
     fg.language("en-GB")
+    # RFC 4287 4.1.1: a feed needs an atom:author unless every entry has one, and entries of
+    # questions without a known asker have none.
+    fg.author(name="pqwatch")
     fg.generator("pqwatch", version=__version__)
     fg.updated(doc.updated)
     fg.lastBuildDate(doc.updated)

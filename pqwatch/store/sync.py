@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from pqwatch.store.models import Watch
 
 
+# Feed names of the combined feed and the index page: a watch never gets one as its slug
+# (a watch named "All" would overwrite all.rss).
+RESERVED_SLUGS = frozenset({"all", "index"})
+
+
 def slugify(name: str) -> str:
     """A stable, URL-safe slug: "Children's palliative care" -> "childrens-palliative-care"."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
@@ -35,6 +40,11 @@ def in_step(conn: sqlite3.Connection, config: Config) -> bool:
     read-only commands start without SQLAlchemy): most commands then need no write."""
     watches = {(r[0], r[1]) for r in conn.execute("SELECT name, query FROM watch WHERE active")}
     if watches != {(w.name, w.query) for w in config.watches}:
+        return False
+    marks = ",".join("?" * len(RESERVED_SLUGS))
+    if conn.execute(
+        f"SELECT 1 FROM watch WHERE slug IN ({marks})", sorted(RESERVED_SLUGS)
+    ).fetchone():
         return False
     rows = conn.execute(
         "SELECT s.email, s.name, s.frequency, s.send_empty, s.token IS NOT NULL, "
@@ -68,16 +78,26 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
 
     watches = {w.name: w for w in session.exec(select(Watch)).all()}
     rematch: list[Watch] = []
-    taken = {w.slug for w in watches.values()}
+    taken = {w.slug for w in watches.values()} | RESERVED_SLUGS
+
+    def free_slug(name: str) -> str:
+        slug = base = slugify(name)
+        if slug in RESERVED_SLUGS:
+            slug = base = f"watch-{base}"
+        n = 2
+        while slug in taken:
+            slug, n = f"{base}-{n}", n + 1
+        taken.add(slug)
+        return slug
+
+    for row in watches.values():
+        if row.slug in RESERVED_SLUGS:  # named so by an earlier version: give it its own
+            row.slug, row.updated_at = free_slug(row.name), now
     wanted = {w.name for w in config.watches}
     for wc in config.watches:
         row = watches.get(wc.name)
         if row is None:
-            slug = base = slugify(wc.name)
-            n = 2
-            while slug in taken:
-                slug, n = f"{base}-{n}", n + 1
-            taken.add(slug)
+            slug = free_slug(wc.name)
             row = Watch(name=wc.name, slug=slug, query=wc.query, created_at=now, updated_at=now)
             session.add(row)
             watches[wc.name] = row
