@@ -90,9 +90,9 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
         taken.add(slug)
         return slug
 
-    for row in watches.values():
-        if row.slug in RESERVED_SLUGS:  # named so by an earlier version: give it its own
-            row.slug, row.updated_at = free_slug(row.name), now
+    for old in watches.values():
+        if old.slug in RESERVED_SLUGS:  # named so by an earlier version: give it its own
+            old.slug, old.updated_at = free_slug(old.name), now
     wanted = {w.name for w in config.watches}
     for wc in config.watches:
         row = watches.get(wc.name)
