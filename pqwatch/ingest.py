@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from pqwatch import locks
 from pqwatch.config import Config
 from pqwatch.decide import PreparedAnswer, prepare_answer
 from pqwatch.errors import SourceError
@@ -119,6 +120,10 @@ class Ingest:
         return self.now().astimezone(ZoneInfo(self.config.schedule.timezone)).date()
 
     def poll(self, since: date | None = None, until: date | None = None) -> list[RunSummary]:
+        with locks.polling(self.archive.db.describe(), self.archive.close_abandoned_runs):
+            return self._poll(since, until)
+
+    def _poll(self, since: date | None, until: date | None) -> list[RunSummary]:
         today = self.today()
         end = until or today
         if since is None:
@@ -149,7 +154,10 @@ class Ingest:
         done = self.archive.done_windows(SOURCE, "backfill")
         total = RunSummary(SOURCE, "backfill", since, end)
         t0 = time.monotonic()
-        with self.archive.keep_open():
+        with (
+            locks.polling(self.archive.db.describe(), self.archive.close_abandoned_runs),
+            self.archive.keep_open(),
+        ):
             self._backfill_windows(total, windows, done, detail, progress)
         total.seconds = time.monotonic() - t0
         return total
@@ -205,6 +213,7 @@ class Ingest:
         today = self.today()
         client = self.client_factory(self.config)
         store = functools.partial(self._store_batch, today=today, historical=historical)
+        crash: Exception | None = None
         try:
             # Pages are stored on a writer thread while the next one is fetched and prepared.
             writer = PreparedPage.writer(store, summary.counts.add)
@@ -228,6 +237,13 @@ class Ingest:
         except SourceError as exc:
             summary.ok = False
             summary.error = f"{source}: window {start}..{end}: {exc}"
+        except Exception as exc:
+            # A bug: recorded as a failed run (it counts towards the operator's alert), then
+            # raised, so the command still says "internal error".
+            summary.ok, crash = False, exc
+            summary.error = (
+                f"{source}: window {start}..{end}: internal error: {type(exc).__name__}: {exc}"
+            )
         finally:
             summary.requests = client.requests_made
             summary.bytes_received = client.bytes_received
@@ -245,6 +261,8 @@ class Ingest:
             # A backfill says nothing of whether polling works (status, alerts, digests).
             health=kind == "poll",
         )
+        if crash is not None:
+            raise crash
         return summary
 
     def _prepare_page(

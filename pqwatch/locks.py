@@ -134,7 +134,7 @@ def sender(
 
 
 @contextmanager
-def polling(db_description: str, when_alone: Callable[[], None]) -> Iterator[None]:
+def polling(db_description: str, when_alone: Callable[[], object]) -> Iterator[None]:
     """Hold the poll lock shared for a poll or backfill. When no other process holds it,
     `when_alone` runs first, under the lock held exclusively: `running` poll_run rows it
     finds were left by a process that died, and no other poll can start meanwhile."""

@@ -398,7 +398,11 @@ class PQWatch:
 
     def poll_cycle(self) -> dict[str, object]:
         """Poll, rebuild feeds, tell the operator about failures. Returns log fields."""
-        runs = self.poll()
+        try:
+            runs = self.poll()
+        except Exception:
+            self.check_alerts()  # a poll failing with a bug is still a failing poll
+            raise
         built = self.build_feeds()
         alerts = self.check_alerts()
         # A digest an SMTP outage left pending goes out at the next poll, not a day later.

@@ -8,6 +8,7 @@ import logging
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -379,3 +380,72 @@ def test_apscheduler_warnings_are_json_lines_too(capsys: pytest.CaptureFixture[s
     entry = json.loads(line)
     assert entry["level"] == "warning" and entry["logger"] == "apscheduler.executors.default"
     assert "was missed by 0:00:06" in entry["event"]
+
+
+def test_poll_from_cron_alerts_the_operator_once_and_on_recovery(
+    hospice_api: ReplayServer, write_config: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    config = write_config(api_config(hospice_api.base_url, extra=WATCH, max_retries=0))
+    outbox = config.parent / "outbox"
+    hospice_api.add_fault(Fault("status", status=503, times=1000))
+    for _ in range(3):
+        failed = cli("--config", config, "poll")
+        assert failed.exit_code == 1 and "HTTP 503" in failed.stderr
+    alerts = [m["Subject"] for m in _eml(outbox)]
+    assert alerts == ["pqwatch: polling uk_parliament has failed 2 times in a row"]
+    hospice_api.clear_faults()
+    ok = cli("--config", config, "poll")
+    assert ok.exit_code == 0, ok.stderr
+    assert "Operator alerted: pqwatch: polling uk_parliament has recovered" in ok.stdout
+    assert len(_eml(outbox)) == 2
+
+
+def test_a_bug_during_a_poll_counts_as_a_failed_poll(
+    hospice_api: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pqwatch.store.archive import Archive
+
+    config = write_config(api_config(hospice_api.base_url, extra=WATCH, initial_lookback_days=1000))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in storing")
+
+    monkeypatch.setattr(Archive, "store_page", broken)
+    for _ in range(2):
+        result = cli("--config", config, "poll")
+        assert result.exit_code == 1
+        assert "internal error: RuntimeError: a bug in storing" in result.stderr
+    db = config.parent / "pqwatch.db"
+    assert rows(db, "SELECT consecutive_failures FROM source_state") == [(2,)]
+    assert {r[0] for r in rows(db, "SELECT status FROM poll_run")} == {"failed"}
+    assert [m["To"] for m in _eml(config.parent / "outbox")] == ["ops@example.org"]
+
+
+def test_a_poll_left_running_by_a_dead_process_is_closed_by_the_next_poll(
+    hospice_api: ReplayServer, write_config: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    from pqwatch import locks
+
+    config = write_config(api_config(hospice_api.base_url, extra=WATCH, initial_lookback_days=1000))
+    assert cli("--config", config, "init").exit_code == 0
+    db = config.parent / "pqwatch.db"
+    with sqlite3.connect(db) as conn:  # as a poll killed with -9 leaves it
+        conn.execute(
+            "INSERT INTO poll_run (source, kind, window_start, window_end, status, new_questions,"
+            " new_answers, holding_answers, corrections, transfers, withdrawals, items_seen,"
+            " requests, duration_seconds, started_at) VALUES ('uk_parliament', 'poll',"
+            " '2024-08-01', '2024-08-02', 'running', 0, 0, 0, 0, 0, 0, 0, 0, 0,"
+            " '2024-08-02 10:00:00.000000')"
+        )
+    # While another poll runs (it holds the poll lock), its row is left alone.
+    with locks.polling(str(db), lambda: None):
+        assert cli("--config", config, "poll").exit_code == 0
+        assert rows(db, "SELECT count(*) FROM poll_run WHERE status = 'running'") == [(1,)]
+    assert cli("--config", config, "poll").exit_code == 0
+    assert rows(db, "SELECT status, error FROM poll_run WHERE id = 1") == [
+        ("failed", "interrupted: the process stopped before the run finished")
+    ]
+    assert rows(db, "SELECT count(*) FROM poll_run WHERE status = 'running'") == [(0,)]

@@ -253,6 +253,21 @@ class Archive:
                     )
                 )
 
+    def close_abandoned_runs(self) -> int:
+        """Runs left `running` by a process that died (kill -9, a crash): they failed. Call
+        only when no poll or backfill runs (pqwatch.locks.polling says when)."""
+        with self.db.write() as session:
+            done = session.connection().execute(
+                sa.update(R)
+                .where(R.c.status == "running")
+                .values(
+                    status="failed",
+                    error="interrupted: the process stopped before the run finished",
+                    finished_at=self.now(),
+                )
+            )
+            return int(done.rowcount)
+
     def cursor(self, source: str) -> date | None:
         with self.db.read() as session:
             value = (
