@@ -8,6 +8,8 @@ import sqlite3
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from pqwatch.errors import UsageError
 from pqwatch.search.query import (
@@ -141,9 +143,17 @@ QUESTIONS = [
 ALL = frozenset(q[0] for q in QUESTIONS)
 
 
-def _build() -> sqlite3.Connection:
+# The archive's own index (migrations/versions/0005_fts_facets.py): a fourth column of
+# facet words, and the same tokenizer.
+_TEST_FTS = "question_fts USING fts5(\n    heading, question, answer, tokenize="
+_REAL_FTS = "question_fts USING fts5(\n    heading, question, answer, facets, tokenize="
+assert _TEST_FTS in SCHEMA
+REAL_SCHEMA = SCHEMA.replace(_TEST_FTS, _REAL_FTS)
+
+
+def _build(schema: str = SCHEMA) -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:")
-    conn.executescript(SCHEMA)
+    conn.executescript(schema)
     conn.executemany("INSERT INTO member VALUES (?, ?)", MEMBERS.items())
     conn.executemany("INSERT INTO answering_body VALUES (?, ?)", BODIES.items())
     for (
@@ -319,8 +329,22 @@ CASES: list[tuple[str, set[int]]] = [
     ("NOT house:commons", {2, 7, 9, 12}),
     ("-house:lords -status:answered", {4, 6, 13}),
     ("-(hospice OR care)", {6, 8, 10, 14}),
+    # A bare `or`, in any case, is OR; in quotes it is a word of the phrase.
+    ("vaccination or prisons", {9, 10}),
+    ("hospice Or hospital funding", {2, 3, 13}),
+    ("(hospice oR hospital) funding", {2, 3}),
+    ("hospice or house:lords", {2, 3, 7, 9, 12, 13}),
+    ('"hospice or palliative"', set()),
+    ('hospice "or" palliative', set()),
+    # A word written against a parenthesis is a term of its own, as if spaced.
+    ("palliative(children)", {1}),
+    ("NOT(hospice OR care)", {6, 8, 10, 14}),
+    ("care-home", {5, 9}),
+    ("hospice?", {2, 3, 13}),
+    ("\u201eshort breaks\u201c", {6}),
+    ('"short\x00breaks"', {6}),
     # Things that look like FTS5 or SQL syntax are searched for literally.
-    ("NEAR(palliative children)", set()),
+    ("NEAR (palliative children)", set()),
     ("palliative NEAR children", set()),
     ("^palliative children", {1}),
     ("palliative +children", {1}),
@@ -440,6 +464,49 @@ MALFORMED: list[tuple[str, str, int | None]] = [
     ('heading:";"', "the quoted phrase has no letters or digits", 9),
     ("(" * 40 + "a" + ")" * 40, "parentheses nested too deeply", 33),
     ("a " * 2001, "the query is too long (4002 characters; the limit is 4000)", None),
+    # A bare `or` is OR, and gives OR's messages.
+    ("hospice or", "'OR' needs a search term after it", 9),
+    ("or hospice", "'OR' needs a search term before it", 1),
+    ("Or", "'OR' needs a search term before it", 1),
+    ("hospice or or funding", "'OR' needs a search term after it", 9),
+    ("hospice oR OR funding", "'OR' needs a search term after it", 9),
+    ("(or hospice)", "'OR' needs a search term before it", 2),
+    ("hospice AND or funding", "'AND' needs a search term after it", 9),
+    ("hospice -or", "'-' must be written straight before a word", 9),
+    # Wildcards and operators from other engines, which would match nothing.
+    ("hos*pice", "'*' only goes at the end of a word (like educ*)", 4),
+    ("*pice", "'*' only goes at the end of a word (like educ*)", 1),
+    ("palliative hos*pice*", "'*' only goes at the end of a word", 15),
+    ("heading:hos*pice", "'*' only goes at the end of a word", 12),
+    ("asker:wh*tfield", "'*' only goes at the end of a word", 9),
+    ('asker:"jess wh*tfield"', "'*' only goes at the end of a word", 15),
+    ("wom?n", "'?' is not a wildcard here; only '*' at the end of a word is (like educ*)", 4),
+    ("hospice^2", "'^' (boosting) is not supported; remove it", 8),
+    ("hospice^", "'^' (boosting) is not supported; remove it", 8),
+    ('"short breaks"^2', "'^' (boosting) is not supported; remove it", 15),
+    ("(hospice OR care)^2", "'^' (boosting) is not supported; remove it", 18),
+    ("educ*^2", "'^' (boosting) is not supported; remove it", 6),
+    ('dept:"health"^2', "'^' (boosting) is not supported; remove it", 14),
+    ("hospice~", "'~' (fuzzy or proximity search) is not supported; remove it", 8),
+    ("hospice~2", "'~' (fuzzy or proximity search) is not supported; remove it", 8),
+    ('"short breaks"~3', "'~' (fuzzy or proximity search) is not supported; remove it", 15),
+    (
+        "NEAR(palliative children)",
+        'NEAR(...) is not supported; use "a phrase" or list the words',
+        1,
+    ),
+    ("palliative near(children)", 'NEAR(...) is not supported; use "a phrase"', 12),
+    ("Near(a b, 5)", 'NEAR(...) is not supported; use "a phrase"', 1),
+    ("heading:NEAR(a b)", 'NEAR(...) is not supported; use "a phrase"', 9),
+    ("palliative NEAR/3 children", "'NEAR/3' (proximity search) is not supported", 12),
+    (
+        "heading:(hospices OR hospitals)",
+        "'heading:' takes a word or \"phrase\", not a (group): write (heading:a OR heading:b)",
+        9,
+    ),
+    # Not text at all: a lone surrogate, from input that was not UTF-8.
+    ("hospice caf\udce9", "a character that is not valid text (is the input UTF-8?)", 12),
+    ("\u201ehospice", "unclosed quote", 1),
 ]
 
 
@@ -458,6 +525,113 @@ def test_malformed_queries_say_what_and_where(
         assert f" at character {position}: " in message
     assert "\n" not in message
     assert isinstance(error, UsageError) and error.exit_code == 2
+
+
+SCOPE = "{heading question answer} : "
+
+# Neighbours of what is now refused, which compile exactly as they did before.
+UNCHANGED: list[tuple[str, str]] = [
+    ("educ*", '("educ"*)'),
+    ("educ**", '("educ"*)'),
+    ("hospice*", '("hospic"*)'),
+    ("heading:hosp*", '((heading : "hosp"*))'),
+    ('"hospice or palliative"', '("hospice or palliative")'),
+    ('hospice "or" palliative', '(("hospice" AND "or" AND "palliative"))'),
+    ("or*", '("or"*)'),
+    ("oracle OR orders", '(("oracle" OR "orders"))'),
+    ("care-home", '("care-home")'),
+    ("covid-19", '("covid-19")'),
+    ("hospice?", '("hospice?")'),
+    ("?hospice", '("?hospice")'),
+    ("^palliative children", '(("^palliative" AND "children"))'),
+    ("hospice ^2", '(("hospice" AND "^2"))'),
+    ("hospice ~2", '(("hospice" AND "~2"))'),
+    ('"hos*pice"', '("hos*pice")'),
+    ('"educ*"', '("educ*")'),
+    ('"a^2 b~3 wom?n"', '("a^2 b~3 wom?n")'),
+    ("palliative NEAR children", '(("palliative" AND "NEAR" AND "children"))'),
+    ("NEAR (palliative children)", '(("NEAR" AND "palliative" AND "children"))'),
+    ("nearby(x)", '(("nearby" AND "x"))'),
+    ("foo(bar)", '(("foo" AND "bar"))'),
+    ("3(b)", '(("3" AND "b"))'),
+    ("hospice OR(vat care)", '(("hospice" OR (("vat" AND "care"))))'),
+    ("a (b OR (c (d OR (e -f))))", '(("a" AND ("b" OR (("c" AND ("d" OR ("e" NOT "f")))))))'),
+]
+
+
+@pytest.mark.parametrize(("query", "match"), UNCHANGED, ids=[c[0] for c in UNCHANGED])
+def test_neighbours_of_refused_queries_still_compile_as_before(query: str, match: str) -> None:
+    compiled = compile_query(query)
+    assert compiled.match == SCOPE + match
+    assert compiled.where == "1"
+
+
+def test_name_filters_with_a_trailing_star_are_unchanged() -> None:
+    assert compile_query("dept:health*").params == {"p1": "health"}
+    assert compile_query('asker:"jess whitfield"*').params == {"p1": "jess", "p2": "whitfield"}
+    assert compile_query("asker:o'brien").params == {"p1": "o'brien"}
+
+
+def test_a_lower_case_or_is_the_operator() -> None:
+    assert parse("hospice or palliative") == parse("hospice OR palliative")
+    assert parse("a Or b c oR d") == parse("a OR b c OR d")
+    assert (
+        compile_query("hospice or -house:lords").where
+        == compile_query("hospice OR -house:lords").where
+    )
+
+
+def test_long_runs_of_not_are_one_not() -> None:
+    assert parse("NOT " * 997 + "hospice") == parse("NOT hospice")
+    assert parse("-" * 3998 + "ab") == parse("ab")
+
+
+# Nestings that do not flatten: each level adds AND, OR and NOT levels to the SQL and FTS5
+# expressions, whose parsers overflow their stacks at about 28 levels.
+NESTINGS = [
+    "(a OR (b {}))",
+    "(a OR -(b {}))",
+    "(house:lords OR (a {}))",
+    "(a OR house:lords -{})",
+    "-(a OR house:lords {})",
+    "(a OR NOT {})",
+    "(house:lords -{})",
+    "(-a OR (-b {}))",
+]
+
+
+@pytest.mark.parametrize("shape", NESTINGS)
+def test_deep_nesting_is_refused_before_sqlite_gives_up(db: sqlite3.Connection, shape: str) -> None:
+    query = "{}"
+    for level in range(1, 16):
+        query = query.format(shape)
+        text = query.format("c")
+        try:
+            compile_query(text)
+        except QuerySyntaxError as error:
+            assert "parentheses nested too deeply" in str(error)
+            assert level > 4  # what a person writes is never refused
+            break
+        search(db, text)
+        count(db, text)
+    else:
+        pytest.fail(f"{shape} nested 15 deep was not refused")
+
+
+def test_messages_stay_on_one_line_and_escape_control_characters() -> None:
+    with pytest.raises(QuerySyntaxError) as caught:
+        compile_query('house:"commons\nlords"')
+    assert str(caught.value) == (
+        "malformed query: house must be commons or lords, not 'commons lords' "
+        'at character 7: house:"commons lords"'
+    )
+    with pytest.raises(QuerySyntaxError) as caught:
+        compile_query('x\x1b[31m"')
+    assert str(caught.value) == 'malformed query: unclosed quote at character 7: x\\x1b[31m"'
+    with pytest.raises(QuerySyntaxError) as caught:
+        compile_query("a\u2028\r" * 150 + '"')
+    message = str(caught.value)
+    assert message.splitlines() == [message]
 
 
 def test_the_documented_example_message() -> None:
@@ -534,6 +708,57 @@ def test_hostile_input_is_a_clean_error_or_a_literal_search(
     search(db, query)
     count(db, query)
     assert db.execute("SELECT count(*) FROM question").fetchone()[0] == len(QUESTIONS)
+
+
+@pytest.fixture(scope="module")
+def real_db() -> Iterator[sqlite3.Connection]:
+    conn = _build(REAL_SCHEMA)
+    yield conn
+    conn.close()
+
+
+# Pieces of the query language, glued together with no space as often as not.
+_PIECES = st.sampled_from(
+    [
+        "a", "hospice", "educ*", "*", "^", "^2", "~", "?", ":", "-", "(", ")", '"', "\u201c",
+        "\u201d", "\u201e", "'", " ", "\n", "\t", "\x00", "\x01", "\x1b", "\u2028", "\ud800",
+        "or", "OR", "AND", "not", "NOT", "NEAR", "near/3", "heading:", "dept:", "house:",
+        "asker:", "status:", "tabled:", "2024", "..", ">=", "lords", "\u00e9", "\u19b0",
+    ]
+)  # fmt: skip
+QUERIES = st.one_of(st.text(), st.lists(_PIECES, max_size=24).map("".join))
+
+
+def _fts_expressions(compiled: CompiledQuery) -> list[str]:
+    """The FTS5 MATCH expressions a compiled query hands SQLite."""
+    expressions = [v for v in compiled.params.values() if isinstance(v, str) and "{" in v]
+    return expressions + ([compiled.match] if compiled.match is not None else [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(QUERIES)
+@example('"\x000"')  # NUL inside quotes ended the FTS5 string: "unterminated string"
+@example("a\ud800")  # a lone surrogate reached SQLite: UnicodeEncodeError
+@example("NOT " * 999 + "a")  # RecursionError
+@example("(a OR -(b " * 13 + "c" + "))" * 13)  # SQLite: "parser stack overflow"
+@example("(a OR (b " * 14 + "c" + "))" * 14)  # FTS5: "parser stack overflow"
+def test_any_text_compiles_or_is_refused_in_one_line(
+    real_db: sqlite3.Connection, query: str
+) -> None:
+    try:
+        compiled = compile_query(query)
+    except UsageError as error:  # QuerySyntaxError is one; anything else is a bug
+        message = str(error)
+        assert message.splitlines() == [message]  # one line, not empty
+        return
+    _assert_no_user_text_in_syntax(compiled)
+    for expression in _fts_expressions(compiled):
+        sql = "SELECT rowid FROM question_fts WHERE question_fts MATCH ?"
+        real_db.execute(sql, (expression,)).fetchall()
+        # The search stage narrows by the facets column the same way.
+        real_db.execute(sql, (f'({expression}) AND facets : ("hlords")',)).fetchall()
+    condition, params = compiled.sql()
+    real_db.execute(f"SELECT q.id FROM question q WHERE {condition}", params).fetchall()
 
 
 def test_like_wildcards_in_names_are_literal(db: sqlite3.Connection) -> None:

@@ -4,7 +4,8 @@ It behaves like a search engine's::
 
     palliative care children          every word must match (stemmed: hospices ~ hospice)
     "short breaks"                    an exact phrase
-    hospice OR hospices               either (OR binds looser than the implicit AND)
+    hospice OR hospices               either (OR binds looser than the implicit AND; a bare
+                                      `or` in any case is OR too: `hospice or palliative`)
     hospice -lords  /  NOT lords      exclusion; also -"phrase", -(group), -house:lords
     (hospice OR palliative) funding   grouping
     educ*                             a prefix
@@ -14,14 +15,27 @@ It behaves like a search engine's::
 Grammar, loosest first::
 
     query   := or_expr
-    or_expr := and_expr ("OR" and_expr)*
+    or_expr := and_expr ("OR" and_expr)*               (OR in any case: OR, or, Or)
     and_expr:= unary (["AND"] unary)*
     unary   := "NOT" unary | "-"unary | primary       ("-" written straight before its term)
     primary := "(" or_expr ")" | field ":" value | "phrase"[*] | word[*]
 
+A word written straight against a parenthesis is a term of its own, as if there were a
+space: `foo(bar)` is `foo (bar)` (so pasted text such as `3(b)` still finds "3" and "b"), and
+`NOT(a b)` or `x OR(a b)` use the operator. `"or"` in quotes searches for the word "or".
+
 User text never reaches SQL or FTS5 syntax directly: every SQL value is a bound parameter
-and every word or phrase becomes a double-quoted FTS5 string, so `NEAR`, `*`, `:` or `"` typed
-by a user can only ever be searched for, never interpreted.
+and every word or phrase becomes a double-quoted FTS5 string, so `:`, `"`, a leading `^` or a
+spaced-out `NEAR` typed by a user can only ever be searched for, never interpreted. Syntax
+from other search engines that would instead silently match nothing is refused with a
+QuerySyntaxError that says so: a `*` anywhere but at the end of a word (`hos*pice`, `*pice`,
+and in names: `asker:"sm*th"`), `?` inside a word (`wom?n`), `^` or `~` straight after a term
+(boosting `word^2`, `"a phrase"^2`; fuzzy or proximity `word~`, `"a phrase"~5`), the
+proximity operators `NEAR(a b)` and `a NEAR/3 b` (in any case), and a field given a group
+(`heading:(a OR b)`). A quoted phrase is searched for as it is: `"hos*pice"` is the phrase
+"hos pice". Characters that are not text at all (lone surrogates, from undecodable input) are
+refused; NUL counts as a space. Groups, OR and NOT may nest 16 levels deep (the SQL and FTS5
+parsers give up not far beyond).
 """
 
 from __future__ import annotations
@@ -69,13 +83,31 @@ _MEMBER_COLUMNS = {"asker": "asking_member_id", "answerer": "answering_member_id
 
 _FACET_FIELDS = ("house", "status", "dept")
 _MAX_LENGTH = 4000
-_MAX_DEPTH = 32
-_QUOTES = '"\u201c\u201d'  # straight and curly double quotes (phones type curly ones)
+_MAX_DEPTH = 32  # parentheses
+# AND, OR and NOT levels: each becomes a level of parentheses (or a sub-select) in the SQL
+# and FTS5 expressions, whose parsers give up past about 28 ("parser stack overflow").
+_MAX_NESTING = 16
+# Straight and curly double quotes (phones type curly ones; German „low-high“ ones too).
+_QUOTES = '"\u201c\u201d\u201e\u201f'
 _FIELD_RE = re.compile(r"([A-Za-z]+):(.*)", re.DOTALL)
 _POSSESSIVE_END = re.compile(r"(?<=\w)['\u2019][sS]$")
 _POSSESSIVE_IN = re.compile(r"(?<=\w)['\u2019][sS](?!\w)")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DATE_RE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+_NEAR_SLASH = re.compile(r"near/\d*", re.IGNORECASE)  # FTS3/4's `a NEAR/3 b`
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Shown escaped in messages: control characters (a terminal would act on them) and surrogates.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_STAR_INSIDE = "'*' only goes at the end of a word (like educ*)"
+_NEAR_MESSAGE = 'NEAR(...) is not supported; use "a phrase" or list the words'
+# Marks that other engines put straight after a term, with what they mean there.
+_AFTER_TERM = {"^": "(boosting)", "~": "(fuzzy or proximity search)"}
+
+
+def _one_line(text: str) -> str:
+    """Text for a one-line message: whitespace runs (newlines too) as one space, and control
+    characters escaped."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], " ".join(text.split()))
 
 
 class QuerySyntaxError(UsageError):
@@ -86,10 +118,10 @@ class QuerySyntaxError(UsageError):
         self.text = text
         #: 1-based character position of the problem, or None when it is the whole query.
         self.position = position
-        shown = " ".join(text.split()) if len(text) <= 200 else text[:200].replace("\n", " ")
+        shown = _one_line(text[:200])
         where = "" if position is None else f" at character {position}"
         suffix = f": {shown}" if shown else ""
-        super().__init__(f"malformed query: {reason}{where}{suffix}")
+        super().__init__(f"malformed query: {_one_line(reason)}{where}{suffix}")
 
 
 # --------------------------------------------------------------------------- the syntax tree
@@ -162,7 +194,7 @@ class _Token:
 
 
 def _separator(ch: str) -> bool:
-    return ch.isspace() or ch == "\x00" or ch in "()" or ch in _QUOTES
+    return ch.isspace() or ch in "()" or ch in _QUOTES
 
 
 def _read_quoted(text: str, i: int) -> tuple[str, int]:
@@ -173,20 +205,54 @@ def _read_quoted(text: str, i: int) -> tuple[str, int]:
     return text[i + 1 : end], end + 1
 
 
+def _refuse_foreign_syntax(text: str, start: int, end: int) -> None:
+    """Refuse marks from other engines' syntax in the unquoted run text[start:end]: `^` or
+    `~` straight after a term (`word^2`, `"phrase"~5`, `(a b)^2`) and `?` inside a word."""
+    for k in range(start, end):
+        ch = text[k]
+        before = text[k - 1] if k > 0 else ""
+        if ch in _AFTER_TERM:
+            # Inside a run the character before is a word's. At its start it is a separator:
+            # a closing quote (phrases are read whole) or ")" ends a term; a space or "(" not.
+            if before and (before.isalnum() or before in "*)" or before in _QUOTES):
+                raise QuerySyntaxError(
+                    f"'{ch}' {_AFTER_TERM[ch]} is not supported; remove it", text, k + 1
+                )
+        elif ch == "?" and start < k < end - 1 and before.isalnum() and text[k + 1].isalnum():
+            raise QuerySyntaxError(
+                "'?' is not a wildcard here; only '*' at the end of a word is (like educ*)",
+                text,
+                k + 1,
+            )
+
+
+def _refuse_near(text: str, word: str, pos: int, end: int) -> None:
+    """Refuse FTS5's `NEAR(a b)` (the word straight before "(") and FTS3's `NEAR/3`: searched
+    literally they would only find text that says "near"."""
+    if word.lower() == "near" and end < len(text) and text[end] == "(":
+        raise QuerySyntaxError(_NEAR_MESSAGE, text, pos)
+    if _NEAR_SLASH.fullmatch(word):
+        raise QuerySyntaxError(
+            f"'{word}' (proximity search) is not supported; use \"a phrase\" or list the words",
+            text,
+            pos,
+        )
+
+
 def _lex(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     n = len(text)
     i = 0
     while i < n:
         ch = text[i]
-        if ch.isspace() or ch == "\x00":
+        if ch.isspace():
             i += 1
         elif ch in "()":
             tokens.append(_Token("(" if ch == "(" else ")", i + 1))
             i += 1
         elif ch == "-":
             following = text[i + 1] if i + 1 < n else ""
-            if not following or following.isspace() or following in ")\x00":
+            if not following or following.isspace() or following == ")":
                 raise QuerySyntaxError(
                     "'-' must be written straight before a word, \"phrase\", field or (group)",
                     text,
@@ -204,12 +270,15 @@ def _lex(text: str) -> list[_Token]:
             while j < n and not _separator(text[j]):
                 j += 1
             run = text[i:j]
+            _refuse_foreign_syntax(text, i, j)
             field_match = _FIELD_RE.fullmatch(run)
             if field_match:
                 name, value = field_match.group(1), field_match.group(2)
                 value_pos = i + len(name) + 2
                 quoted = prefix = False
-                if not value and j < n and text[j] in _QUOTES:
+                if value:
+                    _refuse_near(text, value, value_pos, j)
+                elif j < n and text[j] in _QUOTES:
                     value, j = _read_quoted(text, j)
                     quoted = True
                     if j < n and text[j] == "*":
@@ -219,7 +288,10 @@ def _lex(text: str) -> list[_Token]:
                 )
             elif run in ("OR", "AND", "NOT"):
                 tokens.append(_Token(run, i + 1))  # type: ignore[arg-type]
+            elif run.lower() == "or":  # people type `hospice or palliative` and mean OR
+                tokens.append(_Token("OR", i + 1))
             else:
+                _refuse_near(text, run, i + 1, j)
                 tokens.append(_Token("WORD", i + 1, run))
             i = j
     return tokens
@@ -234,6 +306,17 @@ def _has_alnum(text: str) -> bool:
 
 def _negate(node: Node) -> Node:
     return node.part if isinstance(node, Not) else Not(node)
+
+
+def _too_deep(node: Node, depth: int) -> Text | Field | DateRange | None:
+    """The first term inside more than _MAX_NESTING AND, OR and NOT levels, if any."""
+    if isinstance(node, Text | Field | DateRange):
+        return node if depth > _MAX_NESTING else None
+    for part in (node.part,) if isinstance(node, Not) else node.parts:
+        deep = _too_deep(part, depth + 1)
+        if deep is not None:
+            return deep
+    return None
 
 
 def _join(kind: type[And] | type[Or], parts: list[Node]) -> Node:
@@ -272,6 +355,9 @@ class _Parser:
         token = self.peek()
         if token is not None:  # only a ")" can stop parse_or early
             raise self.error("unmatched ')'", token.pos)
+        deep = _too_deep(node, 0)
+        if deep is not None:
+            raise self.error("parentheses nested too deeply", deep.pos)
         return node
 
     def parse_or(self) -> Node:
@@ -297,19 +383,20 @@ class _Parser:
         return _join(And, parts)
 
     def parse_unary(self) -> Node:
+        negated = False  # a loop, not recursion: NOT NOT NOT ... a thousand times is one NOT
         token = self.advance()
-        if token.kind == "NOT":
+        while token.kind in ("NOT", "-"):
             if not self.starts_term():
-                raise self.error("'NOT' needs a search term after it", token.pos)
-            return _negate(self.parse_unary())
-        if token.kind == "-":
-            if not self.starts_term():
+                if token.kind == "NOT":
+                    raise self.error("'NOT' needs a search term after it", token.pos)
                 raise self.error(
                     "'-' must be written straight before a word, \"phrase\", field or (group)",
                     token.pos,
                 )
-            return _negate(self.parse_unary())
-        return self.parse_primary(token)
+            negated = not negated
+            token = self.advance()
+        node = self.parse_primary(token)
+        return _negate(node) if negated else node
 
     def parse_primary(self, token: _Token) -> Node:
         if token.kind == "(":
@@ -342,6 +429,8 @@ class _Parser:
         if not stem:
             what = f"'{column}:*'" if column else "'*'"
             raise self.error(f"{what} must come straight after a word (like educ*)", pos)
+        if "*" in stem:  # hos*pice would search for the two words "hos pice"
+            raise self.error(_STAR_INSIDE, pos + stem.index("*"))
         text = _POSSESSIVE_END.sub("", stem)
         if not _has_alnum(text):
             raise self.error(f"'{stem}' has no letters or digits to search for", pos)
@@ -364,6 +453,13 @@ class _Parser:
             )
         value = token.text
         if not token.quoted and not value:
+            group = self.peek()
+            if group is not None and group.kind == "(" and group.pos == token.value_pos:
+                raise self.error(
+                    f"'{typed_name}:' takes a word or \"phrase\", not a (group): write "
+                    f"({typed_name}:a OR {typed_name}:b)",
+                    token.value_pos,
+                )
             raise self.error(f"empty value for '{typed_name}:'", token.pos)
         if name == "heading":
             if token.quoted:
@@ -387,6 +483,11 @@ class _Parser:
                 )
             return Field(name, statuses, token.pos)
         # dept, asker, answerer: every word must appear in the name (case-insensitive).
+        first = token.value_pos + (1 if token.quoted else 0)  # where the value's text starts
+        for typed in re.finditer(r"\S+", value):
+            inner = typed.group().rstrip("*").find("*")
+            if inner >= 0:  # asker:sm*th or asker:*smith would look for a literal "*"
+                raise self.error(_STAR_INSIDE, first + typed.start() + inner)
         words = tuple(dict.fromkeys(w.rstrip("*").lower() for w in value.split() if _has_alnum(w)))
         if not words:
             raise self.error(f"empty value for '{typed_name}:'", token.value_pos)
@@ -453,7 +554,13 @@ def parse(text: str) -> Node:
             f"the query is too long ({len(text)} characters; the limit is {_MAX_LENGTH})",
             text[:80] + "...",
         )
-    return _Parser(text).parse()
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:  # undecodable input (surrogateescape): SQLite cannot take it
+        raise QuerySyntaxError(
+            "a character that is not valid text (is the input UTF-8?)", text, surrogate.start() + 1
+        )
+    # NUL is a space: inside an FTS5 string SQLite would take it for the end of the query.
+    return _Parser(text.replace("\x00", " ")).parse()
 
 
 # --------------------------------------------------------------------------- the porter stemmer
