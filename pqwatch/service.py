@@ -133,7 +133,8 @@ class PQWatch:
         Every command calls this first, so an upgrade migrates the database by itself."""
         before, after = self.db.migrate()
         if not self._ready:
-            if not self._in_step():
+            # A read-only copy is searched as it is (its watches as they were stored).
+            if not self.db.read_only and not self._in_step():
                 from pqwatch.store import sync
 
                 with self.db.write() as session:
@@ -154,7 +155,16 @@ class PQWatch:
         with self.db.read_raw() as conn:
             return sync.in_step(conn, self.config)
 
+    def _writable(self, what: str) -> None:
+        """Commands that write refuse a read-only copy up front, naming it."""
+        if self.db.read_only:
+            raise StorageError(
+                f"{self.db.describe()}: the database can only be read here, and {what} writes "
+                "to it (search, show, watches and feeds work on a read-only copy)"
+            )
+
     def init(self) -> InitResult:
+        self._writable("init")
         before, after = self.ensure_ready()
         return InitResult(
             database=self.db.describe(),
@@ -171,6 +181,7 @@ class PQWatch:
         if since is not None and until is not None and until < since:
             raise UsageError(f"--until {until} is before --since {since}")
         self._not_future(since=since, until=until)
+        self._writable("poll")
         self.ensure_ready()
         return self.ingest.poll(since, until)
 
@@ -194,6 +205,7 @@ class PQWatch:
         if until is not None and until < since:
             raise UsageError(f"--until {until} is before --since {since}")
         self._not_future(since=since, until=until)
+        self._writable("backfill")
         self.ensure_ready()
         return self.ingest.backfill(since, until, detail=detail, progress=progress)
 
@@ -254,6 +266,8 @@ class PQWatch:
         has passed, with due_only). Dry runs write files to `out` and record nothing."""
         from pqwatch.notify import pipeline
 
+        if not dry_run:
+            self._writable("digest")
         self.ensure_ready()
         subs = self.outbox.subscribers(subscriber)
         if subscriber is not None and not subs:
@@ -566,6 +580,7 @@ class PQWatch:
     def run_once(self) -> CycleResult:
         """One full cycle: migrate, poll, match, digests due, feeds (the stages that exist)."""
         result = CycleResult()
+        self._writable("run")
         self.ensure_ready()
         result.stages.append("migrate")
         result.polls = self.ingest.poll()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import threading
 import warnings
@@ -195,15 +197,112 @@ def test_config_changes_sync_watches_and_subscribers(
     assert subs == [("Hospice funding",)]
 
 
-def test_unwritable_database_location_is_one_line(
-    write_config: Callable[..., Path], cli: Callable[..., CliResult], tmp_path: Path
+def _without_root_powers() -> list[str]:
+    """A command prefix that takes from root the power to write what it may not (CI runs as
+    root, and root writes to a read-only file); nothing when we are not root."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "message"),
+    [
+        ("postgresql://u:secret@h/db", 2, "database.url: unsupported database 'postgresql://u:***@h/db'"),
+        ("nonsense", 2, "database.url: 'nonsense' is not a database URL"),
+        ("sqlite:///text.db", 2, "database.url: {dir}/text.db is not a pqwatch database"),
+        ("sqlite:///other.db", 2,
+         "database.url: {dir}/other.db is an SQLite database but not a pqwatch one"),
+        ("sqlite:///afolder", 2, "database.url: {dir}/afolder is a folder, not a database file"),
+        ("sqlite:///no/such/folder/pq.db", 2,
+         "database.url: the folder {dir}/no/such/folder does not exist"),
+        ("sqlite:///afile/sub/pq.db", 2, "database.url: the folder {dir}/afile/sub does not exist"),
+        ("sqlite:///damaged.db", 1,
+         "{dir}/damaged.db: the database is damaged (database disk image is malformed)"),
+    ],
+)  # fmt: skip
+def test_each_database_mistake_is_one_line_with_the_path_and_creates_nothing(
+    url: str,
+    code: int,
+    message: str,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
 ) -> None:
+    (tmp_path / "text.db").write_text("hello, not a database\n")
+    (tmp_path / "afolder").mkdir()
     (tmp_path / "afile").write_text("x")
-    path = write_config("[database]\nurl = 'sqlite:///afile/sub/pq.db'\n")
-    result = cli("--config", path, "init")
-    assert result.exit_code == 1
-    assert result.stderr.startswith("pqwatch: error: cannot create the database folder")
-    assert len(result.stderr.strip().splitlines()) == 1
+    with sqlite3.connect(tmp_path / "other.db") as conn:
+        conn.execute("CREATE TABLE somebody_elses (x)")
+    db, _ = _archive(tmp_path / "damaged.db", datetime(2024, 7, 20, tzinfo=UTC))
+    db.dispose()
+    data = bytearray((tmp_path / "damaged.db").read_bytes())
+    data[4096 : 4096 * 40] = b"\xde\xad" * (4096 * 39 // 2)  # the schema and then some
+    (tmp_path / "damaged.db").write_bytes(data)
+    for name in ("damaged.db-wal", "damaged.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    config = write_config(f"[database]\nurl = '{url}'\n")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    for command in (("init",), ("search", "hospice"), ("poll",), ("status",)):
+        result = cli("--config", config, *command)
+        assert result.exit_code == code, (command, result.stderr)
+        assert result.stderr.startswith("pqwatch: error: " + message.format(dir=tmp_path))
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing created
+    assert (tmp_path / "text.db").read_text() == "hello, not a database\n"
+
+
+def test_a_read_only_copy_of_an_archive_can_be_searched(
+    write_config: Callable[..., Path], cli: Callable[..., CliResult]
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="pqwatch-ro-"))
+    try:
+        db, archive = _archive(folder / "pq.db", datetime(2024, 7, 20, tzinfo=UTC))
+        _store(
+            archive,
+            [
+                {
+                    "id": 1700001, "uin": "123", "house": "Commons",
+                    "dateTabled": "2024-07-18T00:00:00", "heading": "Hospices: Children",
+                    "questionText": "To ask about hospices.",
+                    "dateAnswered": "2024-07-19T00:00:00", "answerText": "<p>Funding.</p>",
+                }
+            ],
+            date(2024, 7, 20),
+        )  # fmt: skip
+        db.dispose()
+        (folder / "c.toml").write_text(f"[database]\nurl = 'sqlite:///{folder}/pq.db'\n")
+        os.chmod(folder / "pq.db", 0o444)
+        os.chmod(folder, 0o555)  # a copy on read-only storage, or another user's archive
+        before = sorted(p.name for p in folder.iterdir())
+
+        def pqwatch(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*_without_root_powers(), sys.executable, "-m", "pqwatch",
+                 "--config", str(folder / "c.toml"), *args],
+                capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent,
+            )  # fmt: skip
+
+        found = pqwatch("search", "hospices", "--format", "json")
+        assert found.returncode == 0, found.stderr
+        assert [h["id"] for h in json.loads(found.stdout)["hits"]] == [1700001]
+        shown = pqwatch("show", "1700001")
+        assert shown.returncode == 0 and "Funding." in shown.stdout, shown.stderr
+        refused = pqwatch("poll")
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == (
+            f"pqwatch: error: {folder}/pq.db: the database can only be read here, and poll "
+            "writes to it (search, show, watches and feeds work on a read-only copy)"
+        )
+        assert sorted(p.name for p in folder.iterdir()) == before  # not even WAL files
+    finally:
+        os.chmod(folder, 0o755)
+        shutil.rmtree(folder)
 
 
 def test_schema_head_constant_matches_the_migrations(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ once with "database is locked" when another process wrote meanwhile, busy timeou
 from __future__ import annotations
 
 import io
+import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlmodel import Session
 
-from pqwatch.errors import StorageError
+from pqwatch.errors import ConfigError, PQWatchError, StorageError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 # The newest revision in migrations/versions (a test keeps the two in step). Knowing it lets
@@ -70,11 +71,12 @@ def insert_rows(
         )
 
 
-def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any, read_only: bool = False) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
     cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA journal_mode = WAL")
+    if not read_only:  # setting the journal mode is a write
+        cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA foreign_keys = ON")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.close()
@@ -97,14 +99,88 @@ def _plain_path(url: str) -> str | None:
     return m.group(1)
 
 
-def _ensure_parent(db: str | None) -> None:
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_file(db: str | None) -> bool:
+    """Before anything is opened or created: is this a place for a database file? Returns
+    whether it can only be read here (a read-only copy). A mistyped path never creates
+    folders, and nothing is written into a file that is not an SQLite database."""
     if not db or db == ":memory:" or db.startswith("file:"):
-        return
-    parent = Path(db).parent
+        return False
+    path = Path(db)
+    if path.is_dir():
+        raise ConfigError(f"database.url: {path} is a folder, not a database file")
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"database.url: the folder {path.parent} does not exist (is the path mistyped?)"
+        )
+    if not path.exists():
+        if not os.access(path.parent, os.W_OK):
+            raise StorageError(f"{path}: cannot create the database: {path.parent} is not writable")
+        return False
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
     except OSError as exc:
-        raise StorageError(f"cannot create the database folder {parent}: {exc.strerror}") from None
+        raise StorageError(f"{path}: cannot read the database file: {exc.strerror}") from None
+    if head and head != _SQLITE_MAGIC:
+        raise ConfigError(f"database.url: {path} is not a pqwatch database (not an SQLite file)")
+    # WAL needs to write beside the file (-wal, -shm) even to read.
+    return not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+
+
+def _read_only_uri(path: str) -> str:
+    """How to open a read-only copy. mode=ro needs the WAL's shared-memory file, which a
+    read-only folder cannot hold when no writer has made it; then the copy is read as
+    immutable (nobody can be writing it: a writer would have made that file)."""
+    uri = f"file:{path}?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True)) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return uri
+    except sqlite3.Error:
+        return f"{uri}&immutable=1"
+
+
+def explain(exc: BaseException, where: str) -> PQWatchError:
+    """One line for a driver error, naming the database."""
+    msg = str(getattr(exc, "orig", None) or exc)
+    low = msg.lower()
+    if "file is not a database" in low:
+        return ConfigError(f"database.url: {where} is not a pqwatch database ({msg})")
+    if "malformed" in low or "corrupt" in low:
+        return StorageError(
+            f"{where}: the database is damaged ({msg}); restore it from a backup, or check "
+            f"it with: sqlite3 {where} 'PRAGMA integrity_check'"
+        )
+    if "readonly" in low or "read-only" in low:
+        return StorageError(f"{where}: the database can only be read here ({msg})")
+    if "unable to open" in low:
+        return StorageError(f"{where}: cannot open the database file ({msg})")
+    if "disk is full" in low or "disk i/o error" in low:
+        return StorageError(f"{where}: {msg}")
+    if "locked" in low or "busy" in low:
+        return StorageError(
+            f"{where}: the database stayed locked by another process for over "
+            f"{BUSY_TIMEOUT_MS // 1000} s ({msg})"
+        )
+    return StorageError(f"{where}: database error: {msg}")
+
+
+def _revision_of(conn: sqlite3.Connection, where: str) -> str | None:
+    """The Alembic revision of a database; None when it is new (empty). An SQLite database
+    holding other tables is someone else's: never migrate pqwatch's tables into it."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "alembic_version" not in tables:
+        if tables - {"sqlite_sequence"}:
+            raise ConfigError(
+                f"database.url: {where} is an SQLite database but not a pqwatch one "
+                "(no alembic_version table); point [database] url at a new file"
+            )
+        return None
+    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return str(row[0]) if row else None
 
 
 class ReadSession:
@@ -130,13 +206,21 @@ class Database:
             try:
                 parsed = sa.make_url(url)
             except sa.exc.ArgumentError:
-                raise StorageError(f"invalid database URL {url!r}") from None
+                raise ConfigError(
+                    f"database.url: {url!r} is not a database URL (like sqlite:///pqwatch.db)"
+                ) from None
             if parsed.get_backend_name() != "sqlite":
-                raise StorageError(f"unsupported database {url!r}: only sqlite:/// URLs for now")
+                raise ConfigError(
+                    f"database.url: unsupported database {parsed.render_as_string()!r}: "
+                    "only sqlite:/// URLs for now"
+                )
             self.__dict__["url"] = parsed
-            _ensure_parent(parsed.database)
+            self.read_only = _check_file(parsed.database)
         else:
-            _ensure_parent(self.path)
+            self.read_only = _check_file(self.path)
+        self._read_only_uri = (
+            _read_only_uri(self.path) if self.read_only and self.path is not None else None
+        )
 
     @cached_property
     def url(self) -> sa.URL:
@@ -149,8 +233,12 @@ class Database:
         import sqlalchemy as sa
         from sqlalchemy import event
 
-        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool)
-        event.listen(engine, "connect", _on_connect)
+        url = self.url
+        if self._read_only_uri is not None:
+            # A read-only copy: opened read-only, so nothing (not even WAL files) is written.
+            url = sa.make_url(f"sqlite:///{self._read_only_uri}&uri=true")
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        event.listen(engine, "connect", lambda c, r: _on_connect(c, r, read_only=self.read_only))
         event.listen(engine, "begin", _on_begin)
         return engine
 
@@ -176,22 +264,28 @@ class Database:
         Never do network I/O or parsing inside it."""
         from sqlmodel import Session
 
-        with storage_errors(), Session(self.writer, expire_on_commit=False) as session:
+        with (
+            storage_errors(self.describe()),
+            Session(self.writer, expire_on_commit=False) as session,
+        ):
             with session.begin():
                 yield session
 
     @contextmanager
     def read(self) -> Iterator[ReadSession]:
         """One read transaction (no ORM: reads are Core or raw SQL, and start fast)."""
-        with storage_errors(), self.engine.connect() as conn, conn.begin():
+        with storage_errors(self.describe()), self.engine.connect() as conn, conn.begin():
             yield ReadSession(conn)
 
     def _connect(self) -> sqlite3.Connection:
         """A plain sqlite3 connection with the pragmas every engine connection gets."""
         assert self.path is not None
-        conn = sqlite3.connect(self.path)
+        if self._read_only_uri is not None:
+            conn = sqlite3.connect(self._read_only_uri, uri=True)
+        else:
+            conn = sqlite3.connect(self.path)
         try:
-            _on_connect(conn, None)
+            _on_connect(conn, None, read_only=self.read_only)
         except BaseException:
             conn.close()
             raise
@@ -215,8 +309,8 @@ class Database:
                     yield conn
                 finally:
                     conn.rollback()  # read-only: nothing to keep
-        except sqlite3.OperationalError as exc:
-            raise StorageError(f"database error: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise explain(exc, self.describe()) from exc
 
     def dispose(self) -> None:
         if "engine" in self.__dict__:
@@ -238,27 +332,22 @@ class Database:
         """The revision the database is at (None for an empty database)."""
         from alembic.runtime.migration import MigrationContext
 
-        with storage_errors(), self.engine.connect() as conn:
+        with storage_errors(self.describe()), self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def _quick_revision(self) -> str | None:
+        """The revision, read with a plain sqlite3 connection when possible (no Alembic)."""
+        where = self.describe()
         if self.path is not None:
             try:
                 with closing(self._connect()) as conn:
-                    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-                return str(row[0]) if row else None
-            except sqlite3.OperationalError:
-                return None  # no such table yet (or unreadable: the full path will say why)
-            except sqlite3.Error:
-                pass  # e.g. not a database: let the engine path raise what it raises
-        import sqlalchemy as sa
-
-        try:
-            with self.engine.connect() as conn:
-                row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
-        except sa.exc.OperationalError:
-            return None  # no such table yet (or unreadable: the full path will say why)
-        return str(row[0]) if row else None
+                    return _revision_of(conn, where)
+            except sqlite3.Error as exc:
+                raise explain(exc, where) from exc
+        with storage_errors(where), self.engine.connect() as conn:
+            dbapi = conn.connection.driver_connection
+            assert isinstance(dbapi, sqlite3.Connection)
+            return _revision_of(dbapi, where)
 
     def head(self) -> str | None:
         from alembic.script import ScriptDirectory
@@ -270,6 +359,12 @@ class Database:
         current = self._quick_revision()
         if current == SCHEMA_HEAD:
             return current, current
+        if self.read_only:
+            raise StorageError(
+                f"{self.describe()}: the database can only be read here and needs migrating "
+                f"(it is at revision {current or 'none'}, this pqwatch needs {SCHEMA_HEAD}): "
+                "run pqwatch once where it can write to it"
+            )
         from alembic import command
         from alembic.script import ScriptDirectory
 
@@ -283,18 +378,24 @@ class Database:
                 f"the database is at revision {before}, which this pqwatch does not know: "
                 "it was written by a newer version; upgrade pqwatch"
             )
-        with storage_errors(), self.writer.connect() as conn:
+        with storage_errors(self.describe()), self.writer.connect() as conn:
             command.upgrade(self._alembic_config(conn), "head")
             conn.commit()
         return before, head
 
 
 @contextmanager
-def storage_errors() -> Iterator[None]:
-    """Turn driver-level failures (unopenable file, locked too long) into one-line errors."""
+def storage_errors(where: str = "the database") -> Iterator[None]:
+    """Turn driver-level failures (unopenable, damaged, read-only, locked too long) into
+    one-line errors that name the database."""
     import sqlalchemy as sa
 
     try:
         yield
-    except sa.exc.OperationalError as exc:
-        raise StorageError(f"database error: {exc.orig}") from exc
+    except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+        if isinstance(getattr(exc, "orig", exc), _BUGS):
+            raise  # a broken constraint or a bad statement is a bug, not the database's state
+        raise explain(exc, where) from exc
+
+
+_BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)

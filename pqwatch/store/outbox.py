@@ -101,7 +101,11 @@ class Outbox:
         connections, a writer's and a reader's, instead of opening one per transaction: that
         costs more than the transactions of a digest (about 1.5 ms each). Short transactions
         still: nothing is held open between them."""
-        with storage_errors(), self.db.writer.connect() as w, self.db.engine.connect() as r:
+        with (
+            storage_errors(self.db.describe()),
+            self.db.writer.connect() as w,
+            self.db.engine.connect() as r,
+        ):
             self._held.conns = (w, r)
             try:
                 yield
@@ -116,7 +120,7 @@ class Outbox:
             with self.db.write() as session:
                 yield session.connection()
             return
-        with storage_errors(), held[0].begin():
+        with storage_errors(self.db.describe()), held[0].begin():
             yield held[0]
 
     @contextmanager
@@ -127,7 +131,7 @@ class Outbox:
             with self.db.read() as session:
                 yield session.connection()
             return
-        with storage_errors(), held[1].begin():
+        with storage_errors(self.db.describe()), held[1].begin():
             yield held[1]
 
     def subscribers(self, email: str | None = None) -> list[SubscriberRow]:
