@@ -175,6 +175,37 @@ def _finish(out: list[str]) -> str:
     return text.strip()
 
 
+# How much of one answer (or question) a digest or feed carries; the rest is a link away. A
+# long real answer is some 10,000 characters; a 5 MB one would make a 12 MB message.
+MAIL_TEXT_LIMIT = 20_000
+MAIL_HTML_LIMIT = 30_000  # tables take several characters of markup per character of text
+_BLOCK_END = re.compile(r"</(?:p|li|tr|table|ul|ol)>")
+
+
+def cut_text(text: str, limit: int = MAIL_TEXT_LIMIT) -> tuple[str, bool]:
+    """The text cut to `limit` characters at a paragraph (else a line, else a word), and
+    whether it was cut."""
+    if len(text) <= limit:
+        return text, False
+    for sep in ("\n\n", "\n", " "):
+        cut = text.rfind(sep, 0, limit)
+        if cut >= limit // 2:
+            break
+    else:
+        cut = limit
+    return text[:cut].rstrip(), True
+
+
+def cut_html(html: str, limit: int = MAIL_HTML_LIMIT) -> tuple[str, bool]:
+    """Sanitised HTML cut to about `limit` characters after a paragraph, list item or table
+    row, and whether it was cut. The cut is sanitised again, which closes what it left open."""
+    if len(html) <= limit:
+        return html, False
+    ends = [m.end() for m in _BLOCK_END.finditer(html, 0, limit)]
+    cut = ends[-1] if ends and ends[-1] >= limit // 2 else html.rfind(" ", 0, limit)
+    return sanitize_html(html[: cut if cut > 0 else limit]), True
+
+
 def normalize_for_search(text: str) -> str:
     """Search form of plain text: non-breaking spaces become spaces (the original is kept)."""
     return text.replace(_NBSP, " ")

@@ -270,3 +270,46 @@ def test_an_answer_cut_by_a_failing_detail_request_is_fetched_again_until_whole(
     assert stored(second)[:2] == (0, 1)
     detail = [r.path for r in replay.requests if r.endpoint == "detail"]
     assert detail[-1].endswith(f"/{second['id']}")
+
+
+def test_a_huge_answer_is_cut_at_a_paragraph_in_mail_and_feeds(
+    data_dir: Path,
+    replay: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    item = _hospice(_answered(data_dir, 1)[0])
+    rows_html = "".join(f"<tr><td>ICB {i}</td><td>£{i},000</td></tr>" for i in range(3000))
+    paragraphs = "".join(
+        f"<p>Paragraph {i} of the hospice answer. {'Words ' * 60}</p>" for i in range(12500)
+    )
+    item["answerText"] = f"<p>First paragraph.</p><table>{rows_html}</table>{paragraphs}"
+    assert len(item["answerText"]) > 5_000_000
+    replay.set_items([item])
+    config = write_config(api_config(replay.base_url, extra=WATCH))
+    assert cli("--config", config, "poll", *WINDOW).exit_code == 0
+    # The archive keeps it whole.
+    [(length,)] = rows(_db(config), "SELECT length(answer_text) FROM answer")
+    assert length > 4_000_000
+
+    sent = cli("--config", config, "digest")
+    assert sent.exit_code == 0, sent.stderr
+    [eml] = (config.parent / "outbox").glob("*.eml")
+    assert eml.stat().st_size < 300_000  # it was 12.5 MB
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert isinstance(msg, email.message.EmailMessage)
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "First paragraph." in text and "Paragraph 12499" not in text
+    assert "This answer is too long for an email: it continues on the official page, https://" in (
+        text
+    )
+    html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "too long for an email" in html and html.count("<table") == html.count("</table>")
+    assert "Paragraph 12499" not in html
+
+    assert cli("--config", config, "feeds").exit_code == 0
+    feed = config.parent / "feeds" / "hospices.rss"
+    assert feed.stat().st_size < 400_000
+    parsed = feedparser.parse(feed.read_bytes())
+    assert not parsed.bozo
+    assert "too long to show here" in parsed.entries[0].description

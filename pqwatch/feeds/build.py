@@ -25,6 +25,7 @@ from feedgen.feed import FeedGenerator
 
 from pqwatch import __version__
 from pqwatch.search.engine import official_url
+from pqwatch.text import cut_html, cut_text
 from pqwatch.types import AttachmentData, attachments_from_json
 
 KIND_LABELS = {
@@ -62,6 +63,7 @@ class FeedItem:
     answered_by: str | None
     answer_date: date | None
     attachments: tuple[AttachmentData, ...] = ()
+    answer_cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ def load_feed(conn: sa.Connection, slug: str, title: str, limit: int, tz: ZoneIn
         uin = r["uin"] or "?"
         label = KIND_LABELS.get(r["kind"], r["kind"].title())
         corrected = r["kind"] == "corrected"
+        # A very long answer is cut at a paragraph; the rest is a link away.
+        answer_html, answer_cut = cut_html(r["answer_html"]) if r["answer_html"] else (None, False)
         items.append(
             FeedItem(
                 guid=f"pqwatch:{r['source']}:{r['source_id']}:{r['kind']}:{day.isoformat()}",
@@ -120,12 +124,13 @@ def load_feed(conn: sa.Connection, slug: str, title: str, limit: int, tz: ZoneIn
                 asker=r["asker"],
                 department=r["department"],
                 watches=tuple(sorted(set((r["watches"] or "").split("\x1f")) - {""})),
-                question_text=r["question_text"],
+                question_text=cut_text(r["question_text"])[0],
                 heading=r["heading"],
                 uin=r["uin"],
                 house=r["house"],
                 date_tabled=_d(r["date_tabled"]) or date.min,
-                answer_html=r["answer_html"],
+                answer_html=answer_html,
+                answer_cut=answer_cut,
                 answered_by=r["corrector"] if corrected and r["corrector"] else r["answerer"],
                 answer_date=_d(r["date_corrected"] if corrected else r["date_answered"]),
                 attachments=attachments_from_json(r["attachments_json"]),

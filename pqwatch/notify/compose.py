@@ -23,6 +23,7 @@ from bs4 import BeautifulSoup
 from bs4.element import NavigableString
 
 from pqwatch.search.engine import official_url
+from pqwatch.text import cut_html, cut_text
 from pqwatch.types import AttachmentData, attachments_from_json
 
 SECTIONS = ("answered", "corrected", "holding", "tabled")
@@ -78,6 +79,8 @@ class DigestItem:
     answer_text: str | None = None
     # Only the list endpoint's cut text was available for this answer.
     answer_partial: bool = False
+    # Too long for mail: cut at a paragraph, the rest on the official page.
+    answer_cut: bool = False
     diff: tuple[DiffPart, ...] = ()
     attachments: tuple[AttachmentData, ...] = ()
 
@@ -281,7 +284,7 @@ def _question_view(row: Any) -> QuestionView:
         asker=row["asker"],
         asker_party=row["asker_party"],
         asker_constituency=row["asker_from"],
-        question_text=row["question_text"],
+        question_text=cut_text(row["question_text"])[0],
         url=official_url(row["date_tabled"], row["uin"]),
     )
 
@@ -400,18 +403,24 @@ def _item(
     if section == "tabled" or not answers:
         return DigestItem(**base)
     latest = answers[-1]
+    # A very long answer is cut at a paragraph; the rest is on the official page.
+    text, text_cut = cut_text(latest["answer_text"])
+    html, html_cut = cut_html(latest["answer_html"])
     base.update(
         answered_by=latest["answerer"],
         date_answered=_d(latest["date_answered"]),
-        answer_html=highlight_html(latest["answer_html"], terms),
-        answer_text=latest["answer_text"],
+        answer_html=highlight_html(html, terms),
+        answer_text=text,
         answer_partial=not latest["is_full_text"],
+        answer_cut=text_cut or html_cut,
     )
     if section == "corrected":
         previous = next((a for a in reversed(answers[:-1]) if a["kind"] != "holding"), None)
+        # What changed, word by word, for answers of a readable length.
+        short = previous is not None and not text_cut and len(previous["answer_text"]) <= len(text)
         base.update(
             date_corrected=_d(latest["date_corrected"]),
             corrected_by=latest["corrector"],
-            diff=word_diff(previous["answer_text"], latest["answer_text"]) if previous else (),
+            diff=word_diff(previous["answer_text"], text) if previous and short else (),
         )
     return DigestItem(**base)
