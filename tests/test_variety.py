@@ -313,3 +313,25 @@ def test_a_huge_answer_is_cut_at_a_paragraph_in_mail_and_feeds(
     parsed = feedparser.parse(feed.read_bytes())
     assert not parsed.bozo
     assert "too long to show here" in parsed.entries[0].description
+
+
+def test_control_characters_stored_by_an_older_version_never_reach_a_digest(
+    data_dir: Path,
+    replay: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    import sqlite3
+
+    replay.set_items([_hospice(_answered(data_dir, 1)[0])])
+    config = write_config(api_config(replay.base_url, extra=WATCH))
+    assert cli("--config", config, "poll", *WINDOW).exit_code == 0
+    with sqlite3.connect(_db(config)) as conn:  # as an archive from before the cleaning
+        conn.execute("UPDATE question SET heading = 'Hospices\x1b]0;pwned\x07: Children'")
+        conn.execute("UPDATE answer SET answer_text = answer_text || '\x1b[2J\x9b31m'")
+    assert cli("--config", config, "digest").exit_code == 0
+    [text] = _eml_text(config.parent / "outbox")
+    assert "Hospices]0;pwned: Children" in text
+    assert not CONTROL.search(text.replace("\r", ""))
+    shown = cli("--config", config, "show", str(_answered(data_dir, 1)[0]["id"]))
+    assert not CONTROL.search(shown.stdout) and "pwned" in shown.stdout

@@ -28,7 +28,7 @@ from markupsafe import Markup
 
 from pqwatch.notify.compose import SECTION_TITLES, SECTIONS, Digest
 from pqwatch.notify.mailer import OutgoingMail
-from pqwatch.text import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES
+from pqwatch.text import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES, strip_controls
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
@@ -93,12 +93,23 @@ class _MacroCache:
         return found
 
 
+def _finalize(value: object) -> object:
+    """Every value a template prints, without control characters: text is cleaned when it is
+    stored, and this keeps an archive stored before that from reaching a mail reader."""
+    if isinstance(value, Markup):
+        return Markup(strip_controls(str(value)))  # noqa: S704 - already escaped or cleaned
+    if isinstance(value, str):
+        return strip_controls(value)
+    return value
+
+
 def environment(folder: Path = TEMPLATES_DIR) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         autoescape=jinja2.select_autoescape(["html", "xml"]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        finalize=_finalize,
     )
     env.filters["day"] = _day
     env.filters["safe_answer"] = _safe_answer
