@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pqwatch.text import html_to_text, looks_like_html, plain_text_to_html, sanitize_html
+from pqwatch.text import (
+    html_to_text,
+    looks_like_html,
+    plain_text_to_html,
+    sanitize_html,
+    strip_controls,
+)
 from pqwatch.types import QuestionData
 
 TABLED, HOLDING, ANSWERED, CORRECTED, TRANSFERRED, WITHDRAWN = (
@@ -45,9 +51,18 @@ class StoredQuestion:
     answering_body_id: int | None
     answering_body_name: str | None
     date_answer_corrected: date | None
-    # (kind, content_hash) of every stored answer version, and the partial (list-text) ones.
+    # (kind, content_hash) of every stored answer version, and of the partial (list-text) ones.
     answer_keys: frozenset[tuple[str, str]] = frozenset()
-    partial_kinds: frozenset[str] = frozenset()
+    partial_keys: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def partial_kinds(self) -> frozenset[str]:
+        return frozenset(k for k, _ in self.partial_keys)
+
+    @property
+    def full_kinds(self) -> frozenset[str]:
+        """Kinds with a version stored in full."""
+        return frozenset(k for k, _ in self.answer_keys - self.partial_keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +129,9 @@ def prepare_answer(item: QuestionData) -> PreparedAnswer | None:
 
 
 def _safe_html(raw: str) -> str:
-    return sanitize_html(raw) if looks_like_html(raw) else plain_text_to_html(raw)
+    html = sanitize_html(raw) if looks_like_html(raw) else plain_text_to_html(raw)
+    # A character reference (&#27;) is decoded by the sanitiser: clean what it gives back.
+    return strip_controls(html)
 
 
 def status_of(item: QuestionData) -> str:
@@ -146,11 +163,16 @@ def decide(
         events.append(NewEvent(TABLED, new.date_tabled))
 
     if answer is not None and new.date_answered is not None:
-        is_new_version = (answer.kind, answer.content_hash) not in keys
+        key = (answer.kind, answer.content_hash)
+        is_new_version = key not in keys
+        if not answer.is_full and old is not None and answer.kind in old.full_kinds:
+            # A list copy (its detail request failed) of an answer stored in full tells us
+            # nothing new: the question is fetched again in full later.
+            is_new_version = False
         # The same text as a stored list-text version (a short answer), now known to be whole.
         completes = (
             not is_new_version and answer.is_full and old is not None
-            and answer.kind in old.partial_kinds
+            and key in old.partial_keys
         )  # fmt: skip
         idx = (
             add_version(

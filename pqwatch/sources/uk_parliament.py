@@ -379,7 +379,10 @@ def _member_pair(
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """An integer id; None for anything else, or one SQLite cannot store (beyond 64 bits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    return None
 
 
 def _list(value: Any) -> list[Any]:
@@ -441,7 +444,9 @@ def list_hash(value: dict[str, Any]) -> str:
     # repr of a tuple of JSON values is deterministic and about four times cheaper than a
     # sorted json.dumps of the same fields; the hash is only ever compared with itself.
     view = [value.get(k) for k in _HASH_FIELDS]
-    view[_TEXT_AT] = (view[_TEXT_AT] or "")[:LIST_TEXT_LIMIT]
+    text = view[_TEXT_AT]
+    if text is None or isinstance(text, str):  # anything else is hashed as it is
+        view[_TEXT_AT] = (text or "")[:LIST_TEXT_LIMIT]
     for key in ("askingMember", "answeringMember", "correctingMember"):
         m = value.get(key)
         view.append(

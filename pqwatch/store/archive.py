@@ -383,21 +383,29 @@ def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str
 
 
 def _upsert_bodies(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str) -> None:
-    rows = {
-        it.answering_body_id: (
-            it.answering_body_id,
-            it.answering_body_name or f"Answering body {it.answering_body_id}",
-            now,
-        )
+    named = {
+        it.answering_body_id: (it.answering_body_id, it.answering_body_name, now)
         for it in items
-        if it.answering_body_id is not None
+        if it.answering_body_id is not None and it.answering_body_name
     }
     insert_rows(
         cur,
         "INSERT INTO answering_body (id, name, updated_at)",
-        list(rows.values()),
+        list(named.values()),
         "ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at "
         "WHERE name != excluded.name",
+    )
+    # An id without a name: a placeholder row, never over a name already known.
+    nameless = {
+        it.answering_body_id: (it.answering_body_id, f"Answering body {it.answering_body_id}", now)
+        for it in items
+        if it.answering_body_id is not None and it.answering_body_id not in named
+    }
+    insert_rows(
+        cur,
+        "INSERT INTO answering_body (id, name, updated_at)",
+        list(nameless.values()),
+        "ON CONFLICT (id) DO NOTHING",
     )
 
 
@@ -418,7 +426,7 @@ def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str,
         return {}
     qids = [r[0] for r in rows]
     keys: dict[int, set[tuple[str, str]]] = {q: set() for q in qids}
-    partial: dict[int, set[str]] = {q: set() for q in qids}
+    partial: dict[int, set[tuple[str, str]]] = {q: set() for q in qids}
     qmarks = ",".join("?" * len(qids))
     for qid, kind, h, full in cur.execute(
         "SELECT question_id, kind, content_hash, is_full_text FROM answer "
@@ -427,7 +435,7 @@ def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str,
     ).fetchall():
         keys[qid].add((kind, h))
         if not full:
-            partial[qid].add(kind)
+            partial[qid].add((kind, h))
     return {
         r[1]: StoredQuestion(
             id=r[0],
@@ -437,7 +445,7 @@ def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str,
             answering_body_name=r[5],
             date_answer_corrected=date.fromisoformat(r[6]) if r[6] else None,
             answer_keys=frozenset(keys[r[0]]),
-            partial_kinds=frozenset(partial[r[0]]),
+            partial_keys=frozenset(partial[r[0]]),
         )
         for r in rows
     }
@@ -559,10 +567,11 @@ class _PageRows:
                 _d(item.date_answer_corrected) if correction else None, ans.content_hash,
             )  # fmt: skip
             if ans.completes_partial:
+                # The list-text version of this very text if there is one, else the latest.
                 partial = cur.execute(
                     "SELECT id FROM answer WHERE question_id = ? AND kind = ? "
-                    "AND NOT is_full_text ORDER BY version DESC LIMIT 1",
-                    (qid, ans.kind),
+                    "AND NOT is_full_text ORDER BY content_hash = ? DESC, version DESC LIMIT 1",
+                    (qid, ans.kind, ans.content_hash),
                 ).fetchone()
                 if partial is not None:
                     cur.execute(
