@@ -335,3 +335,26 @@ def test_control_characters_stored_by_an_older_version_never_reach_a_digest(
     assert not CONTROL.search(text.replace("\r", ""))
     shown = cli("--config", config, "show", str(_answered(data_dir, 1)[0]["id"]))
     assert not CONTROL.search(shown.stdout) and "pwned" in shown.stdout
+
+
+def test_show_mentions_a_holding_answer_given_before_the_archive_saw_the_question(
+    data_dir: Path,
+    replay: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    item = _answered(data_dir, 1)[0]
+    item["dateHoldingAnswer"] = "2024-08-05T00:00:00"
+    replay.set_items([item])
+    config = write_config(api_config(replay.base_url))
+    assert cli("--config", config, "poll", *WINDOW).exit_code == 0
+    shown = cli("--config", config, "show", str(item["id"]))
+    assert shown.exit_code == 0, shown.stderr
+    assert (
+        "Holding answer given 2024-08-05 (before the archive saw this question: its text is "
+        "not archived)"
+    ) in shown.stdout
+    as_json = json.loads(
+        cli("--config", config, "show", str(item["id"]), "--format", "json").stdout
+    )
+    assert as_json["date_holding_answer"] == "2024-08-05"
