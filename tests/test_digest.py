@@ -1178,3 +1178,48 @@ def test_8bit_bodies_go_8bit_only_to_a_server_that_offers_8bitmime(
     text, html = _parts(got.message)
     assert text == AWKWARD_TEXT.replace("\r\n", "\n").replace("\r", "\n") + "\n"
     assert html.replace("\n", " ") == AWKWARD_HTML.replace("\n", " ")
+
+
+def test_without_an_operator_or_a_real_sender_no_reply_address_is_invented(
+    data_dir: Path,
+    replay: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    watches = _watches(Maternity="maternity")
+    config = write_config(
+        api_config(replay.base_url, extra=watches + _subscriber("officer@example.org"))
+    )
+    replay.set_items([_source(data_dir, MATERNITY)])
+    _poll(cli, config)
+    assert _digest(cli, config).exit_code == 0
+    [eml] = (config.parent / "outbox").glob("*.eml")
+    raw = eml.read_bytes()
+    assert b"pqwatch@localhost" not in raw.split(b"\n\n", 1)[1]  # never offered to write to
+    msg = email.message_from_bytes(raw, policy=default)
+    assert msg["Reply-To"] is None and msg["List-Unsubscribe"] is None
+    # Sending by SMTP from the default sender is refused at once, naming the key.
+    smtp_config = write_config(
+        api_config(replay.base_url, extra='[email]\nsmtp_host = "127.0.0.1"\n'), "smtp.toml"
+    )
+    refused = cli("--config", smtp_config, "digest")
+    assert refused.exit_code == 2
+    assert "email.from: set the address digests are sent from" in refused.stderr
+
+
+def test_digests_reply_to_the_operator(
+    data_dir: Path,
+    replay: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    watches = _watches(Maternity="maternity")
+    config = write_config(
+        _config_text(replay, None, watches + _subscriber("officer@example.org"), site_url=False)
+    )
+    replay.set_items([_source(data_dir, MATERNITY)])
+    _poll(cli, config)
+    assert _digest(cli, config).exit_code == 0
+    [eml] = (config.parent / "outbox").glob("*.eml")
+    msg = email.message_from_bytes(eml.read_bytes(), policy=default)
+    assert msg["Reply-To"] == OPERATOR and msg["From"] == "pqwatch <digest@pq.example.org>"
