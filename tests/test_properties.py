@@ -788,11 +788,11 @@ def test_a_poll_of_odd_items_stores_every_usable_one(
     ),  # fmt: skip
     at=st.integers(0, 5),
 )
-def test_a_page_with_an_item_without_an_id_fails_the_window_cleanly(
+def test_a_page_with_an_item_without_an_id_skips_it_and_keeps_the_rest(
     data_dir: Path, raw: list[dict[str, Any]], bad: Any, at: int
 ) -> None:
-    """A result without an integer value.id fails the window with a one-line SourceError
-    (never anything else), so the cursor stays and the next poll asks again."""
+    """A result without an integer value.id is skipped and reported; the rest of the window is
+    used (it used to fail the window, on every poll, for ever)."""
     items: list[Any] = [{"value": list_form(v)} for v in _with_ids(raw)]
     items.insert(min(at, len(items)), bad)
 
@@ -803,8 +803,20 @@ def test_a_page_with_an_item_without_an_id_fails_the_window_cleanly(
 
     cfg = replace(UKParliamentConfig(), base_url="http://api.invalid", page_size=3)
     with UKParliamentClient(cfg, transport=httpx.MockTransport(handler)) as c:
-        with pytest.raises(SourceError, match="no value.id"):
-            list(c.iter_window("answered", date(2024, 1, 1), date(2024, 1, 31)))
+        pages = list(c.iter_window("answered", date(2024, 1, 1), date(2024, 1, 31)))
+    def usable(v: dict[str, Any]) -> bool:
+        try:
+            parse_question(list_form(v), from_list=True)
+        except SourceError:
+            return False
+        return True
+
+    got = [q.source_id for p in pages for q in p.items]
+    assert got == [str(v["id"]) for v in _with_ids(raw) if usable(v)]  # each usable one, once
+    skipped = [reason for p in pages for reason in p.skipped]
+    assert [r for r in skipped if "no integer value.id" in r] == [
+        f"result {min(at, len(items) - 1) + 1} of {len(items)} has no integer value.id"
+    ]
 
 
 # -- regressions: the bugs these properties found (fixed in 76e6e9e), as minimal items -------

@@ -222,13 +222,16 @@ class UKParliamentClient:
             data = self.get_json(LIST_PATH, {**params, "skip": skip})
             results, total = _envelope(data, LIST_PATH)
             fresh: list[QuestionData] = []
-            for wrapper in results:
+            for n, wrapper in enumerate(results, start=skip + 1):
                 value = wrapper.get("value") if isinstance(wrapper, dict) else None
-                if not isinstance(value, dict) or not isinstance(value.get("id"), int):
-                    raise SourceError(f"GET {LIST_PATH}: an item has no value.id")
-                if value["id"] in seen:
+                qid = _int(value.get("id")) if isinstance(value, dict) else None
+                if value is None or qid is None:
+                    # Unusable, but it must not block the window for ever: skip and report it.
+                    skipped.append(f"result {n} of {total} has no integer value.id")
                     continue
-                seen.add(value["id"])
+                if qid in seen:
+                    continue
+                seen.add(qid)
                 try:
                     fresh.append(parse_question(value, from_list=True))
                 except SourceError as exc:
