@@ -804,6 +804,7 @@ def test_a_page_with_an_item_without_an_id_skips_it_and_keeps_the_rest(
     cfg = replace(UKParliamentConfig(), base_url="http://api.invalid", page_size=3)
     with UKParliamentClient(cfg, transport=httpx.MockTransport(handler)) as c:
         pages = list(c.iter_window("answered", date(2024, 1, 1), date(2024, 1, 31)))
+
     def usable(v: dict[str, Any]) -> bool:
         try:
             parse_question(list_form(v), from_list=True)
