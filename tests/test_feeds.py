@@ -19,7 +19,7 @@ import pytest
 from pqwatch.feeds.server import FeedServer
 from pqwatch.service import PQWatch
 from pqwatch.sources.replay import ReplayServer, load_items
-from tests.conftest import CliResult, api_config, open_service, rows
+from tests.conftest import CliResult, api_config, open_service, readline_within, rows
 
 WATCHES = """
 [[watches]]
@@ -258,8 +258,7 @@ def test_serve_command_binds_loopback_and_stops_on_sigint(
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = readline_within(proc.stdout)
         assert line.startswith("Serving feeds on http://127.0.0.1:")
         url = line.split()[3]
         deadline = time.monotonic() + 30

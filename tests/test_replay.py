@@ -25,7 +25,7 @@ from pqwatch.sources.replay import (
     load_items,
     main,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, readline_within
 
 LIST = "/api/writtenquestions/questions"
 UK = Path("uk_parliament")
@@ -550,8 +550,7 @@ def test_command_line(data_dir: Path) -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
+        line = readline_within(process.stdout)
         assert "20 written questions" in line
         base_url = line.split(" at ")[1].split()[0]
         with httpx.Client(base_url=base_url, verify=TLS) as client:

@@ -55,12 +55,11 @@ def _archive_items(data_dir: Path) -> dict[int, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[int, Any]]]:
-    from tests.conftest import DATA_DIR
+    from tests.conftest import require_data
 
-    if not DATA_DIR.is_dir():
-        pytest.skip("real recordings not available")
+    data = require_data()
     folder = tmp_path_factory.mktemp("archive")
-    items = _archive_items(DATA_DIR)
+    items = _archive_items(data)
     with ReplayServer(items.values()) as server:
         config = folder / "config.toml"
         config.write_text(api_config(server.base_url, extra=WATCHES))

@@ -21,7 +21,7 @@ import pytest
 
 from pqwatch.feeds.server import FeedServer
 from pqwatch.service import PQWatch
-from tests.conftest import open_service, rows
+from tests.conftest import open_service, readline_within, rows
 
 DEADLINE = 30.0  # seconds; generous for a loaded 2-core machine, never waited out when it works
 
@@ -305,8 +305,7 @@ def test_serve_command_stops_cleanly_on_a_signal(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
+        first = readline_within(proc.stdout)
         assert first.startswith("Serving feeds on http://127.0.0.1:"), first
         url = first.split()[3]
         # A reply means serve_forever runs: a signal now must stop it cleanly.
