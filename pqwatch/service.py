@@ -7,6 +7,7 @@ plain result type that the caller formats; it never prints.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -14,19 +15,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pqwatch.config import Config, load_config
 from pqwatch.errors import StorageError, UsageError
 from pqwatch.notify.outcome import DigestRun
-from pqwatch.store.db import Database, sql_ts
+from pqwatch.store.db import Database
 
 # Stages are imported where they are used: `pqwatch search` should not pay for the HTTP
 # client, the HTML parser, the template engine and the feed builder (start-up time).
 if TYPE_CHECKING:
     import jinja2
-    import sqlalchemy as sa
 
     from pqwatch.feeds.server import FeedServer
     from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
@@ -34,20 +34,7 @@ if TYPE_CHECKING:
     from pqwatch.search.matching import Matcher
     from pqwatch.store.archive import Archive
     from pqwatch.store.outbox import Outbox
-
-
-if not TYPE_CHECKING:
-
-    class _LazySQLAlchemy:
-        """`sa.X` imports SQLAlchemy on first use: `pqwatch search` never needs it
-        (they read through a plain sqlite3 connection), and it costs ~0.3 s to import."""
-
-        def __getattr__(self, name: str) -> Any:
-            import sqlalchemy
-
-            return getattr(sqlalchemy, name)
-
-    sa = _LazySQLAlchemy()
+    from pqwatch.store.reads import Reads
 
 
 def utcnow() -> datetime:
@@ -89,6 +76,12 @@ class PQWatch:
         from pqwatch.store.archive import Archive
 
         return Archive(self.db, self.now)
+
+    @cached_property
+    def reads(self) -> Reads:
+        from pqwatch.store.reads import Reads
+
+        return Reads(self.db)
 
     @cached_property
     def matcher(self) -> Matcher:
@@ -283,31 +276,26 @@ class PQWatch:
 
     # -- feeds ----------------------------------------------------------------------------
 
-    def _feed_list(self, conn: sa.Connection) -> list[tuple[str, str, str | None]]:
+    def _feed_list(self) -> list[tuple[str, str, str | None]]:
         from pqwatch.feeds import build as feeds
 
-        rows = conn.execute(
-            sa.text("SELECT slug, name, query FROM watch WHERE active ORDER BY name")
-        ).all()
         listing: list[tuple[str, str, str | None]] = [(feeds.ALL, "All watches", None)]
-        return listing + [(r[0], r[1], r[2]) for r in rows]
+        return listing + [(s, n, q) for s, n, q in self.outbox.active_watches()]
 
     def feed_bytes(self, slug: str, kind: str) -> bytes | None:
         """One feed ("rss" or "atom") as bytes; None when there is no such watch."""
         from pqwatch.feeds import build as feeds
 
         tz = ZoneInfo(self.config.schedule.timezone)
-        with self.db.read() as session:
-            conn = session.connection()
-            titles = {s: t for s, t, _ in self._feed_list(conn)}
-            if slug not in titles:
-                return None
-            doc = feeds.load_feed(conn, slug, titles[slug], self.config.feeds.max_items, tz)
+        titles = {s: t for s, t, _ in self._feed_list()}
+        if slug not in titles:
+            return None
+        rows = self.reads.feed_events(slug, self.config.feeds.max_items)
+        doc = feeds.load_feed(rows, slug, titles[slug], tz)
         return feeds.render_feed(doc, kind, self._env(), self.config.feeds.site_url)
 
     def feeds_index_html(self, base: str = "") -> str:
-        with self.db.read() as session:
-            listing = self._feed_list(session.connection())
+        listing = self._feed_list()
         items = [{"slug": s, "title": t, "query": q} for s, t, q in listing]
         return self._env().get_template("feeds_index.html").render(feeds=items, base=base)
 
@@ -317,9 +305,7 @@ class PQWatch:
         self.ensure_ready()
         folder = out or self.config.feeds.out_dir
         result = FeedsResult(folder)
-        with self.db.read() as session:
-            listing = self._feed_list(session.connection())
-        for slug, _, _ in listing:
+        for slug, _, _ in self._feed_list():
             for kind in ("rss", "atom"):
                 data = self.feed_bytes(slug, kind)
                 assert data is not None
@@ -346,50 +332,7 @@ class PQWatch:
 
     def unsubscribe(self, token: str, watch_slug: str | None = None) -> str | None:
         """One-click unsubscribe from everything, or from one watch. Returns the address."""
-        now = self.now()
-        with self.db.write() as session:
-            conn = session.connection()
-            row = conn.execute(
-                sa.text("SELECT id, email FROM subscriber WHERE token = :t"), {"t": token}
-            ).first()
-            if row is None:
-                return None
-            stamp = sql_ts(now)
-            if watch_slug is None:
-                conn.execute(
-                    sa.text(
-                        "UPDATE subscriber SET active = 0, unsubscribed_at = :now WHERE id = :s"
-                    ),
-                    {"now": stamp, "s": row[0]},
-                )
-            else:
-                done = conn.execute(
-                    sa.text(
-                        "UPDATE subscription SET unsubscribed_at = :now WHERE subscriber_id = :s "
-                        "AND watch_id = (SELECT id FROM watch WHERE slug = :w)"
-                    ),
-                    {"now": stamp, "s": row[0], "w": watch_slug},
-                )
-                if not done.rowcount:
-                    return None
-            # Whatever was still owed from those watches is not sent.
-            conn.execute(
-                sa.text(
-                    "UPDATE delivery SET status = 'cancelled' WHERE subscriber_id = :s "
-                    "AND status = 'pending' AND digest_id IS NULL"
-                    + (
-                        ""
-                        if watch_slug is None
-                        else " AND event_id IN (SELECT m.event_id FROM watch_match m JOIN watch w "
-                        "ON w.id = m.watch_id WHERE w.slug = :w) AND event_id NOT IN ("
-                        "SELECT m.event_id FROM watch_match m JOIN subscription s2 ON "
-                        "s2.watch_id = m.watch_id AND s2.subscriber_id = :s "
-                        "AND s2.unsubscribed_at IS NULL)"
-                    )
-                ),
-                {"s": row[0], "w": watch_slug},
-            )
-            return str(row[1])
+        return self.outbox.unsubscribe(token, watch_slug)
 
     def serve(self, host: str, port: int) -> FeedServer:
         """A feed server bound to host:port (not yet serving: call serve_forever())."""
@@ -449,18 +392,13 @@ class PQWatch:
         row, and one when it recovers; never one per failure, never to subscribers."""
         threshold = self.config.schedule.alert_after_failures
         sent: list[str] = []
-        with self.db.read() as session:
-            states = (
-                session.connection()
-                .execute(
-                    sa.text(
-                        "SELECT source, consecutive_failures, alert_sent, last_error, "
-                        "last_success_at FROM source_state"
-                    )
-                )
-                .all()
+        for health in self.archive.source_health():
+            source, failures, alerted = (
+                health.source,
+                health.consecutive_failures,
+                health.alert_sent,
             )
-        for source, failures, alerted, error, last_ok in states:
+            error, last_ok = health.last_error, health.last_success_at
             if failures >= threshold and not alerted:
                 subject = f"pqwatch: polling {source} has failed {failures} times in a row"
                 body = (
@@ -477,11 +415,7 @@ class PQWatch:
             else:
                 continue
             if self._send_operator(subject, body):
-                with self.db.write() as session:
-                    session.connection().execute(
-                        sa.text("UPDATE source_state SET alert_sent = :f WHERE source = :s"),
-                        {"f": new_flag, "s": source},
-                    )
+                self.archive.set_alert_sent(source, new_flag)
                 sent.append(subject)
         return sent
 
@@ -522,25 +456,14 @@ class PQWatch:
 
         tz = ZoneInfo(self.config.schedule.timezone)
         now = self.now()
-        with self.db.read() as session:
-            conn = session.connection()
-            sources = [
-                dict(r)
-                for r in conn.execute(
-                    sa.text(
-                        "SELECT source, cursor_date, last_success_at, last_failure_at, "
-                        "consecutive_failures, last_error, alert_sent FROM source_state"
-                    )
-                ).mappings()
-            ]
-            last_run = conn.execute(
-                sa.text("SELECT max(started_at) FROM poll_run WHERE kind = 'poll'")
-            ).scalar()
-        for src in sources:
+        sources: list[dict[str, object]] = []
+        for h in self.archive.source_health():
+            src = dataclasses.asdict(h)
             for key in ("last_success_at", "last_failure_at"):
                 if src[key]:
-                    when = datetime.fromisoformat(str(src[key])).replace(tzinfo=UTC)
-                    src[key] = when.astimezone(tz).isoformat(timespec="minutes")
+                    src[key] = _local(src[key], tz)
+            sources.append(src)
+        last_run = self.archive.last_poll_started()
         subs = self.outbox.subscribers()
         sched = self.config.schedule
         context = self.outbox.run_context()
@@ -564,8 +487,7 @@ class PQWatch:
             row["retry_at"] = _local(row["retry_at"], tz) if row["retry_at"] else None
         next_poll = None
         if last_run:
-            started = datetime.fromisoformat(str(last_run)).replace(tzinfo=UTC)
-            next_poll = (started + timedelta(minutes=sched.poll_every_minutes)).astimezone(tz)
+            next_poll = (last_run + timedelta(minutes=sched.poll_every_minutes)).astimezone(tz)
         return StatusReport(
             database=self.db.describe(),
             daemon_running=daemon_running(self.db.describe()),

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -20,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-import sqlalchemy as sa
 from feedgen.feed import FeedGenerator
 
 from pqwatch import __version__
@@ -74,38 +74,16 @@ class FeedDoc:
     updated: datetime
 
 
-_ITEMS = """
-SELECT e.id AS event_id, e.kind, e.event_date, q.source, q.source_id, q.uin, q.house,
-       q.date_tabled, q.heading, q.question_text, q.attachments_json,
-       b.name AS department, am.name AS asker,
-       (SELECT group_concat(w2.name, '\x1f') FROM watch_match m2 JOIN watch w2
-          ON w2.id = m2.watch_id WHERE m2.event_id = e.id AND w2.active) AS watches,
-       a.answer_html, a.date_answered, a.date_corrected, wm.name AS answerer, cm.name AS corrector
-FROM event e
-JOIN question q ON q.id = e.question_id
-LEFT JOIN answering_body b ON b.id = q.answering_body_id
-LEFT JOIN member am ON am.id = q.asking_member_id
-LEFT JOIN answer a ON a.id = e.answer_id
-LEFT JOIN member wm ON wm.id = a.answering_member_id
-LEFT JOIN member cm ON cm.id = a.correcting_member_id
-WHERE e.id IN (
-    SELECT m.event_id FROM watch_match m JOIN watch w ON w.id = m.watch_id
-    WHERE w.active AND (:slug = 'all' OR w.slug = :slug)
-)
-ORDER BY e.event_date DESC, e.id DESC
-LIMIT :limit
-"""
-
-
 def _d(value: Any) -> date | None:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
 
 
-def load_feed(conn: sa.Connection, slug: str, title: str, limit: int, tz: ZoneInfo) -> FeedDoc:
+def load_feed(rows: Iterable[Mapping[str, Any]], slug: str, title: str, tz: ZoneInfo) -> FeedDoc:
+    """The feed of the store's event rows (pqwatch.store.reads.Reads.feed_events)."""
     items = []
-    for r in conn.execute(sa.text(_ITEMS), {"slug": slug, "limit": limit}).mappings():
+    for r in rows:
         day = _d(r["event_date"]) or date.min
         heading = r["heading"] or f"Question to the {r['department'] or 'Government'}"
         uin = r["uin"] or "?"

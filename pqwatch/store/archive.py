@@ -90,6 +90,17 @@ class StoreCounts:
         return {k: getattr(self, k) for k in keys}
 
 
+@dataclass(frozen=True)
+class SourceHealth:
+    source: str
+    cursor_date: date | None
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    consecutive_failures: int
+    last_error: str | None
+    alert_sent: bool
+
+
 # Called inside the page's write transaction with the ids of newly inserted events and of
 # questions that changed without a new event, so that matching (and the outbox rows it
 # causes) commit together with the events.
@@ -267,6 +278,32 @@ class Archive:
                 )
             )
             return int(done.rowcount)
+
+    def source_health(self) -> list[SourceHealth]:
+        """Each source's cursor, last success and failure, and whether the operator knows."""
+        with self.db.read() as session:
+            rows = session.connection().execute(
+                sa.select(
+                    S.c.source, S.c.cursor_date, S.c.last_success_at, S.c.last_failure_at,
+                    S.c.consecutive_failures, S.c.last_error, S.c.alert_sent,
+                ).order_by(S.c.source)
+            )  # fmt: skip
+            return [SourceHealth(*r) for r in rows]
+
+    def set_alert_sent(self, source: str, sent: bool) -> None:
+        with self.db.write() as session:
+            session.connection().execute(
+                sa.update(S).where(S.c.source == source).values(alert_sent=sent)
+            )
+
+    def last_poll_started(self) -> datetime | None:
+        with self.db.read() as session:
+            value = (
+                session.connection()
+                .execute(sa.select(sa.func.max(R.c.started_at)).where(R.c.kind == "poll"))
+                .scalar()
+            )
+        return value if isinstance(value, datetime) else None
 
     def cursor(self, source: str) -> date | None:
         with self.db.read() as session:

@@ -314,6 +314,59 @@ class Outbox:
             last_sent, pending, tokens, subscriptions, _ts(last) if last else None, failed
         )
 
+    def active_watches(self) -> list[tuple[str, str, str]]:
+        """(slug, name, query) of each active watch, by name."""
+        with self.db.read() as session:
+            rows = session.connection().execute(
+                sa.text("SELECT slug, name, query FROM watch WHERE active ORDER BY name")
+            )
+            return [(r[0], r[1], r[2]) for r in rows]
+
+    def unsubscribe(self, token: str, watch_slug: str | None = None) -> str | None:
+        """One-click unsubscribe from everything, or from one watch; what was still owed from
+        those watches is cancelled. Returns the address, None for an unknown link."""
+        stamp = sql_ts(self.now())
+        with self._write() as conn:
+            row = conn.execute(
+                sa.text("SELECT id, email FROM subscriber WHERE token = :t"), {"t": token}
+            ).first()
+            if row is None:
+                return None
+            if watch_slug is None:
+                conn.execute(
+                    sa.text(
+                        "UPDATE subscriber SET active = 0, unsubscribed_at = :now WHERE id = :s"
+                    ),
+                    {"now": stamp, "s": row[0]},
+                )
+            else:
+                done = conn.execute(
+                    sa.text(
+                        "UPDATE subscription SET unsubscribed_at = :now WHERE subscriber_id = :s "
+                        "AND watch_id = (SELECT id FROM watch WHERE slug = :w)"
+                    ),
+                    {"now": stamp, "s": row[0], "w": watch_slug},
+                )
+                if not done.rowcount:
+                    return None
+            conn.execute(
+                sa.text(
+                    "UPDATE delivery SET status = 'cancelled' WHERE subscriber_id = :s "
+                    "AND status = 'pending' AND digest_id IS NULL"
+                    + (
+                        ""
+                        if watch_slug is None
+                        else " AND event_id IN (SELECT m.event_id FROM watch_match m JOIN watch w "
+                        "ON w.id = m.watch_id WHERE w.slug = :w) AND event_id NOT IN ("
+                        "SELECT m.event_id FROM watch_match m JOIN subscription s2 ON "
+                        "s2.watch_id = m.watch_id AND s2.subscriber_id = :s "
+                        "AND s2.unsubscribed_at IS NULL)"
+                    )
+                ),
+                {"s": row[0], "w": watch_slug},
+            )
+            return str(row[1])
+
     def summary(self) -> DeliverySummary:
         """For `pqwatch status`: digests by status, the items they carried, and the ones that
         wait (deferred or left by an outage) or were refused for good."""
