@@ -11,8 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -23,6 +22,7 @@ from bs4 import BeautifulSoup
 from bs4.element import NavigableString
 
 from pqwatch.search.engine import official_url
+from pqwatch.store import reads
 from pqwatch.text import cut_html, cut_text
 from pqwatch.types import AttachmentData, attachments_from_json
 
@@ -170,63 +170,6 @@ def word_diff(before: str, after: str) -> tuple[DiffPart, ...]:
     return tuple(out)
 
 
-# The two queries every digest runs go through the DBAPI cursor (same connection and
-# transaction): SQLAlchemy's per-statement work, with an expanding IN, cost more than they do.
-_PENDING = (
-    "SELECT d.id AS delivery_id, d.event_id, e.kind, e.question_id FROM delivery d "
-    "JOIN event e ON e.id = d.event_id WHERE d.id IN ({})"
-)
-
-# The archive side of a digest is read in a few IN (...) queries per digest, and only for the
-# questions an ArchiveCache has not read yet: subscribers of the same watch share them.
-_QUESTIONS = sa.text(
-    "SELECT q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_for_answer, q.heading, "
-    "q.question_text, q.date_answered, q.date_answer_corrected, q.attachments_json, "
-    "b.name AS department, "
-    "am.name AS asker, am.party AS asker_party, am.member_from AS asker_from "
-    "FROM question q LEFT JOIN answering_body b ON b.id = q.answering_body_id "
-    "LEFT JOIN member am ON am.id = q.asking_member_id WHERE q.id IN :ids"
-).bindparams(sa.bindparam("ids", expanding=True))
-_GROUPS = sa.text(
-    "SELECT g.question_id, o.id FROM question_group g "
-    "JOIN question q ON q.id = g.question_id "
-    "JOIN question o ON o.uin = g.grouped_uin AND o.date_tabled = g.grouped_date_tabled "
-    "AND o.house = q.house WHERE g.question_id IN :ids"
-).bindparams(sa.bindparam("ids", expanding=True))
-_ANSWERS = sa.text(
-    "SELECT a.question_id, a.kind, a.answer_html, a.answer_text, a.is_full_text, "
-    "a.date_answered, a.date_corrected, "
-    "wm.name AS answerer, cm.name AS corrector FROM answer a "
-    "LEFT JOIN member wm ON wm.id = a.answering_member_id "
-    "LEFT JOIN member cm ON cm.id = a.correcting_member_id "
-    "WHERE a.question_id IN :ids ORDER BY a.question_id, a.version"
-).bindparams(sa.bindparam("ids", expanding=True))
-_WATCHES = (
-    "SELECT m.id, m.event_id, w.name, m.matched_terms_json FROM watch_match m "
-    "JOIN watch w ON w.id = m.watch_id "
-    "JOIN subscription s ON s.watch_id = w.id AND s.subscriber_id = ? "
-    "WHERE m.event_id IN ({})"
-)
-
-# Well under SQLite's limit on bound parameters (999 before 3.32).
-_CHUNK = 500
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[list[int]]:
-    for i in range(0, len(ids), _CHUNK):
-        yield list(ids[i : i + _CHUNK])
-
-
-def _marks(n: int) -> str:
-    return ", ".join("?" * n)
-
-
-def _raw_cursor(conn: sa.Connection) -> sqlite3.Cursor:
-    dbapi = conn.connection.driver_connection
-    assert isinstance(dbapi, sqlite3.Connection)
-    return dbapi.cursor()
-
-
 class ArchiveCache:
     """Questions, their groups and their answers as read for digests, kept for one run.
 
@@ -243,11 +186,11 @@ class ArchiveCache:
     def questions(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, Any]:
         """Question rows by id, with the ids of the questions each one is grouped with."""
         missing = sorted({q for q in ids if q not in self._questions})
-        for chunk in _chunks(missing):
-            for row in conn.execute(_QUESTIONS, {"ids": chunk}).mappings():
+        if missing:
+            for row in reads.digest_questions(conn, missing):
                 self._questions[row["id"]] = row
                 self._groups[row["id"]] = []
-            for qid, other in conn.execute(_GROUPS, {"ids": chunk}):
+            for qid, other in reads.digest_groups(conn, missing):
                 self._groups[qid].append(other)
         # Like a lookup by primary key: a question that is not there is an error.
         return {q: self._questions[q] for q in ids}
@@ -265,11 +208,11 @@ class ArchiveCache:
     def answers(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
         """Every answer version of each question, oldest first."""
         missing = sorted({q for q in ids if q not in self._answers})
-        for chunk in _chunks(missing):
-            for q in chunk:
-                self._answers[q] = []
-            for row in conn.execute(_ANSWERS, {"ids": chunk}).mappings():
-                self._answers[row["question_id"]].append(dict(row))
+        for q in missing:
+            self._answers[q] = []
+        if missing:
+            for row in reads.digest_answers(conn, missing):
+                self._answers[row["question_id"]].append(row)
         return {q: self._answers[q] for q in ids}
 
 
@@ -305,12 +248,7 @@ def compose(
     run's cache first read it)."""
     archive = cache if cache is not None else ArchiveCache()
     by_question: dict[int, list[tuple[int, str]]] = {}
-    cur = _raw_cursor(conn)
-    pending = [
-        r
-        for chunk in _chunks(delivery_ids)
-        for r in cur.execute(_PENDING.format(_marks(len(chunk))), chunk)
-    ]
+    pending = reads.pending_events(conn, delivery_ids)
     pending.sort(key=lambda r: r[1])  # by event
     for _, event_id, kind, question_id in pending:
         by_question.setdefault(question_id, []).append((event_id, kind))
@@ -337,10 +275,8 @@ def compose(
     # Which of the subscriber's watches matched each event, and on which words.
     matched: dict[int, list[tuple[str, int, str | None]]] = {}
     events = sorted({e for evs in by_question.values() for e, _ in evs})
-    for chunk in _chunks(events):
-        sql = _WATCHES.format(_marks(len(chunk)))
-        for match_id, event_id, wname, tjson in cur.execute(sql, [subscriber_id, *chunk]):
-            matched.setdefault(event_id, []).append((wname, match_id, tjson))
+    for match_id, event_id, wname, tjson in reads.subscriber_matches(conn, subscriber_id, events):
+        matched.setdefault(event_id, []).append((wname, match_id, tjson))
     leads = [min(members) for members in clusters.values()]
     answers = archive.answers(conn, leads)
 

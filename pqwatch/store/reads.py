@@ -3,6 +3,8 @@ objects. The SQL lives here, in the store; the stages shape the rows."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,3 +47,97 @@ class Reads:
                 sa.text(_FEED_EVENTS), {"slug": slug, "limit": limit}
             )
             return [dict(r) for r in result.mappings()]
+
+
+# -- digests: read in a few IN (...) queries per digest, on the connection (and transaction)
+# the caller holds. Ids go in chunks well under SQLite's limit on bound parameters.
+
+_CHUNK = 500
+
+_PENDING = (
+    "SELECT d.id AS delivery_id, d.event_id, e.kind, e.question_id FROM delivery d "
+    "JOIN event e ON e.id = d.event_id WHERE d.id IN ({})"
+)
+_QUESTIONS = (
+    "SELECT q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_for_answer, q.heading, "
+    "q.question_text, q.date_answered, q.date_answer_corrected, q.attachments_json, "
+    "b.name AS department, "
+    "am.name AS asker, am.party AS asker_party, am.member_from AS asker_from "
+    "FROM question q LEFT JOIN answering_body b ON b.id = q.answering_body_id "
+    "LEFT JOIN member am ON am.id = q.asking_member_id WHERE q.id IN ({})"
+)
+_GROUPS = (
+    "SELECT g.question_id, o.id FROM question_group g "
+    "JOIN question q ON q.id = g.question_id "
+    "JOIN question o ON o.uin = g.grouped_uin AND o.date_tabled = g.grouped_date_tabled "
+    "AND o.house = q.house WHERE g.question_id IN ({})"
+)
+_ANSWERS = (
+    "SELECT a.question_id, a.kind, a.answer_html, a.answer_text, a.is_full_text, "
+    "a.date_answered, a.date_corrected, "
+    "wm.name AS answerer, cm.name AS corrector FROM answer a "
+    "LEFT JOIN member wm ON wm.id = a.answering_member_id "
+    "LEFT JOIN member cm ON cm.id = a.correcting_member_id "
+    "WHERE a.question_id IN ({}) ORDER BY a.question_id, a.version"
+)
+_MATCHES = (
+    "SELECT m.id, m.event_id, w.name, m.matched_terms_json FROM watch_match m "
+    "JOIN watch w ON w.id = m.watch_id "
+    "JOIN subscription s ON s.watch_id = w.id AND s.subscriber_id = ? "
+    "WHERE m.event_id IN ({})"
+)
+
+
+def _cursor(conn: sa.Connection) -> sqlite3.Cursor:
+    # These run once or more per digest: on the DBAPI cursor of the same connection and
+    # transaction, SQLAlchemy's per-statement work (an expanding IN) cost more than they do.
+    dbapi = conn.connection.driver_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    return dbapi.cursor()
+
+
+def _in_chunks(
+    conn: sa.Connection, sql: str, ids: Sequence[int], *before: Any
+) -> Iterator[tuple[Any, ...]]:
+    cur = _cursor(conn)
+    for i in range(0, len(ids), _CHUNK):
+        chunk = list(ids[i : i + _CHUNK])
+        yield from cur.execute(sql.format(", ".join("?" * len(chunk))), [*before, *chunk])
+
+
+def _dicts(conn: sa.Connection, sql: str, ids: Sequence[int]) -> list[dict[str, Any]]:
+    cur = _cursor(conn)
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(ids), _CHUNK):
+        chunk = list(ids[i : i + _CHUNK])
+        cur.execute(sql.format(", ".join("?" * len(chunk))), chunk)
+        names = [d[0] for d in cur.description]
+        out.extend(dict(zip(names, row, strict=True)) for row in cur.fetchall())
+    return out
+
+
+def pending_events(conn: sa.Connection, delivery_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """(delivery id, event id, event kind, question id) of outbox rows."""
+    return list(_in_chunks(conn, _PENDING, delivery_ids))
+
+
+def digest_questions(conn: sa.Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Questions as a digest shows them: with department and asker."""
+    return _dicts(conn, _QUESTIONS, ids)
+
+
+def digest_groups(conn: sa.Connection, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """(question id, id of a stored question it is grouped with)."""
+    return list(_in_chunks(conn, _GROUPS, ids))
+
+
+def digest_answers(conn: sa.Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Every answer version of the questions, oldest first, with who gave and corrected it."""
+    return _dicts(conn, _ANSWERS, ids)
+
+
+def subscriber_matches(
+    conn: sa.Connection, subscriber_id: int, event_ids: Sequence[int]
+) -> list[tuple[Any, ...]]:
+    """(match id, event id, watch name, matched terms as JSON) for this subscriber's watches."""
+    return list(_in_chunks(conn, _MATCHES, event_ids, subscriber_id))
