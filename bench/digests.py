@@ -151,11 +151,10 @@ def build(
         matches = []
         for i, name in enumerate(names):
             for ev in events[i * items : (i + 1) * items]:
-                matches.append({"w": wids[name], "e": ev, "t": '["department"]', "now": now})
+                matches.append({"w": wids[name], "e": ev, "now": now})
         conn.execute(
             sa.text(
-                "INSERT INTO watch_match (watch_id, event_id, matched_terms_json, created_at) "
-                "VALUES (:w, :e, :t, :now)"
+                "INSERT INTO watch_match (watch_id, event_id, created_at) VALUES (:w, :e, :now)"
             ),
             matches,
         )

@@ -130,7 +130,7 @@ NATURAL = {
         "JOIN question q ON q.id = f.rowid"
     ),
     "watch_match": (
-        "SELECT w.name, q.source_id, e.kind, e.event_date, m.matched_terms_json "
+        "SELECT w.name, q.source_id, e.kind, e.event_date "
         "FROM watch_match m JOIN watch w ON w.id = m.watch_id JOIN event e ON e.id = m.event_id "
         "JOIN question q ON q.id = e.question_id"
     ),

@@ -1,26 +1,22 @@
-"""The words a match records ("why did I get this?", shown in digests and feeds).
+"""Matching, and the words a digest shows for a match ("why did I get this?").
 
-The matcher works them out in Python from the FTS5 query instead of calling highlight() for
-every match; they must be exactly the words highlight() marks, which is what these tests
-compare, on hand-made hard cases and on a whole synthetic batch matched through the service.
+The words are what FTS5's own highlight() marks for the watch's query in the question, worked
+out when a digest is composed (compose.ArchiveCache.matched_words); these tests spell out what
+a reader sees on hand-made hard cases. Matching itself runs a batch of new events against a
+private index of just their questions: it must find exactly what the archive's index finds.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-import pqwatch.search.matching as matching
+from pqwatch.notify.compose import ArchiveCache
 from pqwatch.search.engine import MARK_END, MARK_START, marked_terms
-from pqwatch.search.query import _SUFFIXES, compile_query, porter_stem
-from pqwatch.sources.replay import load_items
+from pqwatch.search.query import compile_query
 
 TEXTS = {
     1: (
@@ -117,13 +113,14 @@ QUERIES = [
 
 
 def _database() -> sqlite3.Connection:
-    conn = sqlite3.connect(":memory:")
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
     conn.execute(
-        "CREATE VIRTUAL TABLE question_fts USING fts5(heading, question, answer, "
+        "CREATE VIRTUAL TABLE question_fts USING fts5(heading, question, answer, facets, "
         "tokenize='porter unicode61 remove_diacritics 2')"
     )
     conn.executemany(
-        "INSERT INTO question_fts (rowid, heading, question, answer) VALUES (?, ?, ?, ?)",
+        "INSERT INTO question_fts (rowid, heading, question, answer, facets) "
+        "VALUES (?, ?, ?, ?, 'hcommons sanswered')",
         [(qid, *columns) for qid, columns in TEXTS.items()],
     )
     return conn
@@ -138,42 +135,27 @@ def _highlight(conn: sqlite3.Connection, match: str) -> dict[int, tuple[str, ...
     return {r[0]: marked_terms(r[1], r[2], r[3]) for r in conn.execute(sql, (match,))}
 
 
-@pytest.fixture
-def highlight_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    calls: list[int] = []
-    real = matching._highlighted
-
-    def counted(cur: sqlite3.Cursor, cq: Any, qid: int) -> tuple[str, ...]:
-        calls.append(qid)
-        return real(cur, cq, qid)
-
-    monkeypatch.setattr(matching, "_highlighted", counted)
-    yield calls
+def _words_shown(conn: sqlite3.Connection) -> tuple[ArchiveCache, sqlite3.Connection]:
+    return ArchiveCache(), conn
 
 
 @pytest.mark.parametrize("query", QUERIES)
-def test_matched_words_are_what_highlight_marks(query: str, highlight_calls: list[int]) -> None:
+def test_the_words_a_digest_shows_are_what_highlight_marks(query: str) -> None:
     conn = _database()
     cq = compile_query(query)
     assert cq.match is not None
     expected = _highlight(conn, cq.match)
     assert expected, f"{query!r} matches none of the texts: not a useful case"
-    cur = conn.cursor()
-    got = matching._matched_terms(cur, cq, list(expected), matching._Texts(cur))
-    assert got == expected
-    # highlight() itself is only asked about text that is not plain ASCII words (Sinn Féin,
-    # a NUL).
-    assert set(highlight_calls) <= {5, 8}
+    cache, sa_conn = _words_shown(conn)
+    assert {qid: cache.matched_words(sa_conn, query, qid) for qid in expected} == expected
 
 
 def test_some_cases_read_as_a_user_expects() -> None:
     """A few of the cases above spelled out: the words as written, in order of appearance."""
-    conn = _database()
-    cur = conn.cursor()
+    cache, conn = _words_shown(_database())
 
     def words(query: str, qid: int) -> tuple[str, ...]:
-        cq = compile_query(query)
-        return matching._matched_terms(cur, cq, [qid], matching._Texts(cur))[qid]
+        return cache.matched_words(conn, query, qid)
 
     assert words("hospices", 1) == ("hospices", "hospice")
     # A phrase is one marked stretch of text, punctuation and all; overlapping marks merge.
@@ -187,35 +169,14 @@ def test_some_cases_read_as_a_user_expects() -> None:
         "children’s hospice",
         "childrens hospice",
     )
-    # The matched query words of a question that a filter, not a word, selected: none.
-    cq = compile_query("status:answered")
-    assert cq.match is None
-    assert matching._matched_terms(cur, cq, [1], matching._Texts(cur)) == {1: ()}
+    # A question that a filter, not a word, selected: no words to show.
+    assert words("status:answered", 1) == ()
+    assert words("hospice house:commons", 1) == ("hospices", "hospice")
 
 
-def test_a_word_begins_with_its_stem_less_its_last_letter(data_dir: Path) -> None:
-    """The matcher looks for a stem's words by their beginning, stem[:-1]: porter only ever
-    rewrites a word's ending. Checked on every word of the recorded questions and on words
-    made from every suffix the query compiler knows."""
-    base = data_dir / "uk_parliament"
-    items = load_items(
-        sorted((base / "monthly_list_dumps").glob("*.json.gz"))
-        + sorted((base / "longform_detail_text").glob("*.json.gz"))
-    )
-    words: set[str] = set()
-    for item in items.values():
-        text = " ".join(str(item.get(k) or "") for k in ("heading", "questionText", "answerText"))
-        words.update(re.findall(r"[a-z0-9]+", text.lower()))
-    roots = ("abl", "capab", "happ", "nois", "fil", "conflat", "relat", "sens", "tri", "agre")
-    words.update(root + suffix for root in roots for suffix in _SUFFIXES)
-    assert len(words) > 10_000
-    assert [w for w in words if not w.startswith(porter_stem(w)[:-1])] == []
-
-
-def test_recorded_words_match_highlight_through_the_service(tmp_path: Path) -> None:
+def test_a_batch_matches_what_the_archive_matches(tmp_path: Path) -> None:
     """A synthetic batch matched as ingest matches it (many watches: the batch index), then
-    one watch again over the whole archive (the archive's index): both record what
-    highlight() marks, and the same words for the same question."""
+    each watch again over the whole archive (the archive's index): the same matches."""
     from bench.matching import build
 
     svc, ids, _ = build(tmp_path, events=300, archive=60, watches=40, seed=5)
@@ -223,54 +184,22 @@ def test_recorded_words_match_highlight_through_the_service(tmp_path: Path) -> N
         with svc.db.write() as session:
             assert svc.matcher.on_events(session, ids, []) > 0
         db = sqlite3.connect(tmp_path / "pqwatch.db")
-        recorded = db.execute(
-            "SELECT w.id, w.query, e.question_id, m.matched_terms_json FROM watch_match m "
-            "JOIN watch w ON w.id = m.watch_id JOIN event e ON e.id = m.event_id"
-        ).fetchall()
-        assert len({r[0] for r in recorded}) > 10
-        expected: dict[tuple[int, int], tuple[str, ...]] = {}
-        for watch_id, query, qid, terms in recorded:
-            cq = compile_query(query)
-            want = _highlight(db, cq.match).get(qid, ()) if cq.match else ()
-            assert tuple(json.loads(terms)) == want, (query, qid)
-            expected[(watch_id, qid)] = want
-        # The watch with the most matches, matched again over the whole archive.
-        watch_id, query = max(
-            {(r[0], r[1]) for r in recorded if r[3] != "[]"},
-            key=lambda w: sum(1 for r in recorded if r[0] == w[0]),
-        )
+        batch = set(db.execute("SELECT watch_id, event_id FROM watch_match").fetchall())
+        watches = db.execute("SELECT id, query FROM watch WHERE active").fetchall()
+        assert len({w for w, _ in batch}) > 10
+        archive: set[tuple[int, int]] = set()
         with svc.db.write() as session:
-            assert svc.matcher.match_history(session, watch_id, query) > 0
-            again = session.connection().execute(
+            for watch_id, query in watches:
+                svc.matcher.match_history(session, watch_id, query)
+            rows = session.connection().execute(
                 sa.text(
-                    "SELECT e.question_id, m.matched_terms_json FROM watch_match m "
-                    "JOIN event e ON e.id = m.event_id WHERE m.watch_id = :w"
-                ),
-                {"w": watch_id},
+                    "SELECT m.watch_id, m.event_id FROM watch_match m "
+                    "JOIN event e ON e.id = m.event_id WHERE e.id IN :ids"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": list(ids)},
             )
-            checked = 0
-            for qid, terms in again:
-                if (watch_id, qid) in expected:
-                    assert tuple(json.loads(terms)) == expected[(watch_id, qid)]
-                    checked += 1
-            assert checked > 0
-        # The same batch with that watch the only active one (ingest's path for one watch).
-        with svc.db.write() as session:
-            conn = session.connection()
-            conn.execute(sa.text("UPDATE watch SET active = (id = :w)"), {"w": watch_id})
-            conn.execute(sa.text("DELETE FROM watch_match"))
-            assert svc.matcher.on_events(session, ids, []) > 0
-            alone = conn.execute(
-                sa.text(
-                    "SELECT e.question_id, m.matched_terms_json FROM watch_match m "
-                    "JOIN event e ON e.id = m.event_id"
-                )
-            ).all()
-            assert {(watch_id, qid) for qid, _ in alone} == {
-                key for key in expected if key[0] == watch_id
-            }
-            for qid, terms in alone:
-                assert tuple(json.loads(terms)) == expected[(watch_id, qid)]
+            archive = {(r[0], r[1]) for r in rows}
             session.rollback()
+        assert batch == archive
     finally:
         svc.close()

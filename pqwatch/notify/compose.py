@@ -9,8 +9,8 @@ Nothing here renders or sends; templates get these frozen types, never ORM rows.
 from __future__ import annotations
 
 import difflib
-import json
 import re
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString
 
-from pqwatch.search.engine import official_url
+from pqwatch.search.engine import MARK_END, MARK_START, marked_terms, official_url
+from pqwatch.search.query import compile_query
 from pqwatch.store import reads
 from pqwatch.text import cut_html, cut_text
 from pqwatch.types import AttachmentData, attachments_from_json
@@ -182,6 +183,7 @@ class ArchiveCache:
         self._groups: dict[int, list[int]] = {}
         self._answers: dict[int, list[dict[str, Any]]] = {}
         self._views: dict[int, QuestionView] = {}
+        self._words: dict[tuple[str, int], tuple[str, ...]] = {}
 
     def questions(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, Any]:
         """Question rows by id, with the ids of the questions each one is grouped with."""
@@ -203,6 +205,22 @@ class ArchiveCache:
         if found is None:
             row = self.questions(conn, [qid])[qid]
             found = self._views[qid] = _question_view(row)
+        return found
+
+    def matched_words(
+        self, conn: sa.Connection | sqlite3.Connection, query: str, qid: int
+    ) -> tuple[str, ...]:
+        """The words of a watch's query that FTS5 marks in this question, as highlight() marks
+        them; every subscriber of the watch is shown the same, worked out once a run."""
+        key = (query, qid)
+        found = self._words.get(key)
+        if found is None:
+            match = compile_query(query).match
+            found = self._words[key] = (
+                marked_terms(*reads.highlighted(conn, match, qid, MARK_START, MARK_END))
+                if match
+                else ()
+            )
         return found
 
     def answers(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
@@ -272,11 +290,11 @@ def compose(
     for q in by_question:
         clusters.setdefault(find(q), []).append(q)
 
-    # Which of the subscriber's watches matched each event, and on which words.
-    matched: dict[int, list[tuple[str, int, str | None]]] = {}
+    # Which of the subscriber's watches matched each event (and so on which words).
+    matched: dict[int, list[tuple[str, int, str]]] = {}
     events = sorted({e for evs in by_question.values() for e, _ in evs})
-    for match_id, event_id, wname, tjson in reads.subscriber_matches(conn, subscriber_id, events):
-        matched.setdefault(event_id, []).append((wname, match_id, tjson))
+    for match_id, event_id, wname, wquery in reads.subscriber_matches(conn, subscriber_id, events):
+        matched.setdefault(event_id, []).append((wname, match_id, wquery))
     leads = [min(members) for members in clusters.values()]
     answers = archive.answers(conn, leads)
 
@@ -286,14 +304,19 @@ def compose(
         members.sort()
         lead = members[0]
         cluster_events = [ev for q in members for ev in by_question[q]]
+        question_of = {e: q for q in members for e, _ in by_question[q]}
         section = max((k for _, k in cluster_events), key=lambda k: _PRECEDENCE[k])
         watch_terms: dict[str, None] = {}
         terms: dict[str, None] = {}
         # In watch-name order, as the template lists them.
-        hits = sorted(hit for e in {e for e, _ in cluster_events} for hit in matched.get(e, ()))
-        for wname, _, tjson in hits:
+        hits = sorted(
+            (*hit, question_of[e])
+            for e in {e for e, _ in cluster_events}
+            for hit in matched.get(e, ())
+        )
+        for wname, _, wquery, qid in hits:
             watch_terms.setdefault(wname, None)
-            for t in json.loads(tjson or "[]"):
+            for t in archive.matched_words(conn, wquery, qid):
                 terms.setdefault(t, None)
         all_watches.update(watch_terms)
         # Every question of the group, matched or not, with its asker.

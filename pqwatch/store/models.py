@@ -225,7 +225,8 @@ class Subscription(SQLModel, table=True):
 
 
 class WatchMatch(SQLModel, table=True):
-    """Which watch matched which event, and on which terms ("why did I get this?")."""
+    """Which watch matched which event. The words that matched ("why did I get this?") are
+    marked by FTS5's highlight() when a digest shows it."""
 
     __tablename__ = "watch_match"
     __table_args__ = (sa.UniqueConstraint("watch_id", "event_id", name="uq_watch_match"),)
@@ -233,7 +234,6 @@ class WatchMatch(SQLModel, table=True):
     # No index of its own: uq_watch_match starts with watch_id and serves its lookups.
     watch_id: int = Field(foreign_key="watch.id", ondelete="CASCADE")
     event_id: int = Field(foreign_key="event.id", index=True, ondelete="CASCADE")
-    matched_terms_json: str = "[]"
     created_at: datetime = _ts()
 
 

@@ -81,16 +81,18 @@ _ANSWERS = (
     "WHERE a.question_id IN ({}) ORDER BY a.question_id, a.version"
 )
 _MATCHES = (
-    "SELECT m.id, m.event_id, w.name, m.matched_terms_json FROM watch_match m "
+    "SELECT m.id, m.event_id, w.name, w.query FROM watch_match m "
     "JOIN watch w ON w.id = m.watch_id "
     "JOIN subscription s ON s.watch_id = w.id AND s.subscriber_id = ? "
     "WHERE m.event_id IN ({})"
 )
 
 
-def _cursor(conn: sa.Connection) -> sqlite3.Cursor:
+def _cursor(conn: sa.Connection | sqlite3.Connection) -> sqlite3.Cursor:
     # These run once or more per digest: on the DBAPI cursor of the same connection and
     # transaction, SQLAlchemy's per-statement work (an expanding IN) cost more than they do.
+    if isinstance(conn, sqlite3.Connection):
+        return conn.cursor()
     dbapi = conn.connection.driver_connection
     assert isinstance(dbapi, sqlite3.Connection)
     return dbapi.cursor()
@@ -139,5 +141,22 @@ def digest_answers(conn: sa.Connection, ids: Sequence[int]) -> list[dict[str, An
 def subscriber_matches(
     conn: sa.Connection, subscriber_id: int, event_ids: Sequence[int]
 ) -> list[tuple[Any, ...]]:
-    """(match id, event id, watch name, matched terms as JSON) for this subscriber's watches."""
+    """(match id, event id, watch name, watch query) for this subscriber's watches."""
     return list(_in_chunks(conn, _MATCHES, event_ids, subscriber_id))
+
+
+def highlighted(
+    conn: sa.Connection | sqlite3.Connection, match: str, qid: int, start: str, end: str
+) -> tuple[str, str, str]:
+    """A question's heading, question and answer as FTS5's highlight() marks the phrases of
+    the MATCH expression in them (empty when it does not match)."""
+    marks = ", ".join(f"highlight(question_fts, {i}, ?, ?)" for i in range(3))
+    row = (
+        _cursor(conn)
+        .execute(
+            f"SELECT {marks} FROM question_fts WHERE question_fts MATCH ? AND rowid = ?",
+            (start, end, start, end, start, end, match, qid),
+        )
+        .fetchone()
+    )
+    return (row[0] or "", row[1] or "", row[2] or "") if row else ("", "", "")
