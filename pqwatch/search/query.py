@@ -42,6 +42,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import sqlite3
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -62,7 +65,7 @@ __all__ = [
     "Text",
     "compile_query",
     "parse",
-    "porter_stem",
+    "stems",
 ]
 
 #: The field filters, in the order the error messages list them.
@@ -563,148 +566,36 @@ def parse(text: str) -> Node:
     return _Parser(text.replace("\x00", " ")).parse()
 
 
-# --------------------------------------------------------------------------- the porter stemmer
+# --------------------------------------------------------------------------- stems of prefixes
 
 # FTS5 stems prefix query terms too: `educat*` becomes the prefix "educat", but the index
 # holds "educ" for education/educational/educate, so it would match nothing. To behave as a
 # user expects, a prefix is expanded to the stems of the words it could begin (educat+ion ->
-# educ). This is SQLite's own porter algorithm (ext/fts5/fts5_tokenize.c), step for step.
+# educ). The stems are SQLite's own: its porter tokenizer run on the candidate words in an
+# in-memory FTS5 table, read back through fts5vocab.
+
+_stemmer_lock = threading.Lock()
 
 
-def _is_vowel(ch: str, y_is_vowel: bool) -> bool:
-    return ch in "aeiou" or (y_is_vowel and ch == "y")
+@lru_cache(maxsize=1)
+def _stemmer() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    conn.execute("CREATE VIRTUAL TABLE words USING fts5(word, tokenize='porter unicode61')")
+    conn.execute("CREATE VIRTUAL TABLE stems USING fts5vocab(words, 'instance')")
+    return conn
 
 
-def _gobble_vc(stem: str, prev_consonant: bool) -> int:
-    consonant = prev_consonant
-    i = 0
-    while i < len(stem):
-        consonant = not _is_vowel(stem[i], consonant)
-        if not consonant:
-            break
-        i += 1
-    i += 1
-    while i < len(stem):
-        consonant = not _is_vowel(stem[i], consonant)
-        if consonant:
-            return i + 1
-        i += 1
-    return 0
-
-
-def _m_gt0(stem: str) -> bool:
-    return _gobble_vc(stem, False) != 0
-
-
-def _m_gt1(stem: str) -> bool:
-    n = _gobble_vc(stem, False)
-    return n != 0 and _gobble_vc(stem[n:], True) != 0
-
-
-def _m_eq1(stem: str) -> bool:
-    n = _gobble_vc(stem, False)
-    return n != 0 and _gobble_vc(stem[n:], True) == 0
-
-
-def _o_star(stem: str) -> bool:
-    if not stem or stem[-1] in "wxy":
-        return False
-    mask = 0
-    consonant = False
-    for ch in stem:
-        consonant = not _is_vowel(ch, consonant)
-        mask = (mask << 1) + int(consonant)
-    return (mask & 7) == 5
-
-
-def _m_gt1_s_or_t(stem: str) -> bool:
-    return bool(stem) and stem[-1] in "st" and _m_gt1(stem)
-
-
-def _has_vowel(stem: str) -> bool:
-    return any(_is_vowel(ch, i > 0) for i, ch in enumerate(stem))
-
-
-_Rule = tuple[str, str]
-_STEP2: tuple[_Rule, ...] = (
-    ("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"),
-    ("izer", "ize"), ("logi", "log"), ("bli", "ble"), ("alli", "al"), ("entli", "ent"),
-    ("eli", "e"), ("ousli", "ous"), ("ization", "ize"), ("ation", "ate"), ("ator", "ate"),
-    ("alism", "al"), ("iveness", "ive"), ("fulness", "ful"), ("ousness", "ous"),
-    ("aliti", "al"), ("iviti", "ive"), ("biliti", "ble"),
-)  # fmt: skip
-_STEP3: tuple[_Rule, ...] = (
-    ("ical", "ic"), ("ness", ""), ("icate", "ic"), ("iciti", "ic"), ("ful", ""),
-    ("ative", ""), ("alize", "al"),
-)  # fmt: skip
-_STEP4 = (
-    "al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ion",
-    "ou", "ism", "ate", "iti", "ous", "ive", "ize",
-)  # fmt: skip
-
-
-def _suffix(word: str, suffixes: tuple[str, ...]) -> str | None:
-    """The first suffix (in rule order) that word ends with, leaving a non-empty stem."""
-    return next((s for s in suffixes if len(word) > len(s) and word.endswith(s)), None)
-
-
-def _replace(word: str, rules: tuple[_Rule, ...]) -> str:
-    suffix = _suffix(word, tuple(old for old, _ in rules))
-    if suffix is not None and _m_gt0(word[: -len(suffix)]):
-        return word[: -len(suffix)] + dict(rules)[suffix]
-    return word
-
-
-@lru_cache(maxsize=4096)
-def porter_stem(token: str) -> str:
-    """The stem FTS5's porter tokenizer stores for one lower-case ASCII token."""
-    if not 3 <= len(token.encode()) <= 64:
-        return token
-    w = token
-    # Step 1a.
-    if w[-1] == "s":
-        if w[-2] == "e":
-            w = (
-                w[:-2]
-                if (len(w) > 4 and w[-4:-2] == "ss") or (len(w) > 3 and w[-3] == "i")
-                else w[:-1]
-            )
-        elif w[-2] != "s":
-            w = w[:-1]
-    # Step 1b.
-    removed = False
-    suffix = _suffix(w, ("eed", "ed", "ing"))
-    if suffix == "eed":
-        if _m_gt0(w[:-3]):
-            w = w[:-1]
-    elif suffix is not None and _has_vowel(w[: -len(suffix)]):
-        w, removed = w[: -len(suffix)], True
-    if removed:
-        grown = _suffix(w, ("at", "bl", "iz"))
-        if grown is not None:
-            w += "e"
-        elif len(w) >= 2 and not _is_vowel(w[-1], False) and w[-1] not in "lsz" and w[-1] == w[-2]:
-            w = w[:-1]
-        elif _m_eq1(w) and _o_star(w):
-            w += "e"
-    # Step 1c.
-    if w[-1] == "y" and _has_vowel(w[:-1]):
-        w = w[:-1] + "i"
-    # Steps 2 to 4.
-    w = _replace(w, _STEP2)
-    w = _replace(w, _STEP3)
-    suffix = _suffix(w, _STEP4)
-    if suffix is not None:
-        stem = w[: -len(suffix)]
-        if (_m_gt1_s_or_t if suffix == "ion" else _m_gt1)(stem):
-            w = stem
-    # Step 5a.
-    if w[-1] == "e" and (_m_gt1(w[:-1]) or (_m_eq1(w[:-1]) and not _o_star(w[:-1]))):
-        w = w[:-1]
-    # Step 5b.
-    if len(w) > 1 and w.endswith("ll") and _m_gt1(w[:-1]):
-        w = w[:-1]
-    return w
+def stems(words: Iterable[str]) -> dict[str, str]:
+    """Each word (ASCII letters and digits) as SQLite's porter tokenizer stems it."""
+    todo = sorted(set(words))
+    if not todo:
+        return {}
+    with _stemmer_lock:
+        conn = _stemmer()
+        conn.execute("DELETE FROM words")
+        conn.executemany("INSERT INTO words (rowid, word) VALUES (?, ?)", enumerate(todo, 1))
+        found = dict(conn.execute("SELECT doc, term FROM stems"))
+    return {w: found.get(i, w) for i, w in enumerate(todo, 1)}
 
 
 _SUFFIXES = (
@@ -727,20 +618,22 @@ _MAX_EXPANSIONS = 6
 def _prefix_stems(prefix: str) -> list[str]:
     """Strings to search as FTS5 prefixes so that `prefix*` finds the words it begins.
 
-    FTS5 stems each prefix query term itself, so what is really searched is
-    porter_stem(candidate)*; keep the candidates whose searched form is not already
-    covered by a shorter one.
+    FTS5 stems each prefix query term itself, so what is really searched is the stem of
+    candidate*; keep the candidates whose searched form is not already covered by a shorter
+    one.
     """
     word = prefix.lower()
     if not re.fullmatch(r"[a-z0-9]+", word):
         return [prefix]
+    splits = [(t, r) for t, r in _SPLITS if word.endswith(t) and len(word) > len(t)]
+    stemmed = stems(word + rest for _, rest in splits)
     candidates = {word}
-    for typed, rest in _SPLITS:
-        if word.endswith(typed) and len(word) > len(typed):
-            candidate = porter_stem(word + rest)
-            if candidate.startswith(word[: len(word) - len(typed)]):
-                candidates.add(candidate)
-    searched = sorted(((porter_stem(c), c) for c in candidates), key=lambda p: (len(p[0]), p))
+    for typed, rest in splits:
+        candidate = stemmed[word + rest]
+        if candidate.startswith(word[: len(word) - len(typed)]):
+            candidates.add(candidate)
+    forms = stems(candidates)
+    searched = sorted(((forms[c], c) for c in candidates), key=lambda p: (len(p[0]), p))
     kept: list[tuple[str, str]] = []
     for form, candidate in searched:
         if not any(form.startswith(other) for other, _ in kept):
