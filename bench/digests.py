@@ -43,16 +43,19 @@ TARGET_SECONDS = 30.0
 
 
 class CountingHandler:
-    """aiosmtpd handler that accepts everything and counts messages and bytes."""
+    """aiosmtpd handler that accepts everything and counts messages, bytes and lines (a mail
+    server reads a message line by line)."""
 
     def __init__(self) -> None:
         self.messages = 0
         self.bytes = 0
+        self.lines = 0
         self.recipients: set[str] = set()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages += 1
         self.bytes += len(envelope.original_content or b"")
+        self.lines += (envelope.original_content or b"").count(b"\n")
         self.recipients.update(envelope.rcpt_tos)
         return "250 2.0.0 Ok: queued"
 
@@ -72,6 +75,7 @@ def serve(port: int, conn: Connection) -> None:
         {
             "messages": handler.messages,
             "bytes": handler.bytes,
+            "lines": handler.lines,
             "recipients": len(handler.recipients),
             "cpu_seconds": time.process_time(),
         }
@@ -218,6 +222,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "items_sent": items,
         "messages_received": messages,
         "bytes_received": int(received.get("bytes", 0)),
+        "lines_received": int(received.get("lines", 0)),
         "recipients_received": int(received.get("recipients", 0)),
         "error": outcome.error,
         "target_seconds": TARGET_SECONDS,
@@ -239,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         f"digests: {result['subscribers']} subscribers x {result['items_per_subscriber']} items: "
         f"{result['seconds']:.3f} s ({result['cpu_seconds']:.1f} s CPU, load "
         f"{result['load_average_before'][0]:.2f}), {result['messages_received']} messages "
-        f"received, {result['bytes_received']} bytes "
+        f"received, {result['bytes_received']} bytes in {result['lines_received']} lines "
         f"(target <= {TARGET_SECONDS:g} s: {'ok' if result['within_target'] else 'MISSED'})"
     )
     return 0 if result["error"] is None else 1

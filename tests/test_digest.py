@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import email
 import re
+import smtplib
 import sqlite3
 from collections.abc import Callable
 from contextlib import closing
@@ -1019,34 +1020,60 @@ def test_a_new_subscriber_gets_only_what_was_matched_after_joining(
 # -- 12. the message on the wire ---------------------------------------------------------------
 
 
-def _as_the_email_package_writes_it(rendered: Any, **kw: Any) -> EmailMessage:
-    """The digest message built with the email package alone (set_content, add_alternative),
-    as pqwatch built it before it encoded the bodies itself."""
-    from email.utils import format_datetime, formataddr
+def _digest_message(
+    text: str,
+    html: str,
+    *,
+    subject: str = "Weekly written questions digest: 2 new answers (1 Jul 2026)",
+    to_name: str = "",
+    to_email: str = "officer@example.org",
+    unsubscribe: str | None = None,
+) -> EmailMessage:
+    """A digest message as pqwatch builds one, from the text and HTML it rendered."""
+    from pqwatch.notify.render import Rendered, build_message
 
-    from pqwatch.notify.render import unsubscribe_mailto
-
-    msg = EmailMessage()
-    msg["From"] = kw["sender"]
-    msg["To"] = formataddr((kw["to_name"], kw["to_email"])) if kw["to_name"] else kw["to_email"]
-    msg["Subject"] = rendered.subject
-    msg["Date"] = format_datetime(kw["when"])
-    msg["Message-ID"] = kw["message_id"]
-    msg["Reply-To"] = kw["operator"]
-    targets = [f"<{unsubscribe_mailto(kw['operator'], kw['to_email'])}>"]
-    if kw["unsubscribe_url"]:
-        targets.append(f"<{kw['unsubscribe_url']}>")
-    msg["List-Unsubscribe"] = ", ".join(targets)
-    if kw["unsubscribe_url"]:
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(rendered.text)
-    msg.add_alternative(rendered.html, subtype="html")
-    parsed = email.message_from_bytes(
-        msg.as_bytes(policy=default.clone(linesep="\r\n")), policy=default
+    return build_message(
+        Rendered(subject, text, html),
+        sender="pqwatch <digest@pq.example.org>",
+        to_name=to_name,
+        to_email=to_email,
+        message_id="<digest.1234@pq.example.org>",
+        operator=OPERATOR,
+        unsubscribe_url=unsubscribe,
+        when=datetime(2026, 7, 8, 9, 30, tzinfo=UTC),
     )
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+
+
+def _send(smtp: MailServer, message: EmailMessage) -> Received:
+    """Sends one message through pqwatch's SMTP transport; what the server received."""
+    from pqwatch.config import EmailConfig
+    from pqwatch.notify.mailer import SMTPTransport
+
+    transport = SMTPTransport(
+        EmailConfig(smtp_host="127.0.0.1", smtp_port=smtp.port, security="none")
+    )
+    try:
+        assert transport.send(message, "digest").startswith("accepted")
+    finally:
+        transport.close()
+    (got,) = smtp.received
+    assert not got.message.defects
+    assert not [p.defects for p in got.message.iter_parts() if p.defects]
+    return got
+
+
+def _wire_lines(raw: bytes) -> list[bytes]:
+    """The lines of a message as the server received it, which must all end with CRLF."""
+    lines = raw.split(b"\r\n")
+    assert lines[-1] == b""
+    assert not [line for line in lines if b"\r" in line or b"\n" in line]
+    return lines[:-1]
+
+
+def _as_read(text: str) -> str:
+    """A text body as a reader gets it back: line ends as \\n, and one at the end."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text if text.endswith("\n") else text + "\n"
 
 
 AWKWARD_TEXT = (
@@ -1056,128 +1083,120 @@ AWKWARD_TEXT = (
     + "é" * 90
     + "\r\nwindows line end\rold line end\n\ttabs\t\n\n"
     + "=" * 100
-    + "\nlast line without an end"
+    + "\n--===============1234567890==\nlast line without an end"
 )
-AWKWARD_HTML = (
-    '<p style="margin:0;color:#555;">Zoë &amp; “quotes” = </p>\n'
-    + '<td style="border:1px solid #bbb;">cell</td>' * 40
-    + "\n<p>.</p>\n"
-)
+SHORT_HTML = '<p style="margin:0;color:#555;">Zoë &amp; “quotes” = </p>\n<p>.</p>\n'
+# A line of 1,720 bytes, and a text line of 999: no mail line can carry them as they are.
+AWKWARD_HTML = SHORT_HTML + '<td style="border:1px solid #bbb;">cell</td>' * 40 + "\n"
+LONG_TEXT = AWKWARD_TEXT + "\n" + "x" * 999
 
 
+@pytest.mark.parametrize("offers_8bitmime", [True, False], ids=["8bitmime", "no-8bitmime"])
 @pytest.mark.parametrize(
-    ("subject", "to_name", "unsubscribe"),
-    [
-        ("Weekly written questions digest: 2 new answers (1 Jul 2026)", "", None),
-        (
-            "Daily written questions digest: 12 new answers, 1 correction, 3 holding answers, "
-            "20 newly tabled questions (1 Jul 2026 to 8 Jul 2026) — Zoë's",
-            "Zoë O'Brien, MP",
-            "https://pq.example.org/unsubscribe/abc123",
-        ),
-    ],
-    ids=["short-ascii", "long-non-ascii"],
+    ("text", "html", "as_they_are"),
+    [(AWKWARD_TEXT, SHORT_HTML, True), (LONG_TEXT, AWKWARD_HTML, False)],
+    ids=["short-lines", "long-lines"],
 )
-def test_the_wire_form_reads_as_the_email_package_writes_it(
-    subject: str, to_name: str, unsubscribe: str | None
+def test_a_digest_reaches_the_server_whole_within_its_line_limits(
+    smtp: MailServer,
+    monkeypatch: pytest.MonkeyPatch,
+    offers_8bitmime: bool,
+    text: str,
+    html: str,
+    as_they_are: bool,
 ) -> None:
-    """Digest bodies are encoded by pqwatch (as they are when their lines allow, else
-    quoted-printable, a line at a time): a mail reader must see the same headers and the same
-    text and HTML as from the email package, in the 8bit form and in the 7-bit form sent to a
-    server without 8BITMIME."""
-    from pqwatch.notify.render import Rendered, build_message
-
-    rendered = Rendered(subject, AWKWARD_TEXT, AWKWARD_HTML)
-    kw: dict[str, Any] = {
-        "sender": "pqwatch <digest@pq.example.org>",
-        "to_name": to_name,
-        "to_email": "officer@example.org",
-        "message_id": "<digest.1234@pq.example.org>",
-        "operator": OPERATOR,
-        "unsubscribe_url": unsubscribe,
-        "when": datetime(2026, 7, 8, 9, 30, tzinfo=UTC),
-    }
-    mail = build_message(rendered, **kw)
-    assert (mail.sender, mail.recipient, mail.smtputf8) == (
-        "digest@pq.example.org",
-        "officer@example.org",
-        False,
-    )
-    # The text's lines are short, so it goes as it is (8bit: it is not ASCII); the HTML has
-    # a line of 1,720 bytes, broken at a space into two. Text with a longer line goes
-    # quoted-printable (the last case).
-    assert mail.eight_bit and mail.seven_bit is not None
-    theirs = _as_the_email_package_writes_it(rendered, **kw)
-    long_text = Rendered(subject, AWKWARD_TEXT + "x" * 999, AWKWARD_HTML)
-    long_mail = build_message(long_text, **kw)
-    theirs_long = _as_the_email_package_writes_it(long_text, **kw)
-    for data, reference, longest, encodings in (
-        (mail.data, theirs, 998, ["8bit", "8bit"]),
-        (mail.seven_bit(), theirs, 78, ["quoted-printable", "quoted-printable"]),
-        (long_mail.data, theirs_long, 998, ["quoted-printable", "8bit"]),
-    ):
-        # On the wire: CRLF line ends only, no line longer than the encoding allows.
-        lines = data.split(b"\r\n")
-        assert lines[-1] == b"" and all(b"\n" not in ln and b"\r" not in ln for ln in lines)
-        assert max(len(line) for line in lines) <= longest
-        assert data.isascii() == (longest == 78)
-        ours = email.message_from_bytes(data, policy=default)
-        assert isinstance(ours, EmailMessage)
-        assert ours.keys() == reference.keys()
-        for name in reference.keys():
-            if name != "Content-Type":  # the boundary differs
-                assert ours[name] == reference[name], name
-        assert ours.get_content_type() == "multipart/alternative"
-        assert [p["Content-Transfer-Encoding"] for p in ours.iter_parts()] == encodings
-        text, html = _parts(ours)
-        assert text == _parts(reference)[0]
-        # The same HTML, where a long line may be broken at a space.
-        assert html.replace("\n", " ") == AWKWARD_HTML.replace("\n", " ")
-    assert _parts(email.message_from_bytes(mail.data, policy=default))[0] == (
-        AWKWARD_TEXT.replace("\r\n", "\n").replace("\r", "\n") + "\n"
-    )
-
-
-@pytest.mark.parametrize("offers_8bitmime", [True, False])
-def test_8bit_bodies_go_8bit_only_to_a_server_that_offers_8bitmime(
-    smtp: MailServer, monkeypatch: pytest.MonkeyPatch, offers_8bitmime: bool
-) -> None:
-    # aiosmtpd offers 8BITMIME; a server that does not is played by hiding it from smtplib.
-    import smtplib
-
-    from pqwatch.config import EmailConfig
-    from pqwatch.notify.mailer import SMTPTransport
-    from pqwatch.notify.render import Rendered, build_message
-
+    """Bodies whose lines fit go as they are (8bit: they are not ASCII), to a server that
+    offers 8BITMIME; anything else is encoded: every line on the wire is at most 998 bytes
+    (76 characters in an encoded body), and a server without 8BITMIME gets no 8-bit byte.
+    The reader gets the same text and HTML back either way, in the two parts, in UTF-8."""
     if not offers_8bitmime:
+        # aiosmtpd offers 8BITMIME; a server that does not is played by hiding it from smtplib.
         real = smtplib.SMTP.has_extn
         monkeypatch.setattr(
             smtplib.SMTP, "has_extn", lambda self, name: name != "8bitmime" and real(self, name)
         )
-    mail = build_message(
-        Rendered("Digest", AWKWARD_TEXT, AWKWARD_HTML),
-        sender="pqwatch <digest@pq.example.org>",
-        to_name="",
-        to_email="officer@example.org",
-        message_id="<digest.1@pq.example.org>",
-        operator=OPERATOR,
-        unsubscribe_url=None,
-        when=datetime(2026, 7, 8, 9, 30, tzinfo=UTC),
+    got = _send(smtp, _digest_message(text, html, to_name="Zoë O'Brien, MP"))
+    eight_bit = as_they_are and offers_8bitmime
+    assert (got.mail_from, got.rcpt_tos) == ("digest@pq.example.org", ["officer@example.org"])
+    assert ("BODY=8BITMIME" in got.mail_options) == eight_bit
+    assert "SMTPUTF8" not in got.mail_options
+    assert got.raw.isascii() != eight_bit
+    lines = _wire_lines(got.raw)
+    assert max(len(line) for line in lines) <= 998
+    parts = list(got.message.iter_parts())
+    encodings = [p["Content-Transfer-Encoding"] for p in parts]
+    if eight_bit:
+        assert encodings == ["8bit", "8bit"]
+    else:
+        assert set(encodings) <= {"quoted-printable", "base64"}
+        for part in parts:  # RFC 2045: encoded lines are 76 characters at most
+            assert max(map(len, part.get_payload().splitlines())) <= 76
+    assert _parts(got.message) == (_as_read(text), html)
+
+
+def test_the_headers_a_reader_sees() -> None:
+    """A long subject, a name that is not ASCII and has a comma, both unsubscribe targets:
+    the headers read back as set, in this order, folded within 78 characters, in ASCII."""
+    subject = (
+        "Daily written questions digest: 12 new answers, 1 correction, 3 holding answers, "
+        "20 newly tabled questions (1 Jul 2026 to 8 Jul 2026)"
     )
-    assert mail.eight_bit
-    transport = SMTPTransport(
-        EmailConfig(smtp_host="127.0.0.1", smtp_port=smtp.port, security="none")
+    unsubscribe = "https://pq.example.org/unsubscribe/abc123"
+    message = _digest_message(
+        AWKWARD_TEXT,
+        SHORT_HTML,
+        subject=subject,
+        to_name="Zoë O'Brien, MP",
+        unsubscribe=unsubscribe,
     )
-    try:
-        assert transport.send(mail, "digest").startswith("accepted")
-    finally:
-        transport.close()
-    (got,) = smtp.received
-    assert ("BODY=8BITMIME" in got.mail_options) == offers_8bitmime
-    assert got.raw.isascii() != offers_8bitmime
-    text, html = _parts(got.message)
-    assert text == AWKWARD_TEXT.replace("\r\n", "\n").replace("\r", "\n") + "\n"
-    assert html.replace("\n", " ") == AWKWARD_HTML.replace("\n", " ")
+    raw = message.as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii()
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    msg = email.message_from_bytes(raw, policy=default)
+    assert isinstance(msg, EmailMessage)
+    assert msg.keys() == [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Reply-To",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "Auto-Submitted",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    assert msg["From"] == "pqwatch <digest@pq.example.org>"
+    [to] = msg["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("Zoë O'Brien, MP", "officer@example.org")
+    assert msg["Subject"] == subject
+    assert msg["Date"].datetime == datetime(2026, 7, 8, 9, 30, tzinfo=UTC)
+    assert msg["Message-ID"] == "<digest.1234@pq.example.org>"
+    assert msg["Reply-To"] == OPERATOR
+    assert msg["List-Unsubscribe"] == (
+        f"<mailto:{OPERATOR}?subject=unsubscribe%20officer%40example.org>, <{unsubscribe}>"
+    )
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["MIME-Version"] == "1.0"
+    assert msg.get_content_type() == "multipart/alternative"
+    assert _parts(msg) == (_as_read(AWKWARD_TEXT), SHORT_HTML)
+    # Built again (sent again after a crash), the digest keeps its Message-ID.
+    again = _digest_message(AWKWARD_TEXT, SHORT_HTML, subject=subject, unsubscribe=unsubscribe)
+    assert again["Message-ID"] == msg["Message-ID"]
+
+
+def test_an_address_that_is_not_ascii_goes_with_smtputf8(smtp: MailServer) -> None:
+    got = _send(smtp, _digest_message(AWKWARD_TEXT, SHORT_HTML, to_email="zoë@example.org"))
+    assert got.rcpt_tos == ["zoë@example.org"]
+    assert {"SMTPUTF8", "BODY=8BITMIME"} <= set(got.mail_options)
+    lines = _wire_lines(got.raw)
+    assert max(len(line) for line in lines) <= 998
+    # The address is written in UTF-8 (it cannot be encoded), the bodies go as they are.
+    assert "To: zoë@example.org".encode() in lines[: lines.index(b"")]
+    assert _parts(got.message) == (_as_read(AWKWARD_TEXT), SHORT_HTML)
 
 
 def test_without_an_operator_or_a_real_sender_no_reply_address_is_invented(

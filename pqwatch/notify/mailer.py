@@ -7,6 +7,10 @@ Failures are classified because they are handled differently:
   Keep it pending, try it again later (with backoff), and carry on with the others.
 - TransientFailure: the server is down, timed out, dropped the connection, is closing (421)
   or refused the sender (MAIL FROM). Leave everything pending and stop; the next run sends it.
+
+Messages are email.message.EmailMessage, written for the wire by the email package: with
+SMTPUTF8 when an address is not ASCII; else with BODY=8BITMIME when a body goes 8bit and the
+server offers it, and all 7-bit when it does not.
 """
 
 from __future__ import annotations
@@ -16,11 +20,10 @@ import smtplib
 import socket
 import ssl
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pqwatch.config import ENV_SMTP_PASSWORD, EmailConfig
 from pqwatch.errors import DeliveryError
@@ -38,25 +41,8 @@ class RecipientDeferred(DeliveryError):
     pass
 
 
-@dataclass(frozen=True)
-class OutgoingMail:
-    """A message as it goes on the wire: the envelope, and RFC 5322 bytes with CRLF line ends."""
-
-    sender: str  # MAIL FROM
-    recipient: str  # RCPT TO
-    data: bytes
-    smtputf8: bool = False  # an address is not ASCII: the server must offer SMTPUTF8
-    eight_bit: bool = False  # a body is 8bit: the server must offer 8BITMIME
-    # The same message with no 8bit body, for a server that does not offer 8BITMIME.
-    seven_bit: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
-
-
-# A digest arrives ready for the wire (OutgoingMail); other mail (the operator's) as a message.
-Mail = EmailMessage | OutgoingMail
-
-
 class Transport(Protocol):
-    def send(self, message: Mail, name_hint: str) -> str:
+    def send(self, message: EmailMessage, name_hint: str) -> str:
         """Deliver; return the server's reply (or where the file went)."""
         ...
 
@@ -69,11 +55,9 @@ class FolderTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, message: Mail, name_hint: str) -> str:
-        if isinstance(message, OutgoingMail):
-            data = message.data.replace(b"\r\n", b"\n")  # files get the local line ends
-        else:
-            data = message.as_bytes()
+    def send(self, message: EmailMessage, name_hint: str) -> str:
+        # As it would go to a server offering 8BITMIME, with the local line ends.
+        data = message.as_bytes(policy=message.policy.clone(linesep="\n"))
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
@@ -134,25 +118,23 @@ class SMTPTransport:
             ) from None
         return smtp
 
-    def send(self, message: Mail, name_hint: str) -> str:
+    def send(self, message: EmailMessage, name_hint: str) -> str:
         if self._smtp is None:
             self._smtp = self._connect()
+        sender, recipients = _envelope(message)
         try:
-            if isinstance(message, OutgoingMail):
-                data, options = message.data, []
-                if message.smtputf8:
-                    options = ["SMTPUTF8", "BODY=8BITMIME"]
-                elif message.eight_bit:
+            if not "".join([sender, *recipients]).isascii():
+                # Headers in UTF-8, and SMTPUTF8 (smtplib sends nothing if the server lacks it).
+                data, options = _wire(message, utf8=True), ["SMTPUTF8", "BODY=8BITMIME"]
+            else:
+                data, options = _wire(message), []
+                if not data.isascii():  # a body goes 8bit
                     self._smtp.ehlo_or_helo_if_needed()
                     if self._smtp.has_extn("8bitmime"):
                         options = ["BODY=8BITMIME"]
-                    elif message.seven_bit is not None:
-                        data = message.seven_bit()
-                refused = self._smtp.sendmail(
-                    message.sender, [message.recipient], data, mail_options=options
-                )
-            else:
-                refused = self._smtp.send_message(message)
+                    else:
+                        data = _wire(message, cte_type="7bit")
+            refused = self._smtp.sendmail(sender, recipients, data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             replies = "; ".join(f"{r}: {_code_text(c)}" for r, c in exc.recipients.items())
             codes = [c[0] for c in exc.recipients.values()]
@@ -201,6 +183,22 @@ class SMTPTransport:
             except (OSError, smtplib.SMTPException):
                 pass
             self._drop()
+
+
+def _envelope(message: EmailMessage) -> tuple[str, list[str]]:
+    """MAIL FROM and RCPT TO: the addresses in From and To, as smtplib's send_message takes
+    them (our messages have neither Sender, Cc nor Bcc)."""
+    sender = getaddresses([str(message["From"])])[0][1]
+    return sender, [address for _, address in getaddresses([str(message["To"])])]
+
+
+def _wire(message: EmailMessage, **policy: Any) -> bytes:
+    """The message as it goes to the server, written by the email package: CRLF line ends;
+    headers in UTF-8 with utf8=True; with cte_type="7bit", for a server that does not offer
+    8BITMIME, each 8bit body encoded (in base64). (Not smtplib's send_message: it writes a
+    message whose addresses are ASCII with a generator that turns a body line starting with
+    "From " into ">From ".)"""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n", **policy))
 
 
 def _code_text(value: tuple[int, bytes | str]) -> str:

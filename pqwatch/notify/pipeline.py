@@ -33,7 +33,6 @@ from pqwatch.notify import render
 from pqwatch.notify.compose import ArchiveCache, compose
 from pqwatch.notify.due import is_due
 from pqwatch.notify.mailer import (
-    OutgoingMail,
     PermanentRefusal,
     RecipientDeferred,
     TransientFailure,
@@ -44,6 +43,7 @@ from pqwatch.notify.outcome import DigestOutcome, DigestRun
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+    from email.message import EmailMessage
 
     from pqwatch.service import PQWatch
     from pqwatch.store.outbox import OpenDigest, Outbox, RunContext, SubscriberRow
@@ -75,7 +75,7 @@ class Prepared:
     """A digest opened in the outbox and ready for the wire."""
 
     digest: OpenDigest
-    mail: OutgoingMail
+    mail: EmailMessage
     name: str  # the file name, when the transport writes files
     items: int
 

@@ -7,15 +7,12 @@ it before marking it safe, so nothing else can smuggle markup into a message.
 
 from __future__ import annotations
 
-import binascii
-import uuid
-from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import date, datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8, EmailPolicy
-from email.utils import format_datetime, formataddr, getaddresses, parseaddr
+from email.policy import SMTP, SMTPUTF8
+from email.utils import getaddresses, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
@@ -27,10 +24,8 @@ import nh3
 from markupsafe import Markup
 
 from pqwatch.notify.compose import SECTION_TITLES, SECTIONS, Digest
-from pqwatch.notify.mailer import OutgoingMail
+from pqwatch.resources import templates_dir
 from pqwatch.text import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES, strip_controls
-
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
 def _day(value: date | datetime | None) -> str:
@@ -63,7 +58,7 @@ def _safe_answer(html: str | None) -> Markup:
     )
     # A line per paragraph, list item and table row (a line break between two block tags
     # shows as nothing): mail lines may be 998 bytes at most, and a whole answer on one line
-    # would have to go quoted-printable, in 76-character pieces (see build_message).
+    # would make the HTML part go quoted-printable, in 76-character pieces (build_message).
     for end in _BLOCK_ENDS:
         if end in cleaned:
             cleaned = cleaned.replace(end, end + "\n")
@@ -71,26 +66,6 @@ def _safe_answer(html: str | None) -> Markup:
 
 
 _BLOCK_ENDS = ("</p>", "</li>", "</tr>", "</ul>", "</ol>", "</table>")
-
-
-class _MacroCache:
-    """`cached(macro, *args)` in a template: the macro's output, rendered once per distinct
-    arguments. Digest items are frozen values and a macro's output depends on its arguments
-    only, so subscribers of the same watch share their items' rendering. Macro names are the
-    key with the arguments: keep them distinct across templates."""
-
-    def __init__(self, size: int = 8192) -> None:
-        self.size = size
-        self._done: dict[tuple[str, tuple[Hashable, ...]], str] = {}
-
-    def __call__(self, macro: jinja2.runtime.Macro, *args: Hashable) -> str:
-        key = (macro.name, args)
-        found = self._done.get(key)
-        if found is None:
-            if len(self._done) >= self.size:
-                self._done.clear()
-            found = self._done[key] = macro(*args)
-        return found
 
 
 def _finalize(value: object) -> object:
@@ -103,9 +78,10 @@ def _finalize(value: object) -> object:
     return value
 
 
-def environment(folder: Path = TEMPLATES_DIR) -> jinja2.Environment:
+def environment(folder: Path | None = None) -> jinja2.Environment:
+    """Templates from `folder`; by default pqwatch's own (pqwatch/resources.py finds them)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
+        loader=jinja2.FileSystemLoader(folder or templates_dir()),
         autoescape=jinja2.select_autoescape(["html", "xml"]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -113,7 +89,6 @@ def environment(folder: Path = TEMPLATES_DIR) -> jinja2.Environment:
     )
     env.filters["day"] = _day
     env.filters["safe_answer"] = _safe_answer
-    env.globals["cached"] = _MacroCache()
     return env
 
 
@@ -204,80 +179,32 @@ def unsubscribe_mailto(operator: str, email: str) -> str:
     return f"mailto:{operator}?subject={quote('unsubscribe ' + email)}"
 
 
-_CRLF = b"\r\n"
-
-
 # RFC 5321: a line of a message is at most 998 bytes, without its CRLF.
 _MAX_LINE = 998
 
-
-def _body(text: str, eight_bit: bool, boundary: bytes, html: bool = False) -> tuple[bytes, bytes]:
-    """A text body for the wire, and its Content-Transfer-Encoding.
-
-    Lines that are short enough go as they are: 7bit when ASCII, 8bit when UTF-8 and the
-    server takes it (eight_bit). Otherwise quoted-printable, which cuts lines into
-    76-character pieces: a mail server reads a message line by line, and a digest of 50
-    items was some 3,000 such lines, which made the local test server the slowest part of
-    sending (bench/digests.py). In HTML a long line is broken at a space, which HTML reads
-    as the same (our markup and nh3's keep no space that matters: no <pre>, and only style
-    attributes hold spaces).
-
-    Quoted-printable is encoded line by line: it never joins lines, so a digest is its
-    lines' encodings end to end, and lines repeat across digests. Line ends are what the
-    email package takes them to be (\\n, \\r\\n, \\r); the body ends with one. It never
-    contains "==", which the boundary does; a body as it is must not contain the boundary."""
-    raw = text.encode("utf-8")
-    lines = raw.splitlines() or [b""]
-    if html:
-        lines = [piece for line in lines for piece in _wrap(line)]
-    fits = (
-        b"\0" not in raw and boundary not in raw and max(len(line) for line in lines) <= _MAX_LINE
-    )
-    if fits and raw.isascii():
-        return _CRLF.join(lines) + _CRLF, b"7bit"
-    if fits and eight_bit:
-        return _CRLF.join(lines) + _CRLF, b"8bit"
-    return b"".join([_qp_line(line) for line in lines]), b"quoted-printable"
+# The policies digests carry: SMTP's (CRLF line ends), SMTPUTF8's when an address is not
+# ASCII (headers in UTF-8), and lines of at most 76 characters where the package breaks them:
+# headers are folded there (RFC 5322 asks 78 at most) and quoted-printable bodies are written
+# in such lines, as RFC 2045 requires.
+_POLICY = SMTP.clone(max_line_length=76)
+_POLICY_UTF8 = SMTPUTF8.clone(max_line_length=76)
 
 
-def _wrap(line: bytes) -> list[bytes]:
-    """A line cut at spaces into pieces of at most _MAX_LINE bytes (a piece with no space to
-    cut at stays longer)."""
-    pieces = []
-    while len(line) > _MAX_LINE:
-        cut = line.rfind(b" ", 0, _MAX_LINE + 1)
-        if cut <= 0:
-            break
-        pieces.append(line[:cut])
-        line = line[cut + 1 :]
-    pieces.append(line)
-    return pieces
+@lru_cache(maxsize=256)  # the sender, the operator and the fixed values, once a run
+def _header(name: str, value: str) -> BaseHeader:
+    """A header parsed once: set on a message, it is stored as it is, not parsed again."""
+    header: BaseHeader = _POLICY.header_factory(name, value)
+    return header
 
 
-@lru_cache(maxsize=65536)  # the same item lines go to every subscriber of a watch
-def _qp_line(line: bytes) -> bytes:
-    """One line (no line end) in quoted-printable, soft-wrapped at 76, ended with CRLF."""
-    return binascii.b2a_qp(line, istext=True).replace(b"\n", _CRLF) + _CRLF
-
-
-@lru_cache(maxsize=1024)  # the sender, and subjects, repeat across a run
-def _parsed_header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> bytes:
-    return policy.fold_binary(name, policy.header_factory(name, value))
-
-
-def _header(policy: EmailPolicy[EmailMessage], name: str, value: str) -> bytes:
-    """One header line as the email package writes it. Address headers are parsed by its
-    header classes (the sender once per run). A short printable ASCII value of another header
-    is written as it is, which is what the package's folding does with it, without parsing
-    it first; anything else (long, non-ASCII, an encoded word) goes through the package."""
-    if name not in {"From", "To"} and (
-        len(name) + len(value) + 2 <= 78
-        and value.isascii()
-        and value.isprintable()
-        and "=?" not in value
-    ):
-        return f"{name}: {value}\r\n".encode("ascii")
-    return _parsed_header(policy, name, value)
+def _transfer_encoding(body: str) -> str:
+    """How a body goes: as it is when every line fits in a mail line (7bit when ASCII, else
+    8bit, which a server without 8BITMIME gets in a 7-bit form: mailer.py), else
+    quoted-printable, which the email package writes in 76-character lines. (Left to choose,
+    the package would encode every body with a line over 76 characters.)"""
+    if "\0" not in body and max(map(len, body.encode().splitlines()), default=0) <= _MAX_LINE:
+        return "7bit" if body.isascii() else "8bit"
+    return "quoted-printable"
 
 
 def build_message(
@@ -290,73 +217,39 @@ def build_message(
     operator: str | None,
     unsubscribe_url: str | None,
     when: datetime,
-    eight_bit: bool = True,
-) -> OutgoingMail:
-    """The digest as multipart/alternative (text, then HTML; UTF-8). Each body goes 7bit or
-    8bit when its lines allow, else quoted-printable (_body); with eight_bit=False nothing
-    goes 8bit, for a server that does not offer 8BITMIME (OutgoingMail.seven_bit).
-
-    Headers are folded and encoded as the email package does; the bodies are encoded here, a
-    line at a time with a cache, because the package's encoder and generator (and its header
-    parsing) cost more than composing and rendering a digest (about 25 ms for 50 items)."""
-
-    def seven_bit() -> bytes:
-        return build_message(
-            rendered, sender=sender, to_name=to_name, to_email=to_email,
-            message_id=message_id, operator=operator, unsubscribe_url=unsubscribe_url,
-            when=when, eight_bit=False,
-        ).data  # fmt: skip
-
+) -> EmailMessage:
+    """The digest as multipart/alternative (text, then HTML; UTF-8), built with the email
+    package. A re-send of the same digest has the same Message-ID (message_id)."""
     from_addr = getaddresses([sender])[0][1]
     # As smtplib's send_message decides: a non-ASCII address needs SMTPUTF8 (names do not).
-    international = not (from_addr + to_email).isascii()
-    policy = SMTPUTF8 if international else SMTP
+    msg = EmailMessage(policy=_POLICY if (from_addr + to_email).isascii() else _POLICY_UTF8)
+    msg["From"] = _header("From", sender)
+    # An Address, not formataddr's text: a name that is not ASCII comes out of formataddr
+    # as an encoded word, which Python 3.11's folding writes back partly unencoded, leaving
+    # a comma in it bare ("Zoë O'Brien, MP" read as two addresses).
+    local, _, domain = to_email.rpartition("@")
+    msg["To"] = Address(display_name=to_name, username=local, domain=domain)
+    msg["Subject"] = rendered.subject
+    msg["Date"] = when
+    msg["Message-ID"] = message_id
+    if operator:
+        # The footer says "reply to" the operator: a reply must reach them, not the sender.
+        msg["Reply-To"] = _header("Reply-To", operator)
     targets = [f"<{unsubscribe_mailto(operator, to_email)}>"] if operator else []
     if unsubscribe_url:
         targets.append(f"<{unsubscribe_url}>")
-    headers = [
-        ("From", sender),
-        ("To", formataddr((to_name, to_email)) if to_name else to_email),
-        ("Subject", rendered.subject),
-        ("Date", format_datetime(when)),
-        ("Message-ID", message_id),
-    ]
-    if operator:
-        # The footer says "reply to" the operator: a reply must reach them, not the sender.
-        headers.append(("Reply-To", operator))
     if targets:
-        headers.append(("List-Unsubscribe", ", ".join(targets)))
+        msg["List-Unsubscribe"] = ", ".join(targets)
     if unsubscribe_url:
         # RFC 8058: one-click unsubscription needs an HTTPS URI in List-Unsubscribe.
-        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
-    headers += [("Auto-Submitted", "auto-generated"), ("MIME-Version", "1.0")]
-    out = [_header(policy, name, value) for name, value in headers]
-    boundary = f"==============={uuid.uuid4().hex}==".encode("ascii")
-    bodies = [
-        (b"plain", *_body(rendered.text, eight_bit, boundary)),
-        (b"html", *_body(rendered.html, eight_bit, boundary, html=True)),
-    ]
-    out.append(b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n')
-    out.append(_CRLF)
-    for subtype, body, cte in bodies:
-        out += [
-            b"--" + boundary + _CRLF,
-            b"Content-Type: text/" + subtype + b'; charset="utf-8"' + _CRLF,
-            b"Content-Transfer-Encoding: " + cte + _CRLF,
-            _CRLF,
-            body,
-            _CRLF,
-        ]
-    out.append(b"--" + boundary + b"--" + _CRLF)
-    uses_8bit = any(cte == b"8bit" for _, _, cte in bodies)
-    return OutgoingMail(
-        sender=from_addr,
-        recipient=to_email,
-        data=b"".join(out),
-        smtputf8=international,
-        eight_bit=uses_8bit,
-        seven_bit=seven_bit if uses_8bit else None,
-    )
+        msg["List-Unsubscribe-Post"] = _header(
+            "List-Unsubscribe-Post", "List-Unsubscribe=One-Click"
+        )
+    msg["Auto-Submitted"] = _header("Auto-Submitted", "auto-generated")
+    msg["MIME-Version"] = _header("MIME-Version", "1.0")
+    msg.set_content(rendered.text, cte=_transfer_encoding(rendered.text))
+    msg.add_alternative(rendered.html, subtype="html", cte=_transfer_encoding(rendered.html))
+    return msg
 
 
 def sender_domain(sender: str) -> str:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
 from pqwatch.errors import ConfigError, PQWatchError, StorageError
+from pqwatch.resources import migrations_dir
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
 # The newest revision in migrations/versions (a test keeps the two in step). Knowing it lets
 # every command check the schema with one query instead of loading Alembic.
 SCHEMA_HEAD = "0010"
@@ -322,7 +322,8 @@ class Database:
         from alembic.config import Config as AlembicConfig
 
         cfg = AlembicConfig(stdout=io.StringIO())  # pqwatch reports results itself
-        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        # The packaged migrations, or the repository's (pqwatch/resources.py has the rule).
+        cfg.set_main_option("script_location", str(migrations_dir()))
         cfg.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
         if connection is not None:
             cfg.attributes["connection"] = connection
