@@ -271,7 +271,14 @@ class PQWatch:
             # Writing files instead of mailing, then marking them sent, would lose the mail.
             raise UsageError("--out without --dry-run only applies when no smtp_host is set")
         return pipeline.send_digests(
-            self, subs, dry_run=dry_run, out=out, due_only=due_only, on_wait=on_wait
+            self.outbox,
+            self.config,
+            subs,
+            now=self.now,
+            dry_run=dry_run,
+            out=out,
+            due_only=due_only,
+            on_wait=on_wait,
         )
 
     # -- feeds ----------------------------------------------------------------------------

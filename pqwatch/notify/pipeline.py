@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pqwatch import locks
-from pqwatch.config import EmailConfig
+from pqwatch.config import Config, EmailConfig, ScheduleConfig
 from pqwatch.errors import StorageError
 from pqwatch.notify import render
 from pqwatch.notify.compose import ArchiveCache, compose
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from email.message import EmailMessage
 
-    from pqwatch.service import PQWatch
     from pqwatch.store.outbox import OpenDigest, Outbox, RunContext, SubscriberRow
 
 # How long a run waits for another sender to finish before giving up (one line, exit 1).
@@ -83,10 +82,10 @@ class Prepared:
 class _Renderer:
     """Composes and renders one opened digest. Reads only; used by one thread at a time."""
 
-    def __init__(self, svc: PQWatch, context: RunContext) -> None:
-        self.svc = svc
+    def __init__(self, outbox: Outbox, config: Config, context: RunContext) -> None:
+        self.outbox, self.config = outbox, config
         self.context = context
-        self.tz = ZoneInfo(svc.config.schedule.timezone)
+        self.tz = ZoneInfo(config.schedule.timezone)
         self.env = render.environment()
         self.cache = ArchiveCache()  # the questions of this run, read once
         self._held: ExitStack | None = None
@@ -98,11 +97,11 @@ class _Renderer:
             self._held = None
 
     def __call__(self, od: OpenDigest) -> Prepared:
-        svc, context, sub = self.svc, self.context, od.subscriber
+        outbox, context, sub = self.outbox, self.context, od.subscriber
         if self._held is None:
             self._held = ExitStack()
-            self._held.enter_context(svc.outbox.holding_connections())
-        with svc.outbox.reading() as conn:
+            self._held.enter_context(outbox.holding_connections())
+        with outbox.reading() as conn:
             digest = compose(
                 conn,
                 subscriber_id=sub.id,
@@ -116,9 +115,9 @@ class _Renderer:
             )
         last_ok, failures = context.health(od.period_start)
         digest = replace(digest, last_poll_ok_at=last_ok, poll_failures=failures)
-        email = svc.config.email
+        email = self.config.email
         operator = reply_address(email)
-        site = svc.config.feeds.site_url
+        site = self.config.feeds.site_url
         token = context.tokens.get(sub.id)
         unsubscribe = f"{site}/unsubscribe/{token}" if site and token else None
         watches = context.subscriptions.get(sub.id, [])
@@ -193,10 +192,11 @@ class _Planned:
 
 
 def _plan(
-    svc: PQWatch,
+    sched: ScheduleConfig,
     subs: Sequence[SubscriberRow],
     context: RunContext,
     *,
+    now: datetime,
     started: datetime,
     due_only: bool,
     dry_run: bool,
@@ -204,9 +204,7 @@ def _plan(
 ) -> list[_Planned]:
     """Who gets a digest in this run. A subscriber sent one (or refused for good) since this
     run began was served by another run while this one waited for the send lock."""
-    sched = svc.config.schedule
     tz = ZoneInfo(sched.timezone)
-    now = svc.now()
     plan = []
     for sub in subs:
         last = context.last_sent.get(sub.id)
@@ -231,41 +229,46 @@ def _plan(
 
 
 def send_digests(
-    svc: PQWatch,
+    outbox: Outbox,
+    config: Config,
     subs: Sequence[SubscriberRow],
     *,
+    now: Callable[[], datetime],
     dry_run: bool,
     out: Path | None,
     due_only: bool,
     on_wait: Callable[[str], None] | None = None,
+    transport: Transport | None = None,
 ) -> DigestRun:
     """Deliver what each subscriber is owed (only where a slot has passed, or a digest is
-    pending, with due_only); stop at the first outage: the rest would fail the same way."""
+    pending, with due_only); stop at the first outage: the rest would fail the same way.
+    The transport defaults to the config's: SMTP, or .eml files in `out` or the outbox."""
     run = DigestRun()
-    started = svc.now()
+    started = now()
     lock = (
         nullcontext()
         if dry_run
-        else locks.sender(svc.db.describe(), wait_seconds=SENDER_WAIT_SECONDS, on_wait=on_wait)
+        else locks.sender(outbox.db.describe(), wait_seconds=SENDER_WAIT_SECONDS, on_wait=on_wait)
     )
     with lock:
-        context = svc.outbox.run_context()
+        context = outbox.run_context()
         plan = _plan(
-            svc, subs, context, started=started, due_only=due_only, dry_run=dry_run, run=run
-        )
-        renderer = _Renderer(svc, context)
-        transport = make_transport(svc.config.email, out)
+            config.schedule, subs, context,
+            now=now(), started=started, due_only=due_only, dry_run=dry_run, run=run,
+        )  # fmt: skip
+        renderer = _Renderer(outbox, config, context)
+        transport = transport or make_transport(config.email, out)
         # Each thread keeps its connections for the run. (That also keeps SQLite's WAL: it is
         # checkpointed and deleted whenever the last connection closes, which would otherwise
         # happen after every transaction here.)
         with (
-            svc.outbox.holding_connections(),
+            outbox.holding_connections(),
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqwatch-digest") as worker,
         ):
 
             def start(p: _Planned) -> tuple[OpenDigest, Future[Prepared]] | DigestOutcome:
                 """Open the digest (a write, in this thread) and render it on the worker."""
-                od = svc.outbox.open_digest(p.sub, dry_run=dry_run, allow_empty=p.allow_empty)
+                od = outbox.open_digest(p.sub, dry_run=dry_run, allow_empty=p.allow_empty)
                 if od is None:
                     return DigestOutcome(p.sub.email, "nothing", 0, "nothing new")
                 return od, worker.submit(renderer, od)
@@ -282,7 +285,7 @@ def send_digests(
                         run.outcomes.append(current)
                         continue
                     prepared = current[1].result()
-                    outcome = _deliver(svc.outbox, transport, prepared, svc.now(), dry_run=dry_run)
+                    outcome = _deliver(outbox, transport, prepared, now(), dry_run=dry_run)
                     run.outcomes.append(outcome)
                     if outcome.status == "pending":
                         run.error = f"{outcome.email}: {outcome.detail}"
@@ -290,7 +293,7 @@ def send_digests(
             finally:
                 try:
                     if isinstance(ahead, tuple):
-                        _abandon(svc.outbox, ahead[0])
+                        _abandon(outbox, ahead[0])
                 finally:
                     transport.close()
                     worker.submit(renderer.close).result()
