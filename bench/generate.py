@@ -11,7 +11,7 @@ modest built-in defaults are used (:func:`default_profile`), so the generator al
   gives the same questions (each day has its own ``random.Random`` derived from the seed
   and the date, so any slice of the archive can be generated on its own).
 * :func:`write_pages` writes them as gzip JSON arrays of ``{"value", "links"}`` items,
-  which :func:`pqwatch.sources.replay.load_items` and ``ReplayServer.load_files`` read.
+  which :func:`pqwatch.testing.replay.load_items` and ``ReplayServer.load_files`` read.
 * Text is drawn from the real questions' and answers' vocabularies (their own Zipf-like
   frequencies), with a few known topics planted at known rates (:data:`TOPICS`); their
   words are kept out of all other text, so a search for one finds exactly the planted items.
@@ -296,7 +296,7 @@ def _read(path: Path) -> Any:
 def profile(data_dir: Path) -> Profile:
     """Measure the distributions from the real recordings under ``data_dir`` (the folder
     holding ``uk_parliament/``). Falls back to :func:`default_profile` if there are none."""
-    from pqwatch.sources.replay import load_items
+    from pqwatch.testing.replay import load_items
 
     files = _recordings(Path(data_dir))
     if not files["dumps"] and not files["snapshots"]:

@@ -70,7 +70,7 @@ def _config(work: Path, base_url: str) -> Path:
 
 
 def run(n: int, seed: int, work: Path) -> dict[str, Any]:
-    from pqwatch.sources.replay import ReplayServer
+    from pqwatch.testing.replay import ReplayServer
 
     work.mkdir(parents=True, exist_ok=True)
     start, end = _span(n)

@@ -1,7 +1,7 @@
 """Benchmark: what one ordinary daily poll costs, against re-fetching the month (issue 8,
 item 6).
 
-A month of questions is served by :class:`pqwatch.sources.replay.ReplayServer`: the real
+A month of questions is served by :class:`pqwatch.testing.replay.ReplayServer`: the real
 recordings of July 2024 (``shared/data/uk_parliament``: the Commons list dump with its
 long-form detail text; never the acceptance data) when present, else generated ones.
 The server first holds the month as it stood at the end of day D-1 (questions tabled by then,
@@ -34,7 +34,7 @@ from bench.generate import data_dir, generate
 from pqwatch.config import load_config
 from pqwatch.ingest import default_client
 from pqwatch.service import PQWatch
-from pqwatch.sources.replay import ReplayServer, load_items
+from pqwatch.testing.replay import ReplayServer, load_items
 
 MONTH = (date(2024, 7, 1), date(2024, 7, 31))
 _ANSWER_FIELDS: dict[str, Any] = {

@@ -19,7 +19,7 @@ import pytest
 
 from pqwatch.config import load_config
 from pqwatch.service import PQWatch
-from pqwatch.sources.replay import ReplayServer
+from pqwatch.testing.replay import ReplayServer
 from tests.smtp_server import MailServer
 
 REPO = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ from bench.generate import (
     write_archive,
     write_pages,
 )
-from pqwatch.sources.replay import ReplayServer, load_items
+from pqwatch.testing.replay import ReplayServer, load_items
 from tests.conftest import api_config, open_service, rows
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T00:00:00$")

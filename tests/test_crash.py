@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pqwatch.sources.replay import ReplayServer, load_items
+from pqwatch.testing.replay import ReplayServer, load_items
 from tests.conftest import api_config
 
 REPO = Path(__file__).resolve().parent.parent

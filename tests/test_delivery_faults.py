@@ -20,7 +20,7 @@ from typing import Any
 
 from pqwatch.config import load_config
 from pqwatch.service import PQWatch
-from pqwatch.sources.replay import ReplayServer, load_items
+from pqwatch.testing.replay import ReplayServer, load_items
 from tests.conftest import CliResult, api_config, rows
 from tests.smtp_server import MailServer
 

@@ -24,7 +24,7 @@ import pytest
 from bs4 import BeautifulSoup
 from bs4.element import Tag
 
-from pqwatch.sources.replay import Fault, ReplayServer, load_items
+from pqwatch.testing.replay import Fault, ReplayServer, load_items
 from tests.conftest import CliResult, api_config, rows
 from tests.smtp_server import MailServer, Received
 

@@ -18,7 +18,7 @@ import pytest
 
 from pqwatch.feeds.server import FeedServer
 from pqwatch.service import PQWatch
-from pqwatch.sources.replay import ReplayServer, load_items
+from pqwatch.testing.replay import ReplayServer, load_items
 from tests.conftest import CliResult, api_config, open_service, readline_within, rows
 
 WATCHES = """

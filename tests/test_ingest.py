@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from pqwatch.config import UKParliamentConfig
-from pqwatch.sources.replay import Fault, ReplayServer, load_items
 from pqwatch.sources.uk_parliament import UKParliamentClient
+from pqwatch.testing.replay import Fault, ReplayServer, load_items
 from tests.conftest import CliResult, api_config, open_service, rows
 
 UKP = "uk_parliament"

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
 
-from pqwatch.sources.replay import ReplayServer, load_items
+from pqwatch.testing.replay import ReplayServer, load_items
 from tests.conftest import REPO, api_config
 
 WATCH = """

@@ -35,10 +35,10 @@ from pqwatch.config import Config, DatabaseConfig, UKParliamentConfig, load_conf
 from pqwatch.decide import prepare_answer
 from pqwatch.errors import SourceError
 from pqwatch.service import PQWatch
-from pqwatch.sources.replay import Fault, ReplayServer, list_form, load_items
 from pqwatch.sources.uk_parliament import DETAIL_PATH, LIST_PATH, UKParliamentClient, parse_question
 from pqwatch.store.archive import Archive
 from pqwatch.store.db import Database
+from pqwatch.testing.replay import Fault, ReplayServer, list_form, load_items
 from pqwatch.types import QuestionData
 from tests.conftest import DATA_DIR, api_config, open_service, rows
 

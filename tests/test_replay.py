@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pqwatch.sources.replay import (
+from pqwatch.testing.replay import (
     Fault,
     ReplayServer,
     list_answer_text,
@@ -542,7 +542,7 @@ def test_command_line(data_dir: Path) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     process = subprocess.Popen(
-        [sys.executable, "-m", "pqwatch.sources.replay", "--port", "0", str(data_dir / AWS_LIST)],
+        [sys.executable, "-m", "pqwatch.testing.replay", "--port", "0", str(data_dir / AWS_LIST)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -29,7 +29,7 @@ from pqwatch.scheduler import (
     configure_logging,
     guarded,
 )
-from pqwatch.sources.replay import Fault, ReplayServer, load_items
+from pqwatch.testing.replay import Fault, ReplayServer, load_items
 from tests.conftest import CliResult, api_config, open_service, rows
 
 LONDON = ZoneInfo("Europe/London")

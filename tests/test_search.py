@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pqwatch.sources.replay import ReplayServer, load_items
+from pqwatch.testing.replay import ReplayServer, load_items
 from tests.conftest import CliResult, api_config, open_service, rows
 
 TOPICS = re.compile(r"palliative|hospice|school|defence|short breaks", re.I)

@@ -9,7 +9,7 @@ import pytest
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString, Tag
 
-from pqwatch.sources.replay import load_items
+from pqwatch.testing.replay import load_items
 from pqwatch.text import _finish, html_to_text, plain_text_to_html, sanitize_html
 
 _BLOCK = {"p", "ul", "ol", "table", "thead", "tbody"}

@@ -14,7 +14,7 @@ from typing import Any
 
 import feedparser
 
-from pqwatch.sources.replay import Fault, ReplayServer, load_items
+from pqwatch.testing.replay import Fault, ReplayServer, load_items
 from tests.conftest import CliResult, api_config, rows
 
 # What must never reach a terminal: C0 controls but tab and newline, DEL, C1 controls.

@@ -16,7 +16,7 @@ records every request it receives for assertions. Standard library only::
     with ReplayServer.from_files([dump, longform]) as server:
         httpx.get(server.base_url + "/api/writtenquestions/questions", params={"take": 5})
 
-Run ``python -m pqwatch.sources.replay FILE...`` to serve recordings by hand.
+Run ``python -m pqwatch.testing.replay FILE...`` to serve recordings by hand.
 """
 
 from __future__ import annotations
@@ -809,7 +809,7 @@ class ReplayServer:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pqwatch.sources.replay",
+        prog="python -m pqwatch.testing.replay",
         description=(
             "Serve recorded UK Parliament Written Questions API data on a local port, "
             "mimicking GET /api/writtenquestions/questions and /questions/{id}."
