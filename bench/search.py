@@ -7,7 +7,7 @@ queries measures
 
 * whole-process wall time of ``pqwatch --config C search Q --format json --limit 20`` and of
   ``sqlite-utils search DB questions Q --limit 20`` (best of 3, run alternately);
-* in-process latency of ``pqwatch.search.engine.search`` (warm; median and p95 of 5 runs).
+* in-process latency of ``pqwatch.store.sqlite.search.search`` (warm; median and p95 of 5 runs).
 
     .venv/bin/python -m bench.search                   # 600,000 questions (builds once)
     .venv/bin/python -m bench.search --n 500           # smoke test, seconds
@@ -115,8 +115,8 @@ BROAD: tuple[str, ...] = (
 
 def measure_broad(root: Path, *, runs: int = 3) -> list[dict[str, Any]]:
     """The BROAD queries in process on the CLI's connection: median of warm runs."""
-    from pqwatch.search.engine import search
     from pqwatch.store.db import Database
+    from pqwatch.store.sqlite.search import search
 
     db = Database(f"sqlite:///{root / 'pqwatch.db'}")
     out = []
@@ -338,8 +338,8 @@ def _pct(values: Sequence[float], p: float) -> float:
 
 
 def measure(root: Path, *, repeat: int = 3, runs: int = 5) -> list[dict[str, Any]]:
-    from pqwatch.search.engine import search
     from pqwatch.store.db import Database
+    from pqwatch.store.sqlite.search import search
 
     cfg = root / "config.toml"
     pq = str(BIN / "pqwatch")

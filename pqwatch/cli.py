@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pqwatch.ingest import Progress as IngestProgress
     from pqwatch.ingest import RunSummary
     from pqwatch.notify.outcome import DigestRun
-    from pqwatch.search.engine import QuestionStory, SearchResult
+    from pqwatch.search.results import QuestionStory, SearchResult
     from pqwatch.service import PQWatch
 
 app = typer.Typer(
@@ -352,7 +352,7 @@ def _print_hits(result: SearchResult) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from pqwatch.search.engine import MARK_END, MARK_START
+    from pqwatch.search.results import MARK_END, MARK_START
 
     console = Console()
     table = Table(show_lines=True, expand=True)

@@ -305,7 +305,7 @@ def _resolve_url(url: str, base: Path) -> str:
 
 
 def _cross_check(cfg: Config, where: str) -> None:
-    from pqwatch.search.query import compile_query  # stdlib-only module
+    from pqwatch.query import parse  # stdlib-only module
 
     if cfg.email.smtp_host and cfg.email.from_ == EmailConfig.from_:
         # Mail from pqwatch@localhost is refused or lost, and replies go nowhere.
@@ -320,7 +320,7 @@ def _cross_check(cfg: Config, where: str) -> None:
             raise ConfigError(f"{where}: watches[{i}].name: duplicate watch name {w.name!r}")
         names[w.name.casefold()] = i
         try:
-            compile_query(w.query)
+            parse(w.query)
         except UsageError as exc:
             raise ConfigError(f"{where}: watches[{i}].query: {exc}") from None
     emails: set[str] = set()

@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 
     from pqwatch.feeds.server import FeedServer
     from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
-    from pqwatch.search.engine import Preview, QuestionStory, SearchResult, WatchStats
-    from pqwatch.search.matching import Matcher
+    from pqwatch.search.results import Preview, QuestionStory, SearchResult, WatchStats
     from pqwatch.store.archive import Archive
     from pqwatch.store.outbox import Outbox
     from pqwatch.store.reads import Reads
+    from pqwatch.store.sqlite.matching import Matcher
 
 
 def utcnow() -> datetime:
@@ -85,7 +85,7 @@ class PQWatch:
 
     @cached_property
     def matcher(self) -> Matcher:
-        from pqwatch.search.matching import Matcher
+        from pqwatch.store.sqlite.matching import Matcher
 
         return Matcher()
 
@@ -207,7 +207,7 @@ class PQWatch:
         return self.now().astimezone(ZoneInfo(self.config.schedule.timezone)).date()
 
     def search(self, query: str, *, limit: int = 20, sort: str = "relevance") -> SearchResult:
-        from pqwatch.search import engine
+        from pqwatch.store.sqlite import search as engine
 
         self.ensure_ready()
         if self.db.path is not None:  # a plain sqlite3 connection: no SQLAlchemy import
@@ -217,7 +217,7 @@ class PQWatch:
             return engine.search(session.connection(), query, limit=limit, sort=sort)
 
     def show(self, ref: str) -> QuestionStory:
-        from pqwatch.search import engine
+        from pqwatch.store.sqlite import search as engine
 
         day, slash, _ = ref.strip().partition("/")
         if slash:
@@ -232,14 +232,14 @@ class PQWatch:
             return engine.question_story(session.connection(), ref)
 
     def watches(self) -> list[WatchStats]:
-        from pqwatch.search import engine
+        from pqwatch.store.sqlite import search as engine
 
         self.ensure_ready()
         with self.db.read() as session:
             return engine.watch_stats(session.connection(), self.today())
 
     def preview(self, query: str, since: date | None = None, until: date | None = None) -> Preview:
-        from pqwatch.search import engine
+        from pqwatch.store.sqlite import search as engine
 
         self._not_future(since=since, until=until)
         self.ensure_ready()

@@ -4,6 +4,7 @@ functions and under TYPE_CHECKING count too), and only the CLI and the daemon us
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pqwatch"
@@ -68,3 +69,24 @@ def test_no_import_cycles() -> None:
 def test_only_the_cli_and_the_daemon_use_the_facade() -> None:
     users = sorted(m for m, deps in _imports().items() if "pqwatch.service" in deps)
     assert users == ["pqwatch.cli", "pqwatch.scheduler"]
+
+
+SQL = re.compile(
+    r"\b(SELECT\b.+\bFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TEMP\s+)?"
+    r"(TABLE|INDEX|VIRTUAL))\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def test_sql_lives_in_the_store() -> None:
+    """Every SQL statement is in pqwatch/store/ (the SQLite one in store/sqlite/): a database
+    of another kind plugs in there without touching the other stages."""
+    outside = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if SQL.search(node.value):
+                    outside.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert outside == []

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from pqwatch.notify.compose import ArchiveCache
-from pqwatch.search.engine import MARK_END, MARK_START, marked_terms
-from pqwatch.search.query import compile_query
+from pqwatch.search.results import MARK_END, MARK_START, marked_terms
+from pqwatch.store.sqlite.compile import compile_query
 
 TEXTS = {
     1: (

@@ -12,12 +12,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pqwatch.errors import UsageError
-from pqwatch.search.query import (
-    CompiledQuery,
-    QuerySyntaxError,
-    compile_query,
-    parse,
-)
+from pqwatch.query import QuerySyntaxError, parse
+from pqwatch.store.sqlite.compile import CompiledQuery, compile_query
 
 SCHEMA = """
 CREATE TABLE member (id INTEGER PRIMARY KEY, name TEXT);

@@ -498,8 +498,8 @@ def test_every_search_plan_returns_the_same_page_as_a_plain_query(
     caps: dict[str, int],
     sort: str,
 ) -> None:
-    from pqwatch.search import engine
-    from pqwatch.search.query import compile_query
+    from pqwatch.store.sqlite import search as engine
+    from pqwatch.store.sqlite.compile import compile_query
 
     for name, value in caps.items():
         monkeypatch.setattr(engine, name, value)
@@ -536,7 +536,7 @@ def test_every_search_plan_returns_the_same_page_as_a_plain_query(
 def test_prefix_hits_keep_their_marks_and_a_short_prefix_is_refused(
     archive: tuple[Path, dict[int, Any]], cli: Callable[..., CliResult]
 ) -> None:
-    from pqwatch.search import engine
+    from pqwatch.store.sqlite import search as engine
 
     config, _ = archive
     conn = sqlite3.connect(config.parent / "pqwatch.db")
@@ -560,8 +560,8 @@ def test_filters_alone_page_newest_first_by_the_newest_index(
 ) -> None:
     """ "house:lords" sorted every Lords question for a page; migration 0007's index on the
     sort key lets SQLite stop after the page. The key must stay the index's expression."""
-    from pqwatch.search import engine
-    from pqwatch.search.query import compile_query
+    from pqwatch.store.sqlite import search as engine
+    from pqwatch.store.sqlite.compile import compile_query
 
     config, _ = archive
     where, params = compile_query("house:lords").sql()
@@ -577,7 +577,7 @@ def test_filters_alone_page_newest_first_by_the_newest_index(
 def test_a_capped_count_reads_more_than(
     config: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pqwatch.search import engine
+    from pqwatch.store.sqlite import search as engine
 
     monkeypatch.setattr(engine, "FILTERED_SCAN_CAP", 3)
     result = cli("--config", config, "search", "school house:commons")

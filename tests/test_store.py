@@ -393,7 +393,7 @@ def test_facet_words_written_by_the_store_match_the_migration(tmp_path: Path) ->
 def test_words_never_match_the_index_facets(tmp_path: Path) -> None:
     # The facets column holds made-up words (sunanswered, d3, ty2025, ...): a user's words
     # and prefixes must find only heading, question and answer text.
-    from pqwatch.search.engine import search
+    from pqwatch.store.sqlite.search import search
 
     db, archive = _archive(tmp_path / "w.db", datetime(2025, 3, 1, tzinfo=UTC))
     items = [
@@ -415,7 +415,7 @@ def test_words_never_match_the_index_facets(tmp_path: Path) -> None:
 def test_newest_first_month_walk_reaches_answers_dated_before_any_tabling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pqwatch.search import engine
+    from pqwatch.store.sqlite import search as engine
 
     monkeypatch.setattr(engine, "MONTH_WALK_FROM", 0)  # always walk month by month
     db, archive = _archive(tmp_path / "m.db", datetime(2025, 3, 1, tzinfo=UTC))

@@ -1,6 +1,6 @@
 """a facets column in the full-text index: House, status, department and the tabled and
 answered year and month as made-up words, so that filtered searches narrow inside the index
-(pqwatch.search.facets). FTS5 cannot add a column, so the index is built again.
+(pqwatch.store.sqlite.facets). FTS5 cannot add a column, so the index is built again.
 
 Revision ID: 0005
 Revises: 0004
@@ -18,7 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 TOKENIZE = "tokenize='porter unicode61 remove_diacritics 2'"
 
-# The same words as pqwatch.search.facets.facet_text (a test holds the two together).
+# The same words as pqwatch.store.sqlite.facets.facet_text (a test holds the two together).
 FACETS_SQL = (
     "'h' || lower(q.house) || ' s' || q.status"
     " || coalesce(' d' || q.answering_body_id, '')"

@@ -24,7 +24,7 @@ import jinja2
 from feedgen.feed import FeedGenerator
 
 from pqwatch import __version__
-from pqwatch.search.engine import official_url
+from pqwatch.search.results import official_url
 from pqwatch.text import cut_html, cut_text
 from pqwatch.types import AttachmentData, attachments_from_json
 

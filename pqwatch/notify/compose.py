@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString
 
-from pqwatch.search.engine import MARK_END, MARK_START, marked_terms, official_url
-from pqwatch.search.query import compile_query
+from pqwatch.search.results import MARK_END, MARK_START, marked_terms, official_url
 from pqwatch.store import reads
+from pqwatch.store.sqlite.compile import compile_query
 from pqwatch.text import cut_html, cut_text
 from pqwatch.types import AttachmentData, attachments_from_json
 

@@ -32,7 +32,6 @@ from pqwatch.decide import (
     StoredQuestion,
     decide,
 )
-from pqwatch.search.facets import facet_text
 from pqwatch.store.db import Database, ReadSession, insert_rows, sql_ts
 from pqwatch.store.models import (
     Answer,
@@ -44,6 +43,7 @@ from pqwatch.store.models import (
     QuestionGroup,
     SourceState,
 )
+from pqwatch.store.sqlite.facets import facet_text
 from pqwatch.text import normalize_for_search
 from pqwatch.types import QuestionData, attachments_to_json
 

@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from pqwatch.search.query import CompiledQuery, compile_query
 from pqwatch.store.db import insert_rows, sql_ts
+from pqwatch.store.sqlite.compile import CompiledQuery, compile_query
 
 MATCHED_KINDS = ("tabled", "holding", "answered", "corrected")
 

@@ -15,8 +15,9 @@ import sqlite3
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from pqwatch.search.query import CompiledQuery, DateRange, Field
-from pqwatch.search.rows import rows
+from pqwatch.query import DateRange, Field
+from pqwatch.store.sqlite.compile import CompiledQuery
+from pqwatch.store.sqlite.rows import rows
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

@@ -1,4 +1,5 @@
-"""Archive search, question look-up and watch statistics: read-only queries over the store.
+"""Archive search, question look-up and watch statistics on SQLite: FTS5, bm25 and the facet
+words. The result types are the search stage's (pqwatch.search.results).
 
 Every query has a LIMIT. Relevance (bm25) must score every match, so it is used only while
 the match count is moderate; past that, results come newest first and the result says so.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +20,23 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
 from pqwatch.errors import UsageError
-from pqwatch.search.facets import facet_match, month_match
-from pqwatch.search.query import CompiledQuery, compile_query
-from pqwatch.search.rows import rows as _rows
-from pqwatch.types import AttachmentData, attachments_from_json
+from pqwatch.search.results import (
+    MARK_END,
+    MARK_START,
+    AnswerVersion,
+    GroupedQuestion,
+    Preview,
+    QuestionEvent,
+    QuestionStory,
+    SearchHit,
+    SearchResult,
+    WatchStats,
+    marked_terms,
+)
+from pqwatch.store.sqlite.compile import CompiledQuery, compile_query
+from pqwatch.store.sqlite.facets import facet_match, month_match
+from pqwatch.store.sqlite.rows import rows as _rows
+from pqwatch.types import attachments_from_json
 
 # bm25 scores every match (about 3 us each), so past this many a page comes newest first.
 RELEVANCE_LIMIT = 5_000
@@ -35,113 +48,11 @@ MONTH_WALK_FROM = 2_000
 # A prefix is expanded to every word it begins on each pass over the index: `a*` took 6 s on
 # 600,000 questions, `sta*` 1 s, `child*` 0.1 s.
 MIN_PREFIX = 3
-MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
-OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
 # What "newest first" sorts by: the answer's date, or the tabling date while unanswered.
 _NEWEST_KEY = "coalesce(q.date_answered, q.date_tabled)"
 # bm25 weights for heading, question, answer: a word in the heading says most about a question.
-# The facets column (filter words, pqwatch.search.facets) adds nothing to a question's rank.
+# The facets column (filter words, pqwatch.store.sqlite.facets) adds nothing to a question's rank.
 BM25 = "bm25(question_fts, 5.0, 2.0, 1.0, 0.0)"
-
-
-def official_url(date_tabled: date | str, uin: str | None) -> str | None:
-    if not uin:
-        return None
-    day = date_tabled.isoformat() if isinstance(date_tabled, date) else str(date_tabled)[:10]
-    return OFFICIAL_URL.format(date=day, uin=uin)
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    id: int
-    source_id: str
-    uin: str | None
-    house: str
-    date_tabled: date
-    date_answered: date | None
-    heading: str | None
-    asking_member: str | None
-    asking_party: str | None
-    asking_constituency: str | None
-    answering_member: str | None
-    answering_body: str | None
-    status: str
-    question_text: str
-    answer_text: str | None
-    snippet: str
-    matched_terms: tuple[str, ...]
-    date_for_answer: date | None = None
-
-    @property
-    def url(self) -> str | None:
-        return official_url(self.date_tabled, self.uin)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": int(self.source_id) if self.source_id.isdigit() else self.source_id,
-            "uin": self.uin,
-            "house": self.house,
-            "date_tabled": self.date_tabled.isoformat(),
-            "date_answered": self.date_answered.isoformat() if self.date_answered else None,
-            "heading": self.heading,
-            "asking_member": self.asking_member,
-            "asking_party": self.asking_party,
-            "asking_constituency": self.asking_constituency,
-            "date_for_answer": self.date_for_answer.isoformat() if self.date_for_answer else None,
-            "answering_member": self.answering_member,
-            "answering_body": self.answering_body,
-            "status": self.status,
-            "question_text": self.question_text,
-            "answer_text": self.answer_text,
-            "snippet": plain_marks(self.snippet),
-            "url": self.url,
-            "matched_terms": list(self.matched_terms),
-        }
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    query: str
-    total: int
-    sort: str
-    hits: tuple[SearchHit, ...]
-    # Why the order is not the one asked for (shown after the count); None when it is.
-    note: str | None = None
-    total_is_exact: bool = True
-
-    def summary(self) -> str:
-        """ "2,707 matches; showing 20 newest first (no words to rank by)" """
-        shown = len(self.hits)
-        order = "by relevance" if self.sort == "relevance" else "newest first"
-        count = self.total - (not self.total_is_exact)
-        text = ("" if self.total_is_exact else "more than ") + f"{count:,} match"
-        text += "es" if count != 1 or not self.total_is_exact else ""
-        if shown:
-            text += f"; showing {shown} {order}"
-        return text + (f" ({self.note})" if self.note else "")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "query": self.query,
-            "total": self.total - (not self.total_is_exact),
-            "total_is_exact": self.total_is_exact,
-            "sort": self.sort,
-            "note": self.note,
-            "hits": [h.as_dict() for h in self.hits],
-        }
-
-
-def plain_marks(text: str, start: str = "**", end: str = "**") -> str:
-    return text.replace(MARK_START, start).replace(MARK_END, end)
-
-
-def marked_terms(*texts: str | None) -> tuple[str, ...]:
-    """The distinct words that FTS highlighted, in order of appearance."""
-    seen: dict[str, None] = {}
-    for text in texts:
-        for m in re.finditer(f"{MARK_START}(.*?){MARK_END}", text or "", re.S):
-            seen.setdefault(" ".join(m.group(1).lower().split()), None)
-    return tuple(seen)
 
 
 _HIT_COLUMNS = """
@@ -469,114 +380,6 @@ def _lead(text: str, words: int = 30) -> str:
 # -- show -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AnswerVersion:
-    version: int
-    kind: str
-    date_answered: date | None
-    date_corrected: date | None
-    answering_member: str | None
-    correcting_member: str | None
-    html: str
-    text: str
-    is_full_text: bool
-
-
-@dataclass(frozen=True)
-class QuestionEvent:
-    kind: str
-    date: date
-    detail: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class GroupedQuestion:
-    uin: str
-    date_tabled: date
-    id: str | None
-    asking_member: str | None
-    heading: str | None
-
-
-@dataclass(frozen=True)
-class QuestionStory:
-    hit: SearchHit
-    date_for_answer: date | None
-    is_named_day: bool
-    asking_party: str | None
-    asking_constituency: str | None
-    answers: tuple[AnswerVersion, ...]
-    events: tuple[QuestionEvent, ...]
-    grouped: tuple[GroupedQuestion, ...]
-    others_with_uin: tuple[tuple[str, date], ...] = field(default_factory=tuple)
-    attachments: tuple[AttachmentData, ...] = ()
-    # When the API says a holding answer was given (its text may predate the archive).
-    date_holding_answer: date | None = None
-
-    @property
-    def holding_not_archived(self) -> bool:
-        """A holding answer was given, but the archive never saw its text."""
-        return self.date_holding_answer is not None and not any(
-            a.kind == "holding" for a in self.answers
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        out = self.hit.as_dict()
-        out.pop("snippet")
-        out.pop("matched_terms")
-        out.update(
-            date_for_answer=self.date_for_answer.isoformat() if self.date_for_answer else None,
-            is_named_day=self.is_named_day,
-            date_holding_answer=(
-                self.date_holding_answer.isoformat() if self.date_holding_answer else None
-            ),
-            asking_party=self.asking_party,
-            asking_constituency=self.asking_constituency,
-            answers=[
-                {
-                    "version": a.version,
-                    "kind": a.kind,
-                    "date_answered": a.date_answered.isoformat() if a.date_answered else None,
-                    "date_corrected": a.date_corrected.isoformat() if a.date_corrected else None,
-                    "answering_member": a.answering_member,
-                    "correcting_member": a.correcting_member,
-                    "answer_html": a.html,
-                    "answer_text": a.text,
-                    "is_full_text": a.is_full_text,
-                }
-                for a in self.answers
-            ],
-            events=[
-                {
-                    "kind": e.kind,
-                    "date": e.date.isoformat(),
-                    **({"detail": e.detail} if e.detail else {}),
-                }
-                for e in self.events
-            ],
-            grouped_questions=[
-                {
-                    "uin": g.uin,
-                    "date_tabled": g.date_tabled.isoformat(),
-                    "id": int(g.id) if g.id and g.id.isdigit() else g.id,
-                    "asking_member": g.asking_member,
-                    "url": official_url(g.date_tabled, g.uin),
-                }
-                for g in self.grouped
-            ],
-            attachments=[
-                {
-                    "url": a.url,
-                    "title": a.title,
-                    "file_type": a.file_type,
-                    "file_size_bytes": a.file_size_bytes,
-                }
-                for a in self.attachments
-            ],
-        )
-        return out
-
-
 _REF = re.compile(r"^(?:(\d{4}-\d{2}-\d{2})/)?(\S+)$")
 
 
@@ -694,18 +497,6 @@ def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
 # -- watches ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WatchStats:
-    name: str
-    slug: str
-    query: str
-    matches: int
-    matches_last_7_days: int
-    last_match_date: date | None
-    last_match_heading: str | None
-    last_match_uin: str | None
-
-
 def watch_stats(conn: sa.Connection, today: date) -> list[WatchStats]:
     """Each active watch with its matched questions (all time, last 7 days) and last match."""
     import sqlalchemy as sa
@@ -744,28 +535,6 @@ def watch_stats(conn: sa.Connection, today: date) -> list[WatchStats]:
             )
         )
     return out
-
-
-@dataclass(frozen=True)
-class Preview:
-    query: str
-    since: date
-    until: date
-    answered: int
-    tabled: int
-    examples: tuple[SearchHit, ...]
-    # The days the archive covers (first tabled, last tabled or answered); None when empty.
-    archive_first: date | None = None
-    archive_last: date | None = None
-
-    @property
-    def archive_covers_period(self) -> bool:
-        return (
-            self.archive_first is not None
-            and self.archive_last is not None
-            and self.archive_first <= self.until
-            and self.archive_last >= self.since
-        )
 
 
 def preview_watch(
