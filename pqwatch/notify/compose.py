@@ -21,9 +21,8 @@ import sqlalchemy as sa
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString
 
-from pqwatch.search.results import MARK_END, MARK_START, marked_terms, official_url
+from pqwatch.search.results import official_url
 from pqwatch.store import reads
-from pqwatch.store.sqlite.compile import compile_query
 from pqwatch.text import cut_html, cut_text
 from pqwatch.types import AttachmentData, attachments_from_json
 
@@ -215,12 +214,7 @@ class ArchiveCache:
         key = (query, qid)
         found = self._words.get(key)
         if found is None:
-            match = compile_query(query).match
-            found = self._words[key] = (
-                marked_terms(*reads.highlighted(conn, match, qid, MARK_START, MARK_END))
-                if match
-                else ()
-            )
+            found = self._words[key] = reads.matched_words(conn, query, qid)
         return found
 
     def answers(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:

@@ -9,7 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pqwatch.search.results import MARK_END, MARK_START, marked_terms
 from pqwatch.store.db import Database
+from pqwatch.store.sqlite.compile import compile_query
 
 # The newest events matched by a watch (or by any watch, for the combined feed "all"), with
 # what a feed item shows: question, department, asker, the answer version and who gave it.
@@ -145,18 +147,22 @@ def subscriber_matches(
     return list(_in_chunks(conn, _MATCHES, event_ids, subscriber_id))
 
 
-def highlighted(
-    conn: sa.Connection | sqlite3.Connection, match: str, qid: int, start: str, end: str
-) -> tuple[str, str, str]:
-    """A question's heading, question and answer as FTS5's highlight() marks the phrases of
-    the MATCH expression in them (empty when it does not match)."""
+def matched_words(
+    conn: sa.Connection | sqlite3.Connection, query: str, qid: int
+) -> tuple[str, ...]:
+    """The words of a watch's query that FTS5's highlight() marks in a question's heading,
+    question and answer, lower-cased, distinct, in order of appearance (none when the query
+    has no words, or no longer matches)."""
+    match = compile_query(query).match
+    if match is None:
+        return ()
     marks = ", ".join(f"highlight(question_fts, {i}, ?, ?)" for i in range(3))
     row = (
         _cursor(conn)
         .execute(
             f"SELECT {marks} FROM question_fts WHERE question_fts MATCH ? AND rowid = ?",
-            (start, end, start, end, start, end, match, qid),
+            (*(MARK_START, MARK_END) * 3, match, qid),
         )
         .fetchone()
     )
-    return (row[0] or "", row[1] or "", row[2] or "") if row else ("", "", "")
+    return marked_terms(*row) if row else ()
