@@ -151,11 +151,10 @@ def run_pqwatch(raw: Path, db_path: Path, profile: Path | None = None) -> dict[s
     gc.freeze()
     decode, decode_cpu = time.perf_counter() - d0, time.process_time() - dc0
     t0, c0 = time.perf_counter(), time.process_time()
-    # As Ingest does for a window or a backfill: one idle connection keeps the WAL (leaving
-    # it checkpoints, timed too), and pages are stored on the writer thread while the next
-    # is prepared.
+    # As Ingest does for a window or a backfill: pages are stored on the writer thread while
+    # the next is prepared (the pool keeps the connections, and so the WAL, open).
     writer = PreparedPage.writer(store, stored.append)
-    with archive.keep_open(), writer:
+    with writer:
         for page in pages:
             if prof is not None:
                 prof.enable()
@@ -226,14 +225,13 @@ def record_inserts(raw: Path, db_path: Path) -> Statements:
     archive = Archive(db, now=lambda: datetime.now(UTC))
     archive_module.insert_rows = record  # type: ignore[assignment]
     try:
-        with archive.keep_open():
-            for pages in _batched(_pages(raw), 30):  # as the writer merges 30 waiting pages
-                txns.append([])
-                batch = [
-                    (q, prepare_answer(q))
-                    for q in (parse_question(v, from_list=False) for page in pages for v in page)
-                ]
-                archive.store_page(batch, today=TODAY, historical=True)
+        for pages in _batched(_pages(raw), 30):  # as the writer merges 30 waiting pages
+            txns.append([])
+            batch = [
+                (q, prepare_answer(q))
+                for q in (parse_question(v, from_list=False) for page in pages for v in page)
+            ]
+            archive.store_page(batch, today=TODAY, historical=True)
     finally:
         archive_module.insert_rows = insert_rows  # type: ignore[assignment]
         db.dispose()

@@ -154,10 +154,7 @@ class Ingest:
         done = self.archive.done_windows(SOURCE, "backfill")
         total = RunSummary(SOURCE, "backfill", since, end)
         t0 = time.monotonic()
-        with (
-            locks.polling(self.archive.db.describe(), self.archive.close_abandoned_runs),
-            self.archive.keep_open(),
-        ):
+        with locks.polling(self.archive.db.describe(), self.archive.close_abandoned_runs):
             self._backfill_windows(total, windows, done, detail, progress)
         total.seconds = time.monotonic() - t0
         return total
@@ -217,7 +214,7 @@ class Ingest:
         try:
             # Pages are stored on a writer thread while the next one is fetched and prepared.
             writer = PreparedPage.writer(store, summary.counts.add)
-            with self.archive.keep_open(), writer:
+            with writer:
                 for window_kind, q_start, q_end in queries:
                     for page in client.iter_window(window_kind, q_start, q_end):
                         prepared = self._prepare_page(client, page.items, detail)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -88,19 +88,9 @@ class _Renderer:
         self.tz = ZoneInfo(config.schedule.timezone)
         self.env = render.environment()
         self.cache = ArchiveCache()  # the questions of this run, read once
-        self._held: ExitStack | None = None
-
-    def close(self) -> None:
-        """Close the connections this thread held (call it in that thread)."""
-        if self._held is not None:
-            self._held.close()
-            self._held = None
 
     def __call__(self, od: OpenDigest) -> Prepared:
         outbox, context, sub = self.outbox, self.context, od.subscriber
-        if self._held is None:
-            self._held = ExitStack()
-            self._held.enter_context(outbox.holding_connections())
         with outbox.reading() as conn:
             digest = compose(
                 conn,
@@ -258,13 +248,7 @@ def send_digests(
         )  # fmt: skip
         renderer = _Renderer(outbox, config, context)
         transport = transport or make_transport(config.email, out)
-        # Each thread keeps its connections for the run. (That also keeps SQLite's WAL: it is
-        # checkpointed and deleted whenever the last connection closes, which would otherwise
-        # happen after every transaction here.)
-        with (
-            outbox.holding_connections(),
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqwatch-digest") as worker,
-        ):
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqwatch-digest") as worker:
 
             def start(p: _Planned) -> tuple[OpenDigest, Future[Prepared]] | DigestOutcome:
                 """Open the digest (a write, in this thread) and render it on the worker."""
@@ -296,5 +280,4 @@ def send_digests(
                         _abandon(outbox, ahead[0])
                 finally:
                     transport.close()
-                    worker.submit(renderer.close).result()
     return run

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -111,17 +110,6 @@ class Archive:
     def __init__(self, db: Database, now: Callable[[], datetime]) -> None:
         self.db = db
         self.now = now
-
-    @contextmanager
-    def keep_open(self) -> Iterator[None]:
-        """Hold one idle connection (no transaction) while many short transactions run.
-
-        SQLite checkpoints the WAL into the database and deletes it whenever its last
-        connection closes; with a connection per transaction that happened after every page
-        (a third of the store time). An idle connection blocks no writer and no checkpoint.
-        """
-        with self.db.engine.connect():
-            yield
 
     # -- reading state ----------------------------------------------------------------------
 

@@ -237,7 +237,9 @@ class Database:
         if self._read_only_uri is not None:
             # A read-only copy: opened read-only, so nothing (not even WAL files) is written.
             url = sa.make_url(f"sqlite:///{self._read_only_uri}&uri=true")
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        # An ordinary pool: connections are kept and reused, which also keeps SQLite's WAL
+        # (it is checkpointed and deleted whenever the last connection closes).
+        engine = sa.create_engine(url, pool_size=4, max_overflow=8)
         event.listen(engine, "connect", lambda c, r: _on_connect(c, r, read_only=self.read_only))
         event.listen(engine, "begin", _on_begin)
         return engine

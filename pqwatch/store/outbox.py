@@ -15,7 +15,6 @@ The rules that make delivery exactly-once as far as we can make it:
 
 from __future__ import annotations
 
-import threading
 import uuid
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pqwatch.store.db import Database, sql_ts, storage_errors
+from pqwatch.store.db import Database, sql_ts
 
 
 @dataclass(frozen=True)
@@ -93,46 +92,18 @@ class Outbox:
         self.db = db
         self.now = now
         self.domain = domain
-        self._held = threading.local()
-
-    @contextmanager
-    def holding_connections(self) -> Iterator[None]:
-        """Within the block, this thread's digest transactions (and `reading()`) share two
-        connections, a writer's and a reader's, instead of opening one per transaction: that
-        costs more than the transactions of a digest (about 1.5 ms each). Short transactions
-        still: nothing is held open between them."""
-        with (
-            storage_errors(self.db.describe()),
-            self.db.writer.connect() as w,
-            self.db.engine.connect() as r,
-        ):
-            self._held.conns = (w, r)
-            try:
-                yield
-            finally:
-                del self._held.conns
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         """One IMMEDIATE transaction (see Database.write)."""
-        held = getattr(self._held, "conns", None)
-        if held is None:
-            with self.db.write() as session:
-                yield session.connection()
-            return
-        with storage_errors(self.db.describe()), held[0].begin():
-            yield held[0]
+        with self.db.write() as session:
+            yield session.connection()
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
         """One read transaction (see Database.read)."""
-        held = getattr(self._held, "conns", None)
-        if held is None:
-            with self.db.read() as session:
-                yield session.connection()
-            return
-        with storage_errors(self.db.describe()), held[1].begin():
-            yield held[1]
+        with self.db.read() as session:
+            yield session.connection()
 
     def subscribers(self, email: str | None = None) -> list[SubscriberRow]:
         sql = (
