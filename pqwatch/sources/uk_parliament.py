@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import httpx
@@ -352,17 +353,39 @@ def _flag(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+_MEMBER_FIELDS = (
+    "id",
+    "name",
+    "listAs",
+    "party",
+    "partyAbbreviation",
+    "memberFrom",
+    "thumbnailUrl",
+)
+
+
 def _member(obj: Any) -> MemberData | None:
-    if not isinstance(obj, dict) or _int(obj.get("id")) is None:
+    if not isinstance(obj, dict):
+        return None
+    try:  # the same few hundred members come back in every page: clean each once
+        return _member_of(tuple(obj.get(k) for k in _MEMBER_FIELDS))
+    except TypeError:  # a list or an object in a field: not hashable, so not cached
+        return _member_of.__wrapped__(tuple(obj.get(k) for k in _MEMBER_FIELDS))
+
+
+@lru_cache(maxsize=4096)
+def _member_of(fields: tuple[Any, ...]) -> MemberData | None:
+    mid, name, list_as, party, abbreviation, member_from, thumbnail = fields
+    if _int(mid) is None:
         return None
     return MemberData(
-        id=obj["id"],
-        name=_line(obj.get("name")),
-        list_as=_line(obj.get("listAs")),
-        party=_line(obj.get("party")),
-        party_abbreviation=_line(obj.get("partyAbbreviation")),
-        member_from=_line(obj.get("memberFrom")),
-        thumbnail_url=_web_url(obj.get("thumbnailUrl")),
+        id=mid,
+        name=_line(name),
+        list_as=_line(list_as),
+        party=_line(party),
+        party_abbreviation=_line(abbreviation),
+        member_from=_line(member_from),
+        thumbnail_url=_web_url(thumbnail),
     )
 
 
