@@ -9,9 +9,9 @@ breaks and decoding entities.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from html import unescape
-
-import nh3
+from typing import Any
 
 ALLOWED_TAGS = {
     "p", "br", "a", "strong", "em", "ul", "ol", "li", "table", "thead", "tbody", "tr", "th",
@@ -42,19 +42,24 @@ _NBSP = "\u00a0"
 
 
 # One cleaner, built once: nh3.clean() builds its rules again on every call, which was half
-# of its time on an ordinary answer.
-_CLEANER = nh3.Cleaner(
-    tags=ALLOWED_TAGS,
-    attributes=ALLOWED_ATTRIBUTES,
-    url_schemes=URL_SCHEMES,
-    link_rel="noopener noreferrer",
-    strip_comments=True,
-)
+# of its time on an ordinary answer. Built on first use: commands that only print text (and
+# strip its control characters) never load nh3.
+@lru_cache(maxsize=1)
+def _cleaner() -> Any:
+    import nh3
+
+    return nh3.Cleaner(
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
 
 
 def sanitize_html(html: str) -> str:
     """Keep only harmless structure: paragraphs, links, emphasis, lists and tables."""
-    cleaned: str = _CLEANER.clean(html)
+    cleaned: str = _cleaner().clean(html)
     return cleaned.strip()
 
 
