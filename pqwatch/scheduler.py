@@ -115,8 +115,9 @@ def log_event(event: str, level: int = logging.INFO, /, **fields: Any) -> None:
 def run_daemon(svc: PQWatch, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or `stop` is set). Returns the exit code."""
     stop = stop or threading.Event()
+    # The database first: a mistake in it is one line, and leaves no lock file beside it.
+    svc.ensure_ready()
     with single_instance(svc.db.describe()):
-        svc.ensure_ready()
         scheduler = build_scheduler(svc)
 
         def on_signal(signum: int, _frame: object) -> None:

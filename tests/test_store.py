@@ -243,7 +243,7 @@ def test_each_database_mistake_is_one_line_with_the_path_and_creates_nothing(
         (tmp_path / name).unlink(missing_ok=True)
     config = write_config(f"[database]\nurl = '{url}'\n")
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    for command in (("init",), ("search", "hospice"), ("poll",), ("status",)):
+    for command in (("init",), ("search", "hospice"), ("poll",), ("status",), ("run",)):
         result = cli("--config", config, *command)
         assert result.exit_code == code, (command, result.stderr)
         assert result.stderr.startswith("pqwatch: error: " + message.format(dir=tmp_path))
