@@ -20,12 +20,32 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from pqwatch.store.db import Database, sql_ts
+from pqwatch.store.db import Database
+from pqwatch.store.models import (
+    Delivery,
+    Digest,
+    PollRun,
+    SourceState,
+    Subscriber,
+    Subscription,
+    Watch,
+    WatchMatch,
+)
+
+# Core over the SQLModel tables: typed columns (timestamps come back as aware datetimes).
+D = Digest.__table__  # type: ignore[attr-defined]
+DL = Delivery.__table__  # type: ignore[attr-defined]
+SB = Subscriber.__table__  # type: ignore[attr-defined]
+SN = Subscription.__table__  # type: ignore[attr-defined]
+W = Watch.__table__  # type: ignore[attr-defined]
+M = WatchMatch.__table__  # type: ignore[attr-defined]
+S = SourceState.__table__  # type: ignore[attr-defined]
+R = PollRun.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,7 @@ class OpenDigest:
     created: bool = False  # opened by this call (not a digest an earlier run left pending)
     # When the digest row was first made: a message re-sent after a crash keeps its name.
     created_at: datetime | None = None
-    attempts: int = 0  # tries the server deferred so far
+    attempts: int = 0  # tries that did not reach the recipient so far (deferred, outage)
 
 
 @dataclass(frozen=True)
@@ -66,12 +86,12 @@ class RunContext:
     tokens: dict[int, str]  # subscriber id -> unsubscribe token
     subscriptions: dict[int, list[tuple[str, str]]]  # subscriber id -> [(name, slug)]
     last_poll_ok_at: datetime | None
-    failed_poll_starts: tuple[str, ...]  # started_at of failed polls, as stored, sorted
+    failed_poll_starts: tuple[datetime, ...]  # when failed polls started, sorted
 
     def health(self, since: datetime) -> tuple[datetime | None, int]:
         """When the archive was last updated successfully, and failed polls since `since`."""
         starts = self.failed_poll_starts
-        return self.last_poll_ok_at, len(starts) - bisect_left(starts, sql_ts(since))
+        return self.last_poll_ok_at, len(starts) - bisect_left(starts, since)
 
 
 @dataclass(frozen=True)
@@ -79,12 +99,6 @@ class DeliverySummary:
     counts: dict[str, int]  # sent, failed, waiting (digests); items_sent, items_pending
     waiting: list[dict[str, Any]]  # email, attempts, last_error, retry_at
     failed: list[dict[str, Any]]  # email, reply, when
-
-
-def _ts(value: object) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
 class Outbox:
@@ -106,25 +120,22 @@ class Outbox:
             yield session.connection()
 
     def subscribers(self, email: str | None = None) -> list[SubscriberRow]:
-        sql = (
-            "SELECT id, email, name, frequency, send_empty, created_at FROM subscriber WHERE active"
-        )
-        params: dict[str, object] = {}
+        query = sa.select(
+            SB.c.id, SB.c.email, SB.c.name, SB.c.frequency, SB.c.send_empty, SB.c.created_at
+        ).where(SB.c.active)
         if email is not None:
-            sql += " AND lower(email) = lower(:email)"
-            params["email"] = email
-        with self.db.read() as session:
-            rows = session.connection().execute(sa.text(sql + " ORDER BY email"), params).all()
-        return [SubscriberRow(r[0], r[1], r[2], r[3], bool(r[4]), _ts(r[5])) for r in rows]
+            query = query.where(sa.func.lower(SB.c.email) == email.lower())
+        with self.reading() as conn:
+            rows = conn.execute(query.order_by(SB.c.email)).all()
+        return [SubscriberRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
     def _period_start(self, conn: sa.Connection, sub: SubscriberRow) -> datetime:
         last = conn.execute(
-            sa.text(
-                "SELECT max(period_end) FROM digest WHERE subscriber_id = :s AND status = 'sent'"
-            ),
-            {"s": sub.id},
+            sa.select(sa.func.max(D.c.period_end)).where(
+                D.c.subscriber_id == sub.id, D.c.status == "sent"
+            )
         ).scalar()
-        return _ts(last) if last else sub.created_at
+        return last if isinstance(last, datetime) else sub.created_at
 
     def open_digest(
         self, sub: SubscriberRow, *, dry_run: bool = False, allow_empty: bool = False
@@ -133,79 +144,51 @@ class Outbox:
         new one, with every pending row attached. None when there is nothing to send (an
         empty digest only with allow_empty: a subscriber with send_empty at a due slot)."""
         now = self.now()
+        mine = DL.c.subscriber_id == sub.id
         if dry_run:
             with self.reading() as conn:
-                loose = [
-                    r[0]
-                    for r in conn.execute(
-                        sa.text(
-                            "SELECT id FROM delivery WHERE subscriber_id = :s "
-                            "AND status = 'pending' ORDER BY id"
-                        ),
-                        {"s": sub.id},
-                    )
-                ]
+                loose = conn.scalars(
+                    sa.select(DL.c.id).where(mine, DL.c.status == "pending").order_by(DL.c.id)
+                ).all()
                 if not loose and not allow_empty:
                     return None
                 start = self._period_start(conn, sub)
             return OpenDigest(None, self._message_id(), sub, start, now, tuple(loose))
+        unattached = sa.and_(mine, DL.c.status == "pending", DL.c.digest_id.is_(None))
         with self._write() as conn:
             pending = conn.execute(
-                sa.text(
-                    "SELECT id, message_id, period_start, created_at, attempts FROM digest "
-                    "WHERE subscriber_id = :s AND status = 'pending' ORDER BY id LIMIT 1"
-                ),
-                {"s": sub.id},
+                sa.select(D.c.id, D.c.message_id, D.c.period_start, D.c.created_at, D.c.attempts)
+                .where(D.c.subscriber_id == sub.id, D.c.status == "pending")
+                .order_by(D.c.id)
+                .limit(1)
             ).first()
-            unattached = conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM delivery WHERE subscriber_id = :s "
-                    "AND status = 'pending' AND digest_id IS NULL"
-                ),
-                {"s": sub.id},
-            ).scalar()
-            if pending is None and not unattached and not allow_empty:
+            waiting = conn.execute(sa.select(sa.func.count()).where(unattached)).scalar()
+            if pending is None and not waiting and not allow_empty:
                 return None
-            created, attempts = now, 0
             if pending is not None:
-                digest_id, message_id, start = pending[0], pending[1], _ts(pending[2])
-                created, attempts = _ts(pending[3]), int(pending[4])
+                digest_id, message_id, start, created, attempts = pending
             else:
-                start = self._period_start(conn, sub)
-                message_id = self._message_id()
-                digest_id = conn.execute(
-                    sa.text(
-                        "INSERT INTO digest (subscriber_id, message_id, period_start, "
-                        "period_end, status, item_count, created_at) "
-                        "VALUES (:s, :m, :start, :end, 'pending', 0, :now)"
-                    ),
-                    {
-                        "s": sub.id,
-                        "m": message_id,
-                        "start": sql_ts(start),
-                        "end": sql_ts(now),
-                        "now": sql_ts(now),
-                    },
-                ).lastrowid
-            conn.execute(
-                sa.text(
-                    "UPDATE delivery SET digest_id = :d WHERE subscriber_id = :s "
-                    "AND status = 'pending' AND digest_id IS NULL"
-                ),
-                {"d": digest_id, "s": sub.id},
-            )
+                start, message_id, created, attempts = (
+                    self._period_start(conn, sub), self._message_id(), now, 0,
+                )  # fmt: skip
+                key = conn.execute(
+                    sa.insert(D).values(
+                        subscriber_id=sub.id, message_id=message_id, period_start=start,
+                        period_end=now, status="pending", item_count=0, attempts=0,
+                        created_at=now,
+                    )
+                ).inserted_primary_key  # fmt: skip
+                assert key is not None
+                digest_id = key[0]
+            conn.execute(sa.update(DL).where(unattached).values(digest_id=digest_id))
             ids = tuple(
-                r[0]
-                for r in conn.execute(
-                    sa.text("SELECT id FROM delivery WHERE digest_id = :d ORDER BY id"),
-                    {"d": digest_id},
+                conn.scalars(
+                    sa.select(DL.c.id).where(DL.c.digest_id == digest_id).order_by(DL.c.id)
                 )
             )
             conn.execute(
-                sa.text("UPDATE digest SET period_end = :end, item_count = :n WHERE id = :d"),
-                {"end": sql_ts(now), "n": len(ids), "d": digest_id},
+                sa.update(D).where(D.c.id == digest_id).values(period_end=now, item_count=len(ids))
             )
-        assert digest_id is not None
         return OpenDigest(
             int(digest_id), message_id, sub, start, now, ids, pending is None, created, attempts
         )
@@ -218,175 +201,143 @@ class Outbox:
             return
         with self._write() as conn:
             attempted = conn.execute(
-                sa.text(
-                    "SELECT 1 FROM delivery WHERE digest_id = :d "
-                    "AND (status != 'pending' OR attempts > 0) LIMIT 1"
-                ),
-                {"d": digest.id},
+                sa.select(DL.c.id)
+                .where(
+                    DL.c.digest_id == digest.id,
+                    sa.or_(DL.c.status != "pending", DL.c.attempts > 0),
+                )
+                .limit(1)
             ).first()
             if attempted is not None:
                 return
-            conn.execute(
-                sa.text("UPDATE delivery SET digest_id = NULL WHERE digest_id = :d"),
-                {"d": digest.id},
-            )
-            conn.execute(
-                sa.text("DELETE FROM digest WHERE id = :d AND status = 'pending'"),
-                {"d": digest.id},
-            )
+            conn.execute(sa.update(DL).where(DL.c.digest_id == digest.id).values(digest_id=None))
+            conn.execute(sa.delete(D).where(D.c.id == digest.id, D.c.status == "pending"))
 
     def run_context(self) -> RunContext:
-        with self.db.read() as session:
-            conn = session.connection()
+        with self.reading() as conn:
             last_sent = {
-                r[0]: _ts(r[1])
+                r[0]: r[1]
                 for r in conn.execute(
-                    sa.text(
-                        "SELECT subscriber_id, max(sent_at) FROM digest "
-                        "WHERE status IN ('sent', 'failed') GROUP BY subscriber_id"
-                    )
+                    sa.select(D.c.subscriber_id, sa.func.max(D.c.sent_at))
+                    .where(D.c.status.in_(("sent", "failed")))
+                    .group_by(D.c.subscriber_id)
                 )
                 if r[1]
             }
             pending = {
-                r[0]: _ts(r[1]) if r[1] else None
+                r[0]: r[1]
                 for r in conn.execute(
-                    sa.text(
-                        "SELECT subscriber_id, max(retry_at) FROM digest "
-                        "WHERE status = 'pending' GROUP BY subscriber_id"
-                    )
+                    sa.select(D.c.subscriber_id, sa.func.max(D.c.retry_at))
+                    .where(D.c.status == "pending")
+                    .group_by(D.c.subscriber_id)
                 )
             }
             tokens = {
                 r[0]: str(r[1])
-                for r in conn.execute(sa.text("SELECT id, token FROM subscriber"))
-                if r[1]
+                for r in conn.execute(sa.select(SB.c.id, SB.c.token).where(SB.c.token.is_not(None)))
             }
             subscriptions: dict[int, list[tuple[str, str]]] = {}
             for r in conn.execute(
-                sa.text(
-                    "SELECT s.subscriber_id, w.name, w.slug FROM subscription s "
-                    "JOIN watch w ON w.id = s.watch_id "
-                    "WHERE s.unsubscribed_at IS NULL AND w.active ORDER BY w.name"
-                )
+                sa.select(SN.c.subscriber_id, W.c.name, W.c.slug)
+                .join(W, W.c.id == SN.c.watch_id)
+                .where(SN.c.unsubscribed_at.is_(None), W.c.active)
+                .order_by(W.c.name)
             ):
                 subscriptions.setdefault(r[0], []).append((r[1], r[2]))
-            last = conn.execute(sa.text("SELECT max(last_success_at) FROM source_state")).scalar()
+            last = conn.execute(sa.select(sa.func.max(S.c.last_success_at))).scalar()
             failed = tuple(
-                str(r[0])
-                for r in conn.execute(
-                    sa.text(
-                        "SELECT started_at FROM poll_run WHERE status = 'failed' "
-                        "ORDER BY started_at"
-                    )
+                conn.scalars(
+                    sa.select(R.c.started_at).where(R.c.status == "failed").order_by(R.c.started_at)
                 )
             )
-        return RunContext(
-            last_sent, pending, tokens, subscriptions, _ts(last) if last else None, failed
-        )
+        return RunContext(last_sent, pending, tokens, subscriptions, last, failed)
 
     def active_watches(self) -> list[tuple[str, str, str]]:
         """(slug, name, query) of each active watch, by name."""
-        with self.db.read() as session:
-            rows = session.connection().execute(
-                sa.text("SELECT slug, name, query FROM watch WHERE active ORDER BY name")
+        with self.reading() as conn:
+            rows = conn.execute(
+                sa.select(W.c.slug, W.c.name, W.c.query).where(W.c.active).order_by(W.c.name)
             )
             return [(r[0], r[1], r[2]) for r in rows]
 
     def unsubscribe(self, token: str, watch_slug: str | None = None) -> str | None:
         """One-click unsubscribe from everything, or from one watch; what was still owed from
         those watches is cancelled. Returns the address, None for an unknown link."""
-        stamp = sql_ts(self.now())
+        now = self.now()
         with self._write() as conn:
-            row = conn.execute(
-                sa.text("SELECT id, email FROM subscriber WHERE token = :t"), {"t": token}
-            ).first()
+            row = conn.execute(sa.select(SB.c.id, SB.c.email).where(SB.c.token == token)).first()
             if row is None:
                 return None
+            owed = sa.and_(
+                DL.c.subscriber_id == row[0], DL.c.status == "pending", DL.c.digest_id.is_(None)
+            )
             if watch_slug is None:
                 conn.execute(
-                    sa.text(
-                        "UPDATE subscriber SET active = 0, unsubscribed_at = :now WHERE id = :s"
-                    ),
-                    {"now": stamp, "s": row[0]},
+                    sa.update(SB).where(SB.c.id == row[0]).values(active=False, unsubscribed_at=now)
                 )
             else:
+                watch = sa.select(W.c.id).where(W.c.slug == watch_slug).scalar_subquery()
                 done = conn.execute(
-                    sa.text(
-                        "UPDATE subscription SET unsubscribed_at = :now WHERE subscriber_id = :s "
-                        "AND watch_id = (SELECT id FROM watch WHERE slug = :w)"
-                    ),
-                    {"now": stamp, "s": row[0], "w": watch_slug},
+                    sa.update(SN)
+                    .where(SN.c.subscriber_id == row[0], SN.c.watch_id == watch)
+                    .values(unsubscribed_at=now)
                 )
                 if not done.rowcount:
                     return None
-            conn.execute(
-                sa.text(
-                    "UPDATE delivery SET status = 'cancelled' WHERE subscriber_id = :s "
-                    "AND status = 'pending' AND digest_id IS NULL"
-                    + (
-                        ""
-                        if watch_slug is None
-                        else " AND event_id IN (SELECT m.event_id FROM watch_match m JOIN watch w "
-                        "ON w.id = m.watch_id WHERE w.slug = :w) AND event_id NOT IN ("
-                        "SELECT m.event_id FROM watch_match m JOIN subscription s2 ON "
-                        "s2.watch_id = m.watch_id AND s2.subscriber_id = :s "
-                        "AND s2.unsubscribed_at IS NULL)"
-                    )
-                ),
-                {"s": row[0], "w": watch_slug},
-            )
+                # Only what that watch matched, and none of the subscriber's other watches did.
+                matched_here = sa.select(M.c.event_id).where(M.c.watch_id == watch)
+                still_wanted = (
+                    sa.select(M.c.event_id)
+                    .join(SN, SN.c.watch_id == M.c.watch_id)
+                    .where(SN.c.subscriber_id == row[0], SN.c.unsubscribed_at.is_(None))
+                )
+                owed = sa.and_(
+                    owed, DL.c.event_id.in_(matched_here), DL.c.event_id.not_in(still_wanted)
+                )
+            conn.execute(sa.update(DL).where(owed).values(status="cancelled"))
             return str(row[1])
 
     def summary(self) -> DeliverySummary:
         """For `pqwatch status`: digests by status, the items they carried, and the ones that
         wait (deferred or left by an outage) or were refused for good."""
-        with self.db.read() as session:
-            conn = session.connection()
+        with self.reading() as conn:
             counts = {"sent": 0, "failed": 0, "waiting": 0}
             for status, n in conn.execute(
-                sa.text("SELECT status, count(*) FROM digest GROUP BY status")
+                sa.select(D.c.status, sa.func.count()).group_by(D.c.status)
             ):
                 counts["waiting" if status == "pending" else status] = int(n)
             for status, n in conn.execute(
-                sa.text(
-                    "SELECT status, count(*) FROM delivery WHERE status IN ('sent', 'pending') "
-                    "GROUP BY status"
-                )
+                sa.select(DL.c.status, sa.func.count())
+                .where(DL.c.status.in_(("sent", "pending")))
+                .group_by(DL.c.status)
             ):
                 counts[f"items_{status}"] = int(n)
             waiting = [
-                {"email": r[0], "attempts": int(r[1]), "last_error": r[2],
-                 "retry_at": _ts(r[3]) if r[3] else None}
+                {"email": r[0], "attempts": int(r[1]), "last_error": r[2], "retry_at": r[3]}
                 for r in conn.execute(
-                    sa.text(
-                        "SELECT s.email, max(g.attempts, (SELECT coalesce(max(d.attempts), 0) "
-                        "FROM delivery d WHERE d.digest_id = g.id)), g.server_reply, g.retry_at "
-                        "FROM digest g JOIN subscriber s ON s.id = g.subscriber_id "
-                        "WHERE g.status = 'pending' ORDER BY s.email"
-                    )
+                    sa.select(SB.c.email, D.c.attempts, D.c.server_reply, D.c.retry_at)
+                    .join(SB, SB.c.id == D.c.subscriber_id)
+                    .where(D.c.status == "pending")
+                    .order_by(SB.c.email)
                 )
-            ]  # fmt: skip
+            ]
             failed = [
                 {"email": r[0], "reply": r[1], "when": r[2]}
                 for r in conn.execute(
-                    sa.text(
-                        "SELECT s.email, d.server_reply, d.sent_at FROM digest d JOIN subscriber s "
-                        "ON s.id = d.subscriber_id WHERE d.status = 'failed' "
-                        "ORDER BY d.id DESC LIMIT 10"
-                    )
+                    sa.select(SB.c.email, D.c.server_reply, D.c.sent_at)
+                    .join(SB, SB.c.id == D.c.subscriber_id)
+                    .where(D.c.status == "failed")
+                    .order_by(D.c.id.desc())
+                    .limit(10)
                 )
             ]
         return DeliverySummary(counts, waiting, failed)
 
     def has_pending_digest(self) -> bool:
         """Whether a digest was started but not accepted (an SMTP outage): worth a retry."""
-        with self.db.read() as session:
-            return bool(
-                session.connection()
-                .execute(sa.text("SELECT 1 FROM digest WHERE status = 'pending' LIMIT 1"))
-                .first()
-            )
+        with self.reading() as conn:
+            found = conn.execute(sa.select(D.c.id).where(D.c.status == "pending").limit(1))
+            return found.first() is not None
 
     def _message_id(self) -> str:
         return f"<digest.{uuid.uuid4().hex}@{self.domain}>"
@@ -401,57 +352,41 @@ class Outbox:
     def _finish(self, digest: OpenDigest, status: str, reply: str) -> None:
         if digest.id is None:
             return
-        now = sql_ts(self.now())
+        now = self.now()
         with self._write() as conn:
             conn.execute(
-                sa.text(
-                    "UPDATE digest SET status = :st, server_reply = :r, sent_at = :now "
-                    "WHERE id = :d"
-                ),
-                {"st": status, "r": reply, "now": now, "d": digest.id},
+                sa.update(D)
+                .where(D.c.id == digest.id)
+                .values(status=status, server_reply=reply, sent_at=now)
             )
             conn.execute(
-                sa.text(
-                    "UPDATE delivery SET status = :st, server_reply = :r, sent_at = :now, "
-                    "attempts = attempts + 1 WHERE digest_id = :d"
-                ),
-                {"st": status, "r": reply, "now": now, "d": digest.id},
+                sa.update(DL)
+                .where(DL.c.digest_id == digest.id)
+                .values(status=status, server_reply=reply, sent_at=now, attempts=DL.c.attempts + 1)
             )
 
     def defer(self, digest: OpenDigest, error: str, retry_at: datetime) -> None:
         """The server deferred this recipient (4xx): the digest stays pending, alone, until
         retry_at; the others go on."""
-        if digest.id is None:
-            return
-        with self._write() as conn:
-            conn.execute(
-                sa.text(
-                    "UPDATE digest SET attempts = attempts + 1, retry_at = :at, "
-                    "server_reply = :r WHERE id = :d"
-                ),
-                {"at": sql_ts(retry_at), "r": error, "d": digest.id},
-            )
-            conn.execute(
-                sa.text(
-                    "UPDATE delivery SET attempts = attempts + 1, server_reply = :r "
-                    "WHERE digest_id = :d"
-                ),
-                {"r": error, "d": digest.id},
-            )
+        self._tried(digest, error, retry_at)
 
     def note_attempt(self, digest: OpenDigest, error: str) -> None:
         """A transient failure: rows stay pending for the next run; remember why."""
+        self._tried(digest, error, None)
+
+    def _tried(self, digest: OpenDigest, error: str, retry_at: datetime | None) -> None:
+        """A try that did not reach the recipient: counted, with the reply, on the digest and
+        its rows; a deferral also says when to try again."""
         if digest.id is None:
             return
         with self._write() as conn:
             conn.execute(
-                sa.text("UPDATE digest SET server_reply = :r WHERE id = :d"),
-                {"r": error, "d": digest.id},
+                sa.update(D)
+                .where(D.c.id == digest.id)
+                .values(attempts=D.c.attempts + 1, retry_at=retry_at, server_reply=error)
             )
             conn.execute(
-                sa.text(
-                    "UPDATE delivery SET attempts = attempts + 1, server_reply = :r "
-                    "WHERE digest_id = :d"
-                ),
-                {"r": error, "d": digest.id},
+                sa.update(DL)
+                .where(DL.c.digest_id == digest.id)
+                .values(attempts=DL.c.attempts + 1, server_reply=error)
             )
