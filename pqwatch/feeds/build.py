@@ -101,7 +101,7 @@ def load_feed(rows: Iterable[Mapping[str, Any]], slug: str, title: str, tz: Zone
                 published=datetime.combine(day, time(12, 0), tzinfo=tz).astimezone(UTC),
                 asker=r["asker"],
                 department=r["department"],
-                watches=tuple(sorted(set((r["watches"] or "").split("\x1f")) - {""})),
+                watches=r["watches"],
                 question_text=cut_text(r["question_text"])[0],
                 heading=r["heading"],
                 uin=r["uin"],

@@ -11,31 +11,16 @@ import sqlalchemy as sa
 
 from pqwatch.search.results import MARK_END, MARK_START, marked_terms
 from pqwatch.store.db import Database
+from pqwatch.store.models import Answer, AnsweringBody, Event, Member, Question, Watch, WatchMatch
 from pqwatch.store.sqlite.compile import compile_query
 
-# The newest events matched by a watch (or by any watch, for the combined feed "all"), with
-# what a feed item shows: question, department, asker, the answer version and who gave it.
-_FEED_EVENTS = """
-SELECT e.id AS event_id, e.kind, e.event_date, q.source, q.source_id, q.uin, q.house,
-       q.date_tabled, q.heading, q.question_text, q.attachments_json,
-       b.name AS department, am.name AS asker,
-       (SELECT group_concat(w2.name, '\x1f') FROM watch_match m2 JOIN watch w2
-          ON w2.id = m2.watch_id WHERE m2.event_id = e.id AND w2.active) AS watches,
-       a.answer_html, a.date_answered, a.date_corrected, wm.name AS answerer, cm.name AS corrector
-FROM event e
-JOIN question q ON q.id = e.question_id
-LEFT JOIN answering_body b ON b.id = q.answering_body_id
-LEFT JOIN member am ON am.id = q.asking_member_id
-LEFT JOIN answer a ON a.id = e.answer_id
-LEFT JOIN member wm ON wm.id = a.answering_member_id
-LEFT JOIN member cm ON cm.id = a.correcting_member_id
-WHERE e.id IN (
-    SELECT m.event_id FROM watch_match m JOIN watch w ON w.id = m.watch_id
-    WHERE w.active AND (:slug = 'all' OR w.slug = :slug)
-)
-ORDER BY e.event_date DESC, e.id DESC
-LIMIT :limit
-"""
+EV = Event.__table__  # type: ignore[attr-defined]
+Q = Question.__table__  # type: ignore[attr-defined]
+B = AnsweringBody.__table__  # type: ignore[attr-defined]
+A = Answer.__table__  # type: ignore[attr-defined]
+MB = Member.__table__  # type: ignore[attr-defined]
+M = WatchMatch.__table__  # type: ignore[attr-defined]
+W = Watch.__table__  # type: ignore[attr-defined]
 
 
 class Reads:
@@ -43,12 +28,46 @@ class Reads:
         self.db = db
 
     def feed_events(self, slug: str, limit: int) -> list[dict[str, Any]]:
-        """A watch's newest matched events, newest first ("all": any watch's)."""
-        with self.db.read() as session:
-            result = session.connection().execute(
-                sa.text(_FEED_EVENTS), {"slug": slug, "limit": limit}
+        """A watch's newest matched events, newest first ("all": any watch's), with what a
+        feed item shows: question, department, asker, the answer version and who gave it,
+        and the names of the active watches that matched it (`watches`, a sorted tuple)."""
+        e, q, b, a = EV.alias("e"), Q.alias("q"), B.alias("b"), A.alias("a")
+        asker, answerer, corrector = MB.alias("am"), MB.alias("wm"), MB.alias("cm")
+        matched = sa.select(M.c.event_id).join(W, W.c.id == M.c.watch_id).where(W.c.active)
+        if slug != "all":
+            matched = matched.where(W.c.slug == slug)
+        query = (
+            sa.select(
+                e.c.id.label("event_id"), e.c.kind, e.c.event_date, q.c.source, q.c.source_id,
+                q.c.uin, q.c.house, q.c.date_tabled, q.c.heading, q.c.question_text,
+                q.c.attachments_json, b.c.name.label("department"), asker.c.name.label("asker"),
+                a.c.answer_html, a.c.date_answered, a.c.date_corrected,
+                answerer.c.name.label("answerer"), corrector.c.name.label("corrector"),
             )
-            return [dict(r) for r in result.mappings()]
+            .join(q, q.c.id == e.c.question_id)
+            .outerjoin(b, b.c.id == q.c.answering_body_id)
+            .outerjoin(asker, asker.c.id == q.c.asking_member_id)
+            .outerjoin(a, a.c.id == e.c.answer_id)
+            .outerjoin(answerer, answerer.c.id == a.c.answering_member_id)
+            .outerjoin(corrector, corrector.c.id == a.c.correcting_member_id)
+            .where(e.c.id.in_(matched))
+            .order_by(e.c.event_date.desc(), e.c.id.desc())
+            .limit(limit)
+        )  # fmt: skip
+        with self.db.read() as session:
+            conn = session.connection()
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            names: dict[int, set[str]] = {}
+            ids = [r["event_id"] for r in rows]
+            for event_id, name in conn.execute(
+                sa.select(M.c.event_id, W.c.name)
+                .join(W, W.c.id == M.c.watch_id)
+                .where(W.c.active, M.c.event_id.in_(ids))
+            ):
+                names.setdefault(event_id, set()).add(name)
+        for r in rows:
+            r["watches"] = tuple(sorted(names.get(r["event_id"], ())))
+        return rows
 
 
 # -- digests: read in a few IN (...) queries per digest, on the connection (and transaction)
