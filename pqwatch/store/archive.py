@@ -306,10 +306,11 @@ class Archive:
         """(source id, stored list hash) of questions stored without their full text, the
         longest untried first: each poll fetches a few of them again (migration 0008)."""
         with self.db.read() as session:
-            rows = raw_cursor(session).execute(
-                "SELECT source_id, content_hash FROM question WHERE detail_pending "
-                "AND source = ? ORDER BY updated_at, id LIMIT ?",
-                (source, limit),
+            rows = session.connection().execute(
+                sa.select(Q.c.source_id, Q.c.content_hash)
+                .where(Q.c.detail_pending, Q.c.source == source)
+                .order_by(Q.c.updated_at, Q.c.id)
+                .limit(limit)
             )
             return [(str(r[0]), str(r[1])) for r in rows]
 
@@ -318,10 +319,10 @@ class Archive:
         if not source_ids:
             return
         with self.db.write() as session:
-            marks = ",".join("?" * len(source_ids))
-            raw_cursor(session).execute(
-                f"UPDATE question SET updated_at = ? WHERE source = ? AND source_id IN ({marks})",
-                (sql_ts(self.now()), source, *source_ids),
+            session.connection().execute(
+                sa.update(Q)
+                .where(Q.c.source == source, Q.c.source_id.in_(list(source_ids)))
+                .values(updated_at=self.now())
             )
 
     def done_windows(self, source: str, kind: str) -> set[tuple[date, date]]:
