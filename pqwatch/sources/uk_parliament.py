@@ -367,10 +367,11 @@ _MEMBER_FIELDS = (
 def _member(obj: Any) -> MemberData | None:
     if not isinstance(obj, dict):
         return None
+    fields = tuple(map(obj.get, _MEMBER_FIELDS))
     try:  # the same few hundred members come back in every page: clean each once
-        return _member_of(tuple(obj.get(k) for k in _MEMBER_FIELDS))
+        return _member_of(fields)
     except TypeError:  # a list or an object in a field: not hashable, so not cached
-        return _member_of.__wrapped__(tuple(obj.get(k) for k in _MEMBER_FIELDS))
+        return _member_of.__wrapped__(fields)
 
 
 @lru_cache(maxsize=4096)
