@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -168,16 +168,9 @@ def poll(
     Without --since, polls from the last successful poll (minus a day of overlap) to today.
     """
     with _service() as svc:
-        # Run from cron, this is the only place a failing API (or a bug that fails every
-        # poll) can reach the operator.
-        try:
-            runs = svc.poll(_parse_date(since, "--since"), _parse_date(until, "--until"))
-        except Exception as exc:
-            if not isinstance(exc, UsageError):
-                with suppress(PQWatchError):
-                    svc.check_alerts()
-            raise
-        alerts = svc.check_alerts()
+        runs, alerts = svc.poll_and_alert(
+            _parse_date(since, "--since"), _parse_date(until, "--until")
+        )
     _print_runs(runs, fmt)
     for alert in alerts:
         typer.echo(_term(f"Operator alerted: {alert}"), err=fmt is OutputFormat.json)

@@ -22,17 +22,32 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from functools import cache
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+    get_type_hints,
+)  # fmt: skip
 
 from pydantic_core import CoreSchema, SchemaValidator, ValidationError
 from pydantic_core import core_schema as cs
 
 from pqwatch.errors import ConfigError, UsageError
 
+if TYPE_CHECKING:
+    from datetime import date, datetime
+
 DEFAULT_CONFIG = "config.toml"
 ENV_CONFIG = "PQWATCH_CONFIG"
 ENV_DATABASE_URL = "PQWATCH_DATABASE_URL"
 ENV_SMTP_PASSWORD = "PQWATCH_SMTP_PASSWORD"
+# The sender when the config names none: fine for .eml files, never for SMTP.
+DEFAULT_SENDER = "pqwatch@localhost"
 
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _ADDR_RE = re.compile(rf"^[^@\s<>()\[\],;:\"]+@{_LABEL}(?:\.{_LABEL})*$")
@@ -168,7 +183,7 @@ class SubscriberConfig:
 @dataclass(frozen=True, kw_only=True)
 class EmailConfig:
     # "from" in the file: a Python keyword.
-    from_: Mailbox = field(default="pqwatch <pqwatch@localhost>", metadata={"key": "from"})
+    from_: Mailbox = field(default=f"pqwatch <{DEFAULT_SENDER}>", metadata={"key": "from"})
     smtp_host: str | None = None
     smtp_port: Annotated[int, Rule(ge=1, le=65535)] | None = None
     security: Literal["starttls", "ssl", "none"] = "starttls"
@@ -199,6 +214,12 @@ class ScheduleConfig:
     digest_time: Annotated[str, Rule(check=_hhmm)] = "08:00"
     # Consecutive failed polls of one source before the operator gets one alert.
     alert_after_failures: Annotated[int, Rule(ge=1, le=1000)] = 3
+
+    def today(self, now: datetime) -> date:
+        """The calendar day in the configured zone: the API's dates are UK calendar dates."""
+        from zoneinfo import ZoneInfo
+
+        return now.astimezone(ZoneInfo(self.timezone)).date()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,9 +326,11 @@ def _resolve_url(url: str, base: Path) -> str:
 
 
 def _cross_check(cfg: Config, where: str) -> None:
+    from email.utils import parseaddr
+
     from pqwatch.query import parse  # stdlib-only module
 
-    if cfg.email.smtp_host and cfg.email.from_ == EmailConfig.from_:
+    if cfg.email.smtp_host and parseaddr(cfg.email.from_)[1] == DEFAULT_SENDER:
         # Mail from pqwatch@localhost is refused or lost, and replies go nowhere.
         raise ConfigError(
             f"{where}: email.from: set the address digests are sent from "

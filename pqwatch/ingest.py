@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from pqwatch import locks
 from pqwatch.config import Config
@@ -116,8 +115,7 @@ class Ingest:
         self.on_events = on_events
 
     def today(self) -> date:
-        """Dates in the API are UK calendar dates, so "today" is today in the configured zone."""
-        return self.now().astimezone(ZoneInfo(self.config.schedule.timezone)).date()
+        return self.config.schedule.today(self.now())
 
     def poll(self, since: date | None = None, until: date | None = None) -> list[RunSummary]:
         with locks.polling(self.archive.db.describe(), self.archive.close_abandoned_runs):

@@ -116,7 +116,7 @@ def run_daemon(svc: PQWatch, *, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or `stop` is set). Returns the exit code."""
     stop = stop or threading.Event()
     # The database first: a mistake in it is one line, and leaves no lock file beside it.
-    svc.ensure_ready()
+    svc.ensure_ready(writes="run")
     with single_instance(svc.db.describe()):
         scheduler = build_scheduler(svc)
 

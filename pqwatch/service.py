@@ -11,6 +11,7 @@ import dataclasses
 import sqlite3
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pqwatch.config import Config, load_config
-from pqwatch.errors import StorageError, UsageError
+from pqwatch.errors import PQWatchError, StorageError, UsageError
 from pqwatch.notify.outcome import DigestRun
 from pqwatch.store.db import Database
 
@@ -121,9 +122,15 @@ class PQWatch:
     def close(self) -> None:
         self.db.dispose()
 
-    def ensure_ready(self) -> tuple[str | None, str | None]:
+    def ensure_ready(self, writes: str | None = None) -> tuple[str | None, str | None]:
         """Migrate the database to head and bring watches/subscribers in line with the config.
-        Every command calls this first, so an upgrade migrates the database by itself."""
+        Every command calls this first, so an upgrade migrates the database by itself. A
+        command that `writes` (named so) refuses a read-only copy up front, in one line."""
+        if writes is not None and self.db.read_only:
+            raise StorageError(
+                f"{self.db.describe()}: the database can only be read here, and {writes} writes "
+                "to it (search, show, watches and feeds work on a read-only copy)"
+            )
         before, after = self.db.migrate()
         if not self._ready:
             # A read-only copy is searched as it is (its watches as they were stored).
@@ -148,17 +155,8 @@ class PQWatch:
         with self.db.read_raw() as conn:
             return sync.in_step(conn, self.config)
 
-    def _writable(self, what: str) -> None:
-        """Commands that write refuse a read-only copy up front, naming it."""
-        if self.db.read_only:
-            raise StorageError(
-                f"{self.db.describe()}: the database can only be read here, and {what} writes "
-                "to it (search, show, watches and feeds work on a read-only copy)"
-            )
-
     def init(self) -> InitResult:
-        self._writable("init")
-        before, after = self.ensure_ready()
+        before, after = self.ensure_ready(writes="init")
         return InitResult(
             database=self.db.describe(),
             revision_before=before,
@@ -169,14 +167,31 @@ class PQWatch:
 
     def poll(self, since: date | None = None, until: date | None = None) -> list[RunSummary]:
         """Fetch what changed since the last successful poll (or in an explicit window)."""
+        self._ready_to_poll(since, until)
+        return self.ingest.poll(since, until)
+
+    def poll_and_alert(
+        self, since: date | None = None, until: date | None = None
+    ) -> tuple[list[RunSummary], list[str]]:
+        """Poll, then tell the operator about a source that keeps failing (or recovered).
+        A poll that fails with a bug is a failing poll too. From cron (`pqwatch poll`) this
+        is the only way an alert goes out; the daemon polls this way too."""
+        self._ready_to_poll(since, until)  # a refused window or database alerts nobody
+        try:
+            runs = self.ingest.poll(since, until)
+        except Exception:
+            with suppress(PQWatchError):  # the poll's own error is the one to report
+                self.check_alerts()
+            raise
+        return runs, self.check_alerts()
+
+    def _ready_to_poll(self, since: date | None, until: date | None) -> None:
         if until is not None and since is None:
             raise UsageError("--until needs --since")
         if since is not None and until is not None and until < since:
             raise UsageError(f"--until {until} is before --since {since}")
         self._not_future(since=since, until=until)
-        self._writable("poll")
-        self.ensure_ready()
-        return self.ingest.poll(since, until)
+        self.ensure_ready(writes="poll")
 
     def _not_future(self, **days: date | None) -> None:
         """A window that ends after today would move "complete up to" past today, and the
@@ -198,13 +213,11 @@ class PQWatch:
         if until is not None and until < since:
             raise UsageError(f"--until {until} is before --since {since}")
         self._not_future(since=since, until=until)
-        self._writable("backfill")
-        self.ensure_ready()
+        self.ensure_ready(writes="backfill")
         return self.ingest.backfill(since, until, detail=detail, progress=progress)
 
     def today(self) -> date:
-        """Today in the configured zone: the API's dates are UK calendar dates."""
-        return self.now().astimezone(ZoneInfo(self.config.schedule.timezone)).date()
+        return self.config.schedule.today(self.now())
 
     def search(self, query: str, *, limit: int = 20, sort: str = "relevance") -> SearchResult:
         from pqwatch.store.sqlite import search as engine
@@ -259,9 +272,7 @@ class PQWatch:
         has passed, with due_only). Dry runs write files to `out` and record nothing."""
         from pqwatch.notify import pipeline
 
-        if not dry_run:
-            self._writable("digest")
-        self.ensure_ready()
+        self.ensure_ready(writes=None if dry_run else "digest")
         subs = self.outbox.subscribers(subscriber)
         if subscriber is not None and not subs:
             raise UsageError(f"no active subscriber {subscriber!r} in the config")
@@ -362,13 +373,8 @@ class PQWatch:
 
     def poll_cycle(self) -> dict[str, object]:
         """Poll, rebuild feeds, tell the operator about failures. Returns log fields."""
-        try:
-            runs = self.poll()
-        except Exception:
-            self.check_alerts()  # a poll failing with a bug is still a failing poll
-            raise
+        runs, alerts = self.poll_and_alert()
         built = self.build_feeds()
-        alerts = self.check_alerts()
         # A digest an SMTP outage left pending goes out at the next poll, not a day later.
         retried = self.digest_cycle() if self.outbox.has_pending_digest() else None
         fields: dict[str, object] = {"status": "ok" if all(r.ok for r in runs) else "failed"}
@@ -509,16 +515,14 @@ class PQWatch:
     def run_once(self) -> CycleResult:
         """One full cycle: migrate, poll, match, digests due, feeds (the stages that exist)."""
         result = CycleResult()
-        self._writable("run")
-        self.ensure_ready()
+        self.ensure_ready(writes="run")
         result.stages.append("migrate")
-        result.polls = self.ingest.poll()
+        result.polls, result.alerts = self.poll_and_alert()
         result.stages.append("poll")
         result.digests = self.send_digests(due_only=True)
         result.stages.append("digests")
         result.feeds = self.build_feeds()
         result.stages.append("feeds")
-        result.alerts = self.check_alerts()
         return result
 
 

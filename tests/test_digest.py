@@ -1242,3 +1242,28 @@ def test_digests_reply_to_the_operator(
     [eml] = (config.parent / "outbox").glob("*.eml")
     msg = email.message_from_bytes(eml.read_bytes(), policy=default)
     assert msg["Reply-To"] == OPERATOR and msg["From"] == "pqwatch <digest@pq.example.org>"
+
+
+def test_a_correction_that_removes_words_shows_what_changed() -> None:
+    """The usual correction shortens the answer; its diff must still be shown."""
+    from pqwatch.notify.compose import _item
+
+    def version(kind: str, text: str) -> dict[str, Any]:
+        return {
+            "kind": kind, "answer_text": text, "answer_html": f"<p>{text}</p>",
+            "is_full_text": True, "answerer": "A Minister", "corrector": "A Minister",
+            "date_answered": "2024-07-01", "date_corrected": "2024-07-09",
+        }  # fmt: skip
+
+    row = {"heading": "Hospices", "department": "DHSC", "attachments_json": None}
+    item = _item(
+        "corrected",
+        row,
+        (),
+        ("Hospices",),
+        (),
+        [version("answer", "Funding rose by 5% in 2024 and 2025."),
+         version("correction", "Funding rose in 2024.")],
+    )  # fmt: skip
+    ops = [(p.op, p.text) for p in item.diff]
+    assert ("delete", "by 5%") in ops and ("insert", "2024.") in ops

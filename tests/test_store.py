@@ -299,6 +299,9 @@ def test_a_read_only_copy_of_an_archive_can_be_searched(
             f"pqwatch: error: {folder}/pq.db: the database can only be read here, and poll "
             "writes to it (search, show, watches and feeds work on a read-only copy)"
         )
+        daemon = pqwatch("run")  # the daemon too, before it starts (and takes no lock)
+        assert daemon.returncode == 1
+        assert "the database can only be read here, and run writes to it" in daemon.stderr
         assert sorted(p.name for p in folder.iterdir()) == before  # not even WAL files
     finally:
         os.chmod(folder, 0o755)

@@ -23,7 +23,7 @@ from bs4.element import NavigableString
 
 from pqwatch.search.results import official_url
 from pqwatch.store import reads
-from pqwatch.text import cut_html, cut_text
+from pqwatch.text import MAIL_TEXT_LIMIT, cut_html, cut_text
 from pqwatch.types import AttachmentData, attachments_from_json
 
 SECTIONS = ("answered", "corrected", "holding", "tabled")
@@ -370,7 +370,11 @@ def _item(
     if section == "corrected":
         previous = next((a for a in reversed(answers[:-1]) if a["kind"] != "holding"), None)
         # What changed, word by word, for answers of a readable length.
-        short = previous is not None and not text_cut and len(previous["answer_text"]) <= len(text)
+        short = (
+            previous is not None
+            and not text_cut
+            and len(previous["answer_text"]) <= MAIL_TEXT_LIMIT
+        )
         base.update(
             date_corrected=_d(latest["date_corrected"]),
             corrected_by=latest["corrector"],

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from pqwatch import locks
-from pqwatch.config import Config, EmailConfig, ScheduleConfig
+from pqwatch.config import DEFAULT_SENDER, Config, EmailConfig, ScheduleConfig
 from pqwatch.errors import StorageError
 from pqwatch.notify import render
 from pqwatch.notify.compose import ArchiveCache, compose
@@ -52,7 +52,6 @@ SENDER_WAIT_SECONDS = 15 * 60
 # A deferred recipient is tried again after 10 minutes, then 20, 40... at most 6 hours apart.
 RETRY_FIRST = timedelta(minutes=10)
 RETRY_MAX = timedelta(hours=6)
-DEFAULT_SENDER = "pqwatch@localhost"
 
 
 def retry_delay(attempts: int) -> timedelta:
