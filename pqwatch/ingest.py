@@ -228,7 +228,9 @@ class Ingest:
                     # The next kind's pages are checked against what this kind stored.
                     writer.drain()
                 if kind == "poll":
-                    writer.submit(self._refetch(client, source, summary.problems))
+                    refetched = self._refetch(client, source)
+                    writer.submit(refetched)
+                    summary.problems.extend(refetched.problems)
         except SourceError as exc:
             summary.ok = False
             summary.error = f"{source}: window {start}..{end}: {exc}"
@@ -273,18 +275,20 @@ class Ingest:
         problems = tuple(p for i in todo for p in i.problems)
         return PreparedPage(len(items), [(i, prepare_answer(i)) for i in todo], problems)
 
-    def _refetch(
-        self, client: UKParliamentClient, source: str, problems: list[str]
-    ) -> PreparedPage:
+    def _refetch(self, client: UKParliamentClient, source: str) -> PreparedPage:
         """Questions stored without their full text (a failed detail request), fetched again
         by id: a listing may never show them again. Still missing: tried again later."""
         wanted = self.archive.pending_details(source, REFETCH_PER_POLL)
-        fetched = client.fetch_questions(wanted)
+        try:
+            fetched = client.fetch_questions(wanted)
+        except SourceError as exc:
+            # The windows are stored: this waits for the next poll, and fails nothing now.
+            return PreparedPage(0, [], (f"fetching incomplete questions again: {exc}",))
         whole = [q for q in fetched if isinstance(q, QuestionData) and not q.needs_detail]
         done = {q.source_id for q in whole}
         self.archive.detail_still_missing(source, [sid for sid, _ in wanted if sid not in done])
-        problems.extend(q for q in fetched if isinstance(q, str))
-        return PreparedPage(0, [(i, prepare_answer(i)) for i in whole])
+        problems = tuple(q for q in fetched if isinstance(q, str))
+        return PreparedPage(0, [(i, prepare_answer(i)) for i in whole], problems)
 
     def _store_batch(self, page: PreparedPage, *, today: date, historical: bool) -> StoreCounts:
         counts = self.archive.store_page(

@@ -358,3 +358,26 @@ def test_show_mentions_a_holding_answer_given_before_the_archive_saw_the_questio
         cli("--config", config, "show", str(item["id"]), "--format", "json").stdout
     )
     assert as_json["date_holding_answer"] == "2024-08-05"
+
+
+def test_a_failing_refetch_of_incomplete_questions_does_not_fail_the_poll(
+    data_dir: Path,
+    replay: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+) -> None:
+    import sqlite3
+
+    item = _answered(data_dir, 1)[0]
+    replay.set_items([item])
+    config = write_config(api_config(replay.base_url))
+    assert cli("--config", config, "poll", *WINDOW).exit_code == 0
+    with sqlite3.connect(_db(config)) as conn:  # stored without its full text, as after a 404
+        conn.execute("UPDATE question SET detail_pending = 1")
+    replay.add_fault(Fault("status", status=503, match="detail", times=1000))
+    # A window after the stored one, that no longer lists the question.
+    later = cli("--config", config, "poll", "--since", "2024-08-31", "--until", "2024-09-21")
+    assert later.exit_code == 0, later.stderr
+    assert "stored with a problem: fetching incomplete questions again: GET" in later.stdout
+    assert rows(_db(config), "SELECT cursor_date FROM source_state") == [("2024-09-21",)]
+    assert rows(_db(config), "SELECT detail_pending FROM question") == [(1,)]  # next time
