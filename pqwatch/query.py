@@ -75,7 +75,7 @@ _STATUSES: dict[str, tuple[str, ...]] = {
     "corrected": ("corrected",),
     "withdrawn": ("withdrawn",),
 }
-_DATE_COLUMNS = {"tabled": "date_tabled", "answered": "date_answered"}
+_DATE_FIELDS = ("tabled", "answered")
 
 _MAX_LENGTH = 4000
 _MAX_DEPTH = 32  # parentheses
@@ -458,7 +458,7 @@ class _Parser:
             if token.quoted:
                 return self.phrase(value, token.value_pos, token.prefix, column="heading")
             return self.word(value, token.value_pos, column="heading")
-        if name in _DATE_COLUMNS:
+        if name in _DATE_FIELDS:
             start, end = self.dates(typed_name, value, token.value_pos)
             return DateRange(name, start, end, token.pos)
         if name == "house":

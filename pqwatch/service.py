@@ -29,6 +29,7 @@ from pqwatch.store.db import Database
 if TYPE_CHECKING:
     import jinja2
 
+    from pqwatch.feeds.build import FeedDoc
     from pqwatch.feeds.server import FeedServer
     from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
     from pqwatch.search.results import Preview, QuestionStory, SearchResult, WatchStats
@@ -232,17 +233,9 @@ class PQWatch:
     def show(self, ref: str) -> QuestionStory:
         from pqwatch.store.sqlite import search as engine
 
-        day, slash, _ = ref.strip().partition("/")
-        if slash:
-            try:
-                tabled = date.fromisoformat(day)
-            except ValueError:
-                raise UsageError(f"{ref!r}: {day!r} is not a date (use YYYY-MM-DD/UIN)") from None
-            if tabled > self.today():
-                raise UsageError(f"{ref!r}: {tabled} is in the future (today is {self.today()})")
         self.ensure_ready()
         with self.db.read() as session:
-            return engine.question_story(session.connection(), ref)
+            return engine.question_story(session.connection(), ref, self.today())
 
     def watches(self) -> list[WatchStats]:
         from pqwatch.store.sqlite import search as engine
@@ -298,37 +291,46 @@ class PQWatch:
         from pqwatch.feeds import build as feeds
 
         listing: list[tuple[str, str, str | None]] = [(feeds.ALL, "All watches", None)]
-        return listing + [(s, n, q) for s, n, q in self.outbox.active_watches()]
+        return listing + [(s, n, q) for s, n, q in self.reads.active_watches()]
+
+    def _feed_doc(self, slug: str, title: str) -> FeedDoc:
+        from pqwatch.feeds import build as feeds
+
+        rows = self.reads.feed_events(slug, self.config.feeds.max_items)
+        return feeds.load_feed(rows, slug, title, ZoneInfo(self.config.schedule.timezone))
 
     def feed_bytes(self, slug: str, kind: str) -> bytes | None:
         """One feed ("rss" or "atom") as bytes; None when there is no such watch."""
         from pqwatch.feeds import build as feeds
 
-        tz = ZoneInfo(self.config.schedule.timezone)
         titles = {s: t for s, t, _ in self._feed_list()}
         if slug not in titles:
             return None
-        rows = self.reads.feed_events(slug, self.config.feeds.max_items)
-        doc = feeds.load_feed(rows, slug, titles[slug], tz)
+        doc = self._feed_doc(slug, titles[slug])
         return feeds.render_feed(doc, kind, self._env(), self.config.feeds.site_url)
 
     def feeds_index_html(self, base: str = "") -> str:
-        listing = self._feed_list()
+        return self._index_html(self._feed_list(), base)
+
+    def _index_html(self, listing: list[tuple[str, str, str | None]], base: str) -> str:
         items = [{"slug": s, "title": t, "query": q} for s, t, q in listing]
         return self._env().get_template("feeds_index.html").render(feeds=items, base=base)
 
     def build_feeds(self, out: Path | None = None) -> FeedsResult:
         """Write every feed, and an index page, into the feeds folder (atomic replace; files
         whose content did not change are left alone, keeping their modification time)."""
+        from pqwatch.feeds import build as feeds
+
         self.ensure_ready()
         folder = out or self.config.feeds.out_dir
         result = FeedsResult(folder)
-        for slug, _, _ in self._feed_list():
+        listing = self._feed_list()  # read once; each feed's rows once, for both formats
+        for slug, title, _ in listing:
+            doc = self._feed_doc(slug, title)
             for kind in ("rss", "atom"):
-                data = self.feed_bytes(slug, kind)
-                assert data is not None
+                data = feeds.render_feed(doc, kind, self._env(), self.config.feeds.site_url)
                 self._write_if_changed(folder / f"{slug}.{kind}", data, result)
-        index = self.feeds_index_html(".").replace("./feeds/", "./").encode()
+        index = self._index_html(listing, ".").replace("./feeds/", "./").encode()
         self._write_if_changed(folder / "index.html", index, result)
         return result
 
@@ -353,7 +355,7 @@ class PQWatch:
         return self.outbox.unsubscribe(token, watch_slug)
 
     def serve(self, host: str, port: int) -> FeedServer:
-        """A feed server bound to host:port (not yet serving: call serve_forever())."""
+        """A feed server bound to host:port (not yet serving: call its run())."""
         from pqwatch.feeds.server import FeedServer
 
         self.ensure_ready()

@@ -140,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "pqwatch"
     _started = False  # a status line was sent: too late for a 500
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet; the CLI logs start/stop
+    def log_message(self, format: str, *args: Any) -> None:  # quiet; run() says start/stop
         pass
 
     def setup(self) -> None:

@@ -1,1 +1,2 @@
-"""The search stage: the query language, archive search and watch matching."""
+"""The search stage's result types (results.py). The query language is pqwatch.query; the
+SQLite search, matching and compiler are in pqwatch.store.sqlite."""

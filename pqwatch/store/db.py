@@ -171,15 +171,18 @@ def explain(exc: BaseException, where: str) -> PQWatchError:
 def _revision_of(conn: sqlite3.Connection, where: str) -> str | None:
     """The Alembic revision of a database; None when it is new (empty). An SQLite database
     holding other tables is someone else's: never migrate pqwatch's tables into it."""
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "alembic_version" not in tables:
+    try:  # the usual case: one query
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables - {"sqlite_sequence"}:
             raise ConfigError(
                 f"database.url: {where} is an SQLite database but not a pqwatch one "
                 "(no alembic_version table); point [database] url at a new file"
-            )
+            ) from None
         return None
-    row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     return str(row[0]) if row else None
 
 

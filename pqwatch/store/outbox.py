@@ -252,14 +252,6 @@ class Outbox:
             )
         return RunContext(last_sent, pending, tokens, subscriptions, last, failed)
 
-    def active_watches(self) -> list[tuple[str, str, str]]:
-        """(slug, name, query) of each active watch, by name."""
-        with self.reading() as conn:
-            rows = conn.execute(
-                sa.select(W.c.slug, W.c.name, W.c.query).where(W.c.active).order_by(W.c.name)
-            )
-            return [(r[0], r[1], r[2]) for r in rows]
-
     def unsubscribe(self, token: str, watch_slug: str | None = None) -> str | None:
         """One-click unsubscribe from everything, or from one watch; what was still owed from
         those watches is cancelled. Returns the address, None for an unknown link."""

@@ -1,10 +1,12 @@
-"""Read models the feeds (and, later, the web pages) are built from: plain rows, no live
-objects. The SQL lives here, in the store; the stages shape the rows."""
+"""Read models the feeds and digests are built from (and, later, the web pages): plain rows,
+no live objects, and the words a watch matched, as FTS5's highlight() marks them. The SQL
+lives here, in the store; the stages shape the rows."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +28,14 @@ W = Watch.__table__  # type: ignore[attr-defined]
 class Reads:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def active_watches(self) -> list[tuple[str, str, str]]:
+        """(slug, name, query) of each active watch, by name."""
+        with self.db.read() as session:
+            rows = session.connection().execute(
+                sa.select(W.c.slug, W.c.name, W.c.query).where(W.c.active).order_by(W.c.name)
+            )
+            return [(r[0], r[1], r[2]) for r in rows]
 
     def feed_events(self, slug: str, limit: int) -> list[dict[str, Any]]:
         """A watch's newest matched events, newest first ("all": any watch's), with what a
@@ -166,13 +176,19 @@ def subscriber_matches(
     return list(_in_chunks(conn, _MATCHES, event_ids, subscriber_id))
 
 
+@lru_cache(maxsize=512)
+def _match_of(query: str) -> str | None:
+    """A watch's FTS5 expression, compiled once a process (a digest run asks per question)."""
+    return compile_query(query).match
+
+
 def matched_words(
     conn: sa.Connection | sqlite3.Connection, query: str, qid: int
 ) -> tuple[str, ...]:
     """The words of a watch's query that FTS5's highlight() marks in a question's heading,
     question and answer, lower-cased, distinct, in order of appearance (none when the query
     has no words, or no longer matches)."""
-    match = compile_query(query).match
+    match = _match_of(query)
     if match is None:
         return ()
     marks = ", ".join(f"highlight(question_fts, {i}, ?, ?)" for i in range(3))

@@ -38,13 +38,10 @@ def slugify(name: str) -> str:
 def in_step(conn: sqlite3.Connection, config: Config) -> bool:
     """Whether the tables already mirror the config (read-only, cheap, plain sqlite3 so that
     read-only commands start without SQLAlchemy): most commands then need no write."""
-    watches = {(r[0], r[1]) for r in conn.execute("SELECT name, query FROM watch WHERE active")}
-    if watches != {(w.name, w.query) for w in config.watches}:
+    rows = conn.execute("SELECT name, query, slug FROM watch WHERE active").fetchall()
+    if {(r[0], r[1]) for r in rows} != {(w.name, w.query) for w in config.watches}:
         return False
-    marks = ",".join("?" * len(RESERVED_SLUGS))
-    if conn.execute(
-        f"SELECT 1 FROM watch WHERE slug IN ({marks})", sorted(RESERVED_SLUGS)
-    ).fetchone():
+    if any(r[2] in RESERVED_SLUGS for r in rows):  # slugged so by an earlier version
         return False
     rows = conn.execute(
         "SELECT s.email, s.name, s.frequency, s.send_empty, s.token IS NOT NULL, "

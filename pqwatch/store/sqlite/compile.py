@@ -14,7 +14,6 @@ from functools import lru_cache
 from typing import Any
 
 from pqwatch.query import (
-    _DATE_COLUMNS,
     And,
     DateRange,
     Field,
@@ -26,6 +25,7 @@ from pqwatch.query import (
 )
 
 _POSSESSIVE_IN = re.compile(r"(?<=\w)['\u2019][sS](?!\w)")
+_DATE_COLUMNS = {"tabled": "date_tabled", "answered": "date_answered"}
 _MEMBER_COLUMNS = {"asker": "asking_member_id", "answerer": "answering_member_id"}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FACET_FIELDS = ("house", "status", "dept")
@@ -322,13 +322,6 @@ def scoped(expression: str) -> str:
     """An FTS5 expression limited to the text columns (a column filter inside it, such as
     `heading : ...`, narrows further)."""
     return f"{_SCOPE}{expression})"
-
-
-def unscoped(expression: str) -> str:
-    """The expression `scoped` was given (for readers of the text columns alone)."""
-    if expression.startswith(_SCOPE) and expression.endswith(")"):
-        return expression[len(_SCOPE) : -1]
-    return expression
 
 
 def compile_query(text: str, *, fts_table: str = "question_fts") -> CompiledQuery:

@@ -9,7 +9,6 @@ Each path visits a bounded number of rows, so no query is slow however common it
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -380,21 +379,31 @@ def _lead(text: str, words: int = 30) -> str:
 # -- show -------------------------------------------------------------------------------------
 
 
-_REF = re.compile(r"^(?:(\d{4}-\d{2}-\d{2})/)?(\S+)$")
-
-
-def find_question(conn: sa.Connection, ref: str) -> tuple[int, tuple[tuple[str, date], ...]]:
+def find_question(
+    conn: sa.Connection, ref: str, today: date
+) -> tuple[int, tuple[tuple[str, date], ...]]:
     """Resolve an id, a UIN (HL1234 or 12345) or DATE/UIN to a question row id.
 
     A bare number is tried as the API id first, then as a UIN. A UIN used in several sessions
-    resolves to the newest question; the others are returned so the caller can say so.
+    resolves to the newest question; the others are returned so the caller can say so. A
+    DATE must be a real day, not after today.
     """
     import sqlalchemy as sa
 
-    m = _REF.match(ref.strip())
-    if not m:
+    day_text, slash, key = ref.strip().partition("/")
+    day: str | None = None
+    if not slash:
+        key = day_text
+    else:
+        try:
+            tabled = date.fromisoformat(day_text)
+        except ValueError:
+            raise UsageError(f"{ref!r}: {day_text!r} is not a date (use YYYY-MM-DD/UIN)") from None
+        if tabled > today:
+            raise UsageError(f"{ref!r}: {tabled} is in the future (today is {today})")
+        day = tabled.isoformat()
+    if not key or any(ch.isspace() for ch in key):
         raise UsageError(f"{ref!r} is not a question id, UIN or DATE/UIN")
-    day, key = m.group(1), m.group(2)
     if day is None and key.isdigit():
         row = conn.execute(
             sa.text("SELECT id FROM question WHERE source_id = :k ORDER BY id LIMIT 1"), {"k": key}
@@ -413,10 +422,10 @@ def find_question(conn: sa.Connection, ref: str) -> tuple[int, tuple[tuple[str, 
     return int(rows[0][0]), others
 
 
-def question_story(conn: sa.Connection, ref: str) -> QuestionStory:
+def question_story(conn: sa.Connection, ref: str, today: date) -> QuestionStory:
     import sqlalchemy as sa
 
-    qid, others = find_question(conn, ref)
+    qid, others = find_question(conn, ref, today)
     r = (
         conn.execute(
             sa.text(
