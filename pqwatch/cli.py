@@ -303,7 +303,8 @@ class Sort(StrEnum):
 
 
 CSV_FIELDS = (
-    "id", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
+    "id", "parliament", "kind", "uin", "house", "date_tabled", "date_answered", "heading",
+    "asking_member",
     "asking_party", "asking_constituency", "date_for_answer", "answering_member",
     "answering_body", "status", "question_text", "answer_text", "snippet", "url",
     "matched_terms",
@@ -362,7 +363,7 @@ def _print_hits(result: SearchResult) -> None:
         heading = Text(_term(h.heading or "(no heading yet)"), style="bold")
         heading.append("\n" + _term(who), style=None)
         table.add_row(
-            f"{h.source_id}\n{h.house} {_term(h.uin or '')}",
+            f"{h.source_id}\n{h.place} {_term(h.uin or '')}",
             f"{h.date_tabled.isoformat()}\n{answered}",
             heading,
             _highlighted(h.snippet, MARK_START, MARK_END),
@@ -398,15 +399,25 @@ def show(
 
 
 def _story_text(story: QuestionStory) -> str:
+    from pqwatch.types import item_label
+
     h = story.hit
-    lines = [f"{h.heading or '(no heading yet)'}", f"{h.house} UIN {h.uin} · id {h.source_id}"]
-    who = h.asking_member or "unknown member"
-    extra = ", ".join(x for x in (story.asking_party, story.asking_constituency) if x)
-    lines.append(f"Asked by {who}{f' ({extra})' if extra else ''}")
-    lines.append(f"To: {h.answering_body or 'unknown department'}")
-    due = f"; due {story.date_for_answer}" if story.date_for_answer else ""
-    named = " (named day)" if story.is_named_day else ""
-    lines.append(f"Tabled {h.date_tabled}{due}{named} · status: {h.status}")
+    lines = [
+        f"{h.heading or '(no heading yet)'}",
+        f"{item_label(h.parliament, h.kind, h.house)} · {h.uin} · id {h.source_id}",
+    ]
+    if h.kind == "statement":
+        lines.append(f"Made by {h.answering_member or 'a minister'} on {h.date_tabled}")
+        if h.answering_body:
+            lines.append(f"Department: {h.answering_body}")
+    else:
+        who = h.asking_member or "unknown member"
+        extra = ", ".join(x for x in (story.asking_party, story.asking_constituency) if x)
+        lines.append(f"Asked by {who}{f' ({extra})' if extra else ''}")
+        lines.append(f"To: {h.answering_body or 'unknown department'}")
+        due = f"; due {story.date_for_answer}" if story.date_for_answer else ""
+        named = " (named day)" if story.is_named_day else ""
+        lines.append(f"Tabled {h.date_tabled}{due}{named} · status: {h.status}")
     if h.url:
         lines.append(h.url)
     lines += ["", h.question_text, ""]
@@ -426,7 +437,7 @@ def _story_text(story: QuestionStory) -> str:
             "question: its text is not archived)",
             "",
         ]
-    if not story.answers:
+    if not story.answers and h.kind != "statement":
         lines += ["Not answered yet.", ""]
     if story.attachments:
         lines.append("Attachments:")
@@ -531,7 +542,7 @@ def preview(
             )
     for h in p.examples:
         when = h.date_answered or h.date_tabled
-        line = f"  {when}  {h.house} {h.uin}  {h.heading or ''} — {h.asking_member or '?'}"
+        line = f"  {when}  {h.place} {h.uin}  {h.heading or ''} — {h.asking_member or '?'}"
         typer.echo(_term(line))
         if h.url:
             typer.echo(f"      {h.url}")

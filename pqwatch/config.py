@@ -73,6 +73,12 @@ def _mailbox(value: str) -> str:
     return value
 
 
+def _address_of(mailbox: str) -> str:
+    from email.utils import parseaddr  # here: only SMTP settings need it (~5 ms to import)
+
+    return parseaddr(mailbox)[1]
+
+
 def _timezone(value: str) -> str:
     import zoneinfo
 
@@ -326,11 +332,9 @@ def _resolve_url(url: str, base: Path) -> str:
 
 
 def _cross_check(cfg: Config, where: str) -> None:
-    from email.utils import parseaddr
-
     from pqwatch.query import parse  # stdlib-only module
 
-    if cfg.email.smtp_host and parseaddr(cfg.email.from_)[1] == DEFAULT_SENDER:
+    if cfg.email.smtp_host and _address_of(cfg.email.from_) == DEFAULT_SENDER:
         # Mail from pqwatch@localhost is refused or lost, and replies go nowhere.
         raise ConfigError(
             f"{where}: email.from: set the address digests are sent from "

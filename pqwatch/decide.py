@@ -8,7 +8,7 @@ that, inside one short transaction.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -162,6 +162,22 @@ def decide(
     if old is None:
         events.append(NewEvent(TABLED, new.date_tabled))
 
+    status = status_of(new)
+    if (
+        answer is not None
+        and not new.source_flags_corrections
+        and answer.kind == "answer"
+        and kinds_stored & {"answer", "correction"}
+        and ("answer", answer.content_hash) not in keys
+        and ("correction", answer.content_hash) not in keys
+    ):
+        # A source that does not flag corrections changed a stored answer's text.
+        answer = replace(answer, kind="correction")
+        status = "corrected"
+    elif answer is not None and not new.source_flags_corrections and "correction" in kinds_stored:
+        status = "corrected"  # still the corrected text
+        answer = replace(answer, kind="correction")
+
     if answer is not None and new.date_answered is not None:
         key = (answer.kind, answer.content_hash)
         is_new_version = key not in keys
@@ -228,4 +244,4 @@ def decide(
     if new.is_withdrawn and not (old is not None and old.is_withdrawn):
         events.append(NewEvent(WITHDRAWN, today))
 
-    return Decision(status=status_of(new), answers=tuple(answers), events=tuple(events))
+    return Decision(status=status, answers=tuple(answers), events=tuple(events))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from html import unescape
 from typing import Any
 
 ALLOWED_TAGS = {
@@ -91,6 +90,8 @@ def html_to_text(html: str) -> str:
     """
     if "<t" not in html:  # no table: plain string replacements do (twice as fast again)
         return _text_without_tables(html)
+    from html import unescape  # here: html.entities costs search's start-up 2 ms
+
     out: list[str] = []
     buf = out
     saved: list[list[str]] = []  # the buffers to return to when a row or cell ends
@@ -157,6 +158,8 @@ def _text_without_tables(html: str) -> str:
     if "<" in text:
         text = _ANY_TAG.sub("", text)
     if "&" in text:
+        from html import unescape
+
         text = unescape(text)
     return _finish([text])
 

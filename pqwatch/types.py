@@ -7,8 +7,74 @@ nothing holds a database session by accident.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import date
+
+# The parliaments pqwatch follows: the value stored per item, and the name a reader sees.
+PARLIAMENTS = {
+    "westminster": "UK Parliament",
+    "scotland": "Scottish Parliament",
+    "wales": "Senedd",
+    "ni": "Northern Ireland Assembly",
+}
+KINDS = ("question", "statement")
+
+# Member and answering-body ids are pqwatch's own, so that one table holds every
+# parliament's: Westminster's as its API gives them, the others' moved into a range of their
+# own. Someone known only by name (a Scottish answering minister, any Senedd member) gets an
+# id from the name in the upper half of the range: the same name, the same id, every poll.
+_ID_BASE = {"westminster": 0, "scotland": 100_000_000, "wales": 200_000_000, "ni": 300_000_000}
+_NAMED = 50_000_000
+
+
+def local_id(parliament: str, native: int) -> int:
+    """pqwatch's id for a parliament's own member (or department) id."""
+    if not 0 <= native < _NAMED:
+        raise ValueError(f"{parliament} id out of range: {native}")
+    return _ID_BASE[parliament] + native
+
+
+def name_id(parliament: str, name: str) -> int:
+    """pqwatch's id for someone (or a department) a parliament names but gives no id."""
+    key = " ".join(name.casefold().split()).encode()
+    return _ID_BASE[parliament] + _NAMED + zlib.crc32(key) % _NAMED
+
+
+def item_label(parliament: str, kind: str, house: str | None = None) -> str:
+    """ "UK Parliament (Lords), written statement" / "Scottish Parliament, written question" """
+    name = PARLIAMENTS.get(parliament, parliament)
+    if parliament == "westminster" and house in ("Commons", "Lords"):
+        name += f" ({house})"
+    return f"{name}, written {kind}"
+
+
+_OFFICIAL_URLS = {
+    ("westminster", "question"): (
+        "https://questions-statements.parliament.uk/written-questions/detail/{day}/{ref}"
+    ),
+    ("westminster", "statement"): (
+        "https://questions-statements.parliament.uk/written-statements/detail/{day}/{ref}"
+    ),
+    ("scotland", "question"): (
+        "https://www.parliament.scot/chamber-and-committees/questions-and-answers/question?ref={ref}"
+    ),
+    ("wales", "question"): "https://record.senedd.wales/WrittenQuestion/{id}",
+    ("ni", "question"): (
+        "http://aims.niassembly.gov.uk/questions/printquestionsummary.aspx?docid={id}"
+    ),
+}
+
+
+def official_url(
+    parliament: str, kind: str, day: date | str, ref: str | None, source_id: str | None
+) -> str | None:
+    """The item's page on its parliament's own site (None when it cannot be made)."""
+    pattern = _OFFICIAL_URLS.get((parliament, kind))
+    if pattern is None or ("{ref}" in pattern and not ref) or ("{id}" in pattern and not source_id):
+        return None
+    text = day.isoformat() if isinstance(day, date) else str(day)[:10]
+    return pattern.format(day=text, ref=ref or "", id=source_id or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +158,9 @@ def human_size(size: int | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class QuestionData:
-    """One written question as a source reports it, normalised but not yet stored."""
+    """One item as a source reports it, normalised but not yet stored: a written question
+    (any parliament's) or a written statement (kind "statement": heading is its title,
+    question_text its text, date_tabled the day it was made, answering_* its minister)."""
 
     source: str
     source_id: str
@@ -103,6 +171,11 @@ class QuestionData:
     question_text_full: bool
     # Hash of the list-level view of the item: equal hashes mean nothing to write.
     list_hash: str
+    parliament: str = "westminster"
+    kind: str = "question"
+    # Westminster flags a corrected answer itself; where a source does not, an answer whose
+    # text changes after it was stored is a correction.
+    source_flags_corrections: bool = True
     uin: str | None = None
     date_for_answer: date | None = None
     is_named_day: bool = False

@@ -252,7 +252,8 @@ def _headings(text: str) -> list[str]:
 def _question_lines(v: dict[str, Any], asker: str = "Unknown member", due: bool = False) -> str:
     """How the plain text shows one question: who, when, the full text and the link. (Only
     the 2021 recordings carry the asking member's details; the others show no name.)"""
-    line = f"{v['house']} {v['uin']} · asked by {asker} · tabled {_day(v['dateTabled'])}"
+    where = f"UK Parliament ({v['house']}), written question"
+    line = f"{where} · {v['uin']} · asked by {asker} · tabled {_day(v['dateTabled'])}"
     if due:
         line += f" · due for answer {_day(v['dateForAnswer'])}"
     url = OFFICIAL.format(date=v["dateTabled"][:10], uin=v["uin"])
@@ -262,7 +263,8 @@ def _question_lines(v: dict[str, Any], asker: str = "Unknown member", due: bool 
 def _html_question(item: Tag, v: dict[str, Any]) -> None:
     """The HTML item names the question (house, UIN) and links to its official page."""
     url = OFFICIAL.format(date=v["dateTabled"][:10], uin=v["uin"])
-    assert f"{v['house']} {v['uin']}" in [s.get_text() for s in item.find_all("strong")]
+    where = f"UK Parliament ({v['house']}), written question · {v['uin']}"
+    assert where in [s.get_text() for s in item.find_all("strong")]
     assert url in [a.get("href") for a in item.find_all("a")]
     assert v["questionText"] in item.get_text()
 
@@ -330,7 +332,8 @@ def test_each_section_shows_the_whole_item(
         f"1 newly tabled question ({_period(db, msg['Message-ID'])})"
     )
     text, html = _parts(msg)
-    assert _sections(text) == list(SECTION_TITLES.values())
+    # Every section but written statements (none matched here), in their order.
+    assert _sections(text) == [t for k, t in SECTION_TITLES.items() if k != "statement"]
     assert "New answers: 2\nCorrected answers: 1\nHolding answers: 1\n" in text
     assert "Newly tabled questions (awaiting answer): 1\n" in text
 
@@ -447,7 +450,7 @@ def test_a_question_appears_once_and_groups_are_one_item(
     text, html = _parts(_one_message(smtp, "officer@example.org").message)
     assert _sections(text) == ["New answers"]
     severance, mental = _text_items(text, "answered")  # by heading
-    assert text.count("Commons 5869 · asked by") == 1  # once, though two watches matched it
+    assert text.count("written question · 5869 · asked by") == 1  # once, though two watches matched it
     assert mental.startswith("Mental Health Services: Children\n")
     assert "\nMatched: Children's mental health, Mental health waiting times (on: " in mental
     # Both grouped questions, each with its own text and link, under one heading and answer.

@@ -24,9 +24,8 @@ import jinja2
 from feedgen.feed import FeedGenerator
 
 from pqwatch import __version__
-from pqwatch.search.results import official_url
 from pqwatch.text import cut_html, cut_text
-from pqwatch.types import AttachmentData, attachments_from_json
+from pqwatch.types import AttachmentData, attachments_from_json, item_label, official_url
 
 KIND_LABELS = {
     "answered": "Answered",
@@ -64,6 +63,10 @@ class FeedItem:
     answer_date: date | None
     attachments: tuple[AttachmentData, ...] = ()
     answer_cut: bool = False
+    # "UK Parliament (Commons), written question"
+    where: str = ""
+    statement: bool = False
+    made_by: str | None = None  # a statement's minister
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ def load_feed(rows: Iterable[Mapping[str, Any]], slug: str, title: str, tz: Zone
         day = _d(r["event_date"]) or date.min
         heading = r["heading"] or f"Question to the {r['department'] or 'Government'}"
         uin = r["uin"] or "?"
-        label = KIND_LABELS.get(r["kind"], r["kind"].title())
+        statement = r["item_kind"] == "statement"
+        label = "Statement" if statement else KIND_LABELS.get(r["kind"], r["kind"].title())
         corrected = r["kind"] == "corrected"
         # A very long answer is cut at a paragraph; the rest is a link away.
         answer_html, answer_cut = cut_html(r["answer_html"]) if r["answer_html"] else (None, False)
@@ -96,7 +100,12 @@ def load_feed(rows: Iterable[Mapping[str, Any]], slug: str, title: str, tz: Zone
                 guid=f"pqwatch:{r['source']}:{r['source_id']}:{r['kind']}:{day.isoformat()}",
                 kind=r["kind"],
                 title=f"[{label}] {heading} ({uin})",
-                url=official_url(r["date_tabled"], r["uin"]),
+                url=official_url(
+                    r["parliament"], r["item_kind"], r["date_tabled"], r["uin"], r["source_id"]
+                ),
+                where=item_label(r["parliament"], r["item_kind"], r["house"]),
+                made_by=r["minister"] if statement else None,
+                statement=statement,
                 # Noon, UK time: the same calendar day whichever zone a reader shows.
                 published=datetime.combine(day, time(12, 0), tzinfo=tz).astimezone(UTC),
                 asker=r["asker"],

@@ -21,16 +21,17 @@ import sqlalchemy as sa
 from bs4 import BeautifulSoup
 from bs4.element import NavigableString
 
-from pqwatch.search.results import official_url
 from pqwatch.store import reads
 from pqwatch.text import MAIL_TEXT_LIMIT, cut_html, cut_text
-from pqwatch.types import AttachmentData, attachments_from_json
+from pqwatch.types import AttachmentData, attachments_from_json, item_label, official_url
 
-SECTIONS = ("answered", "corrected", "holding", "tabled")
+SECTIONS = ("answered", "corrected", "holding", "statement", "tabled")
 SECTION_TITLES = {
     "answered": "New answers",
     "corrected": "Corrected answers",
     "holding": "Holding answers",
+    # A written statement's one event is its "tabled" (made) event.
+    "statement": "Written statements",
     "tabled": "Newly tabled questions (awaiting answer)",
 }
 _PRECEDENCE = {"corrected": 4, "answered": 3, "holding": 2, "tabled": 1}
@@ -49,6 +50,15 @@ class QuestionView:
     asker_constituency: str | None
     question_text: str
     url: str | None
+    parliament: str = "westminster"
+    kind: str = "question"
+    # Who answers (for a statement: the minister who made it).
+    answerer: str | None = None
+
+    @property
+    def where(self) -> str:
+        """ "Scottish Parliament, written question" """
+        return item_label(self.parliament, self.kind, self.house)
 
     @property
     def asker_line(self) -> str:
@@ -240,7 +250,12 @@ def _question_view(row: Any) -> QuestionView:
         asker_party=row["asker_party"],
         asker_constituency=row["asker_from"],
         question_text=cut_text(row["question_text"])[0],
-        url=official_url(row["date_tabled"], row["uin"]),
+        url=official_url(
+            row["parliament"], row["kind"], row["date_tabled"], row["uin"], row["source_id"]
+        ),
+        parliament=row["parliament"],
+        kind=row["kind"],
+        answerer=row["answerer"],
     )
 
 
@@ -300,6 +315,8 @@ def compose(
         cluster_events = [ev for q in members for ev in by_question[q]]
         question_of = {e: q for q in members for e, _ in by_question[q]}
         section = max((k for _, k in cluster_events), key=lambda k: _PRECEDENCE[k])
+        if rows[lead]["kind"] == "statement":
+            section = "statement"
         watch_terms: dict[str, None] = {}
         terms: dict[str, None] = {}
         # In watch-name order, as the template lists them.

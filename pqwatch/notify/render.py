@@ -105,6 +105,7 @@ def subject_for(digest: Digest, period: str) -> str:
         "answered": ("new answer", "new answers"),
         "corrected": ("correction", "corrections"),
         "holding": ("holding answer", "holding answers"),
+        "statement": ("written statement", "written statements"),
         "tabled": ("newly tabled question", "newly tabled questions"),
     }
     for key in SECTIONS:

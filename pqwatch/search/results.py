@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from pqwatch.types import AttachmentData
+from pqwatch.types import PARLIAMENTS, AttachmentData, official_url
 
 MARK_START, MARK_END = "\x02", "\x03"  # highlight markers, rendered per output format
-OFFICIAL_URL = "https://questions-statements.parliament.uk/written-questions/detail/{date}/{uin}"
 
 
 def plain_marks(text: str, start: str = "**", end: str = "**") -> str:
@@ -25,13 +24,6 @@ def marked_terms(*texts: str | None) -> tuple[str, ...]:
         for m in re.finditer(f"{MARK_START}(.*?){MARK_END}", text or "", re.S):
             seen.setdefault(" ".join(m.group(1).lower().split()), None)
     return tuple(seen)
-
-
-def official_url(date_tabled: date | str, uin: str | None) -> str | None:
-    if not uin:
-        return None
-    day = date_tabled.isoformat() if isinstance(date_tabled, date) else str(date_tabled)[:10]
-    return OFFICIAL_URL.format(date=day, uin=uin)
 
 
 @dataclass(frozen=True)
@@ -54,14 +46,29 @@ class SearchHit:
     snippet: str
     matched_terms: tuple[str, ...]
     date_for_answer: date | None = None
+    parliament: str = "westminster"
+    kind: str = "question"
 
     @property
     def url(self) -> str | None:
-        return official_url(self.date_tabled, self.uin)
+        return official_url(self.parliament, self.kind, self.date_tabled, self.uin, self.source_id)
+
+    @property
+    def place(self) -> str:
+        """Where it was asked or made, briefly: "Commons", "Scottish Parliament", "Lords
+        statement"."""
+        where = (
+            self.house
+            if self.parliament == "westminster"
+            else PARLIAMENTS.get(self.parliament, self.parliament)
+        )
+        return where + (" statement" if self.kind == "statement" else "")
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": int(self.source_id) if self.source_id.isdigit() else self.source_id,
+            "parliament": self.parliament,
+            "kind": self.kind,
             "uin": self.uin,
             "house": self.house,
             "date_tabled": self.date_tabled.isoformat(),
@@ -205,7 +212,9 @@ class QuestionStory:
                     "date_tabled": g.date_tabled.isoformat(),
                     "id": int(g.id) if g.id and g.id.isdigit() else g.id,
                     "asking_member": g.asking_member,
-                    "url": official_url(g.date_tabled, g.uin),
+                    "url": official_url(
+                        self.hit.parliament, "question", g.date_tabled, g.uin, g.id
+                    ),
                 }
                 for g in self.grouped
             ],

@@ -478,7 +478,8 @@ def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str,
 
 
 _QUESTION_COLUMNS = (
-    "uin", "house", "date_tabled", "date_for_answer", "is_named_day", "heading",
+    "parliament", "kind", "uin", "house", "date_tabled", "date_for_answer", "is_named_day",
+    "heading",
     "asking_member_id", "member_has_interest", "answering_body_id", "question_text",
     "question_text_full", "is_withdrawn", "status", "date_answered", "date_holding_answer",
     "date_answer_corrected", "answering_member_id", "attachments_json", "detail_pending",
@@ -499,7 +500,8 @@ def _question_values(
     item: QuestionData, text: str, text_full: bool, status: str, now: str
 ) -> tuple[Any, ...]:
     return (
-        item.uin, item.house, item.date_tabled.isoformat(), _d(item.date_for_answer),
+        item.parliament, item.kind, item.uin, item.house, item.date_tabled.isoformat(),
+        _d(item.date_for_answer),
         item.is_named_day, item.heading, item.asking_member_id, item.member_has_interest,
         item.answering_body_id, text, text_full, item.is_withdrawn, status,
         _d(item.date_answered), _d(item.date_holding_answer), _d(item.date_answer_corrected),

@@ -90,12 +90,21 @@ class Question(SQLModel, table=True):
             postgresql_where=sa.text("detail_pending"),
         ),
         # Also ix_question_newest on coalesce(date_answered, date_tabled), id: what search's
-        # "newest first" sorts by. An expression index, made by migration 0007 only: SQLAlchemy
-        # cannot reflect it, so a batch migration of this table must create it again.
+        # "newest first" sorts by; and ix_question_reference on upper(uin), what `pqwatch show
+        # S5W-02060` looks a parliament's own reference up by. Expression indexes, made by
+        # migrations 0007 and 0011 only: SQLAlchemy cannot reflect them, so a batch migration
+        # of this table must create them again.
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
     source_id: str
+    # westminster | scotland | wales | ni (pqwatch.types.PARLIAMENTS)
+    parliament: str = Field(
+        default="westminster", sa_column_kwargs={"server_default": "westminster"}
+    )
+    # question | statement
+    kind: str = Field(default="question", sa_column_kwargs={"server_default": "question"})
+    # The parliament's own reference: a UIN, S5W-02060, WQ91968, AQW 49327/22-27, HCWS123.
     uin: str | None = None
     house: str
     date_tabled: date
@@ -317,4 +326,7 @@ class SourceState(SQLModel, table=True):
     last_error: str | None = None
     # Whether the operator has been told that this source is failing (one alert, not a flood).
     alert_sent: bool = False
+    # What a source keeps between polls besides its cursor (a year's ETag and when it was
+    # fetched); written with the cursor, so it too moves only after a poll stored everything.
+    state_json: str | None = None
     updated_at: datetime = _ts()

@@ -43,16 +43,19 @@ class Reads:
         and the names of the active watches that matched it (`watches`, a sorted tuple)."""
         e, q, b, a = EV.alias("e"), Q.alias("q"), B.alias("b"), A.alias("a")
         asker, answerer, corrector = MB.alias("am"), MB.alias("wm"), MB.alias("cm")
+        minister = MB.alias("qm")  # who answers the question (a statement: who made it)
         matched = sa.select(M.c.event_id).join(W, W.c.id == M.c.watch_id).where(W.c.active)
         if slug != "all":
             matched = matched.where(W.c.slug == slug)
         query = (
             sa.select(
                 e.c.id.label("event_id"), e.c.kind, e.c.event_date, q.c.source, q.c.source_id,
-                q.c.uin, q.c.house, q.c.date_tabled, q.c.heading, q.c.question_text,
+                q.c.parliament, q.c.kind.label("item_kind"), q.c.uin, q.c.house,
+                q.c.date_tabled, q.c.heading, q.c.question_text,
                 q.c.attachments_json, b.c.name.label("department"), asker.c.name.label("asker"),
                 a.c.answer_html, a.c.date_answered, a.c.date_corrected,
                 answerer.c.name.label("answerer"), corrector.c.name.label("corrector"),
+                minister.c.name.label("minister"),
             )
             .join(q, q.c.id == e.c.question_id)
             .outerjoin(b, b.c.id == q.c.answering_body_id)
@@ -60,6 +63,7 @@ class Reads:
             .outerjoin(a, a.c.id == e.c.answer_id)
             .outerjoin(answerer, answerer.c.id == a.c.answering_member_id)
             .outerjoin(corrector, corrector.c.id == a.c.correcting_member_id)
+            .outerjoin(minister, minister.c.id == q.c.answering_member_id)
             .where(e.c.id.in_(matched))
             .order_by(e.c.event_date.desc(), e.c.id.desc())
             .limit(limit)
@@ -90,12 +94,15 @@ _PENDING = (
     "JOIN event e ON e.id = d.event_id WHERE d.id IN ({})"
 )
 _QUESTIONS = (
-    "SELECT q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_for_answer, q.heading, "
+    "SELECT q.id, q.source_id, q.parliament, q.kind, q.uin, q.house, q.date_tabled, "
+    "q.date_for_answer, q.heading, "
     "q.question_text, q.date_answered, q.date_answer_corrected, q.attachments_json, "
     "b.name AS department, "
-    "am.name AS asker, am.party AS asker_party, am.member_from AS asker_from "
+    "am.name AS asker, am.party AS asker_party, am.member_from AS asker_from, "
+    "wm.name AS answerer "
     "FROM question q LEFT JOIN answering_body b ON b.id = q.answering_body_id "
-    "LEFT JOIN member am ON am.id = q.asking_member_id WHERE q.id IN ({})"
+    "LEFT JOIN member am ON am.id = q.asking_member_id "
+    "LEFT JOIN member wm ON wm.id = q.answering_member_id WHERE q.id IN ({})"
 )
 _GROUPS = (
     "SELECT g.question_id, o.id FROM question_group g "

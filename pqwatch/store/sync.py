@@ -8,7 +8,6 @@ deleted, so its history (and anything still owed) is kept.
 from __future__ import annotations
 
 import re
-import secrets
 import sqlite3
 import unicodedata
 from datetime import datetime
@@ -68,6 +67,8 @@ def in_step(conn: sqlite3.Connection, config: Config) -> bool:
 def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
     """Mirror the config into the tables. Returns the watches that are new or whose query
     changed, whose matches over the archive must be (re)computed."""
+    import secrets  # here, as the others: search starts faster without them
+
     import sqlalchemy as sa
     from sqlmodel import select
 

@@ -11,7 +11,8 @@ Tests never reach the internet. This module serves real recorded questions (the 
 
 It can also misbehave on request (:class:`Fault`: error statuses with ``Retry-After``, a
 200 carrying an error body, truncated JSON, a slow answer, a dropped connection), and it
-records every request it receives for assertions. Standard library only::
+records every request it receives for assertions. It is a WSGI app on werkzeug's
+development server, run in a background thread::
 
     with ReplayServer.from_files([dump, longform]) as server:
         httpx.get(server.base_url + "/api/writtenquestions/questions", params={"take": 5})
@@ -26,19 +27,19 @@ import gzip
 import json
 import re
 import socket
-import socketserver
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, NoReturn, TypeVar
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
 
 __all__ = [
     "FAULT_KINDS",
@@ -460,15 +461,18 @@ def _order_key(item: Mapping[str, Any]) -> tuple[str, int]:
     return (answered if isinstance(answered, str) else "", int(item["id"]))
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 def _problem(status: int, detail: str, **extra: Any) -> dict[str, Any]:
     sections = {400: "6.5.1", 404: "6.5.4", 429: "6.5", 500: "6.6.1", 503: "6.6.4"}
-    try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
     return {
         "type": f"https://tools.ietf.org/html/rfc7231#section-{sections.get(status, '6')}",
-        "title": title,
+        "title": _phrase(status),
         "status": status,
         "detail": detail,
         **extra,
@@ -478,111 +482,30 @@ def _problem(status: int, detail: str, **extra: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- HTTP
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], replay: ReplayServer) -> None:
-        self.replay = replay
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks up the host's FQDN, which can stall without DNS.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up (timeouts, dropped connections) is routine; stay quiet.
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
+def _json(status: int, payload: Any) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    # The reason phrase as http.server words it (werkzeug's own is in capitals).
+    status_line = f"{status} {_phrase(status)}"
+    return Response(body, status_line, content_type="application/json; charset=utf-8")
 
 
-@dataclass
-class _Response:
-    status: int
-    body: bytes
-    headers: dict[str, str]
+class _QuietHandler(WSGIRequestHandler):
+    """werkzeug's handler without its log of every request (and dropped connection) on
+    stderr, and with this server's name in ``Server``."""
 
-
-def _json_bytes(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    server_version = "pqwatch-replay"
-
-    def log_message(self, format: str, *args: Any) -> None:  # no request logging
+    def log(self, type: str, message: str, *args: Any) -> None:
         return
 
     def version_string(self) -> str:
-        return self.server_version
+        return "pqwatch-replay"
 
-    def do_GET(self) -> None:
-        self._serve()
 
-    def do_HEAD(self) -> None:
-        self._serve(send_body=False)
-
-    def _other_method(self) -> None:
-        self._serve()  # recorded, and answered 404: only GET endpoints exist
-
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _other_method
-
-    def _serve(self, *, send_body: bool = True) -> None:
-        replay = self.server.replay
-        url = urlsplit(self.path)
-        path = unquote(url.path)
-        query = parse_qs(url.query, keep_blank_values=True)
-        endpoint, route = _route(path) if self.command in ("GET", "HEAD") else (None, ())
-        fault = replay._take_fault(endpoint)
-        replay._record(
-            RecordedRequest(self.command, path, query, endpoint, fault.kind if fault else None)
-        )
-        if fault is not None and fault.kind == "drop":
-            self.close_connection = True
-            return
-        if fault is not None and fault.kind == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            body = _json_bytes(_problem(fault.status, "Injected fault (replay server)."))
-            self._send(_Response(fault.status, body, headers), send_body)
-            return
-        if fault is not None and fault.kind == "json_status":
-            payload = {
-                "type": "https://tools.ietf.org/html/rfc7231#section-6.6.1",
-                "title": "An error occurred",
-                "status": 500,
-            }
-            self._send(_Response(200, _json_bytes(payload), {}), send_body)
-            return
-        if fault is not None and fault.kind == "delay" and replay._sleep(fault.delay):
-            return  # the server is stopping: give up without answering
-        response = replay._answer(endpoint, route, _Params(query))
-        if fault is not None and fault.kind == "truncated_json":
-            response.body = response.body[: len(response.body) // 2]
-        self._send(response, send_body)
-
-    def _send(self, response: _Response, send_body: bool) -> None:
-        body = response.body
-        encoding = self.headers.get("Accept-Encoding", "") or ""
-        gzipped = self.server.replay.compress and "gzip" in encoding.lower()
-        if gzipped:
-            body = gzip.compress(body, compresslevel=1)
-        self.send_response(response.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Cache-Control", "public,max-age=30")
-        self.send_header("Vary", "Accept-Encoding")
-        if gzipped:
-            self.send_header("Content-Encoding", "gzip")
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if send_body:
-            self.wfile.write(body)
+def _drop(environ: WSGIEnvironment) -> NoReturn:
+    """Close the connection without a response (the client sees it closed)."""
+    environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+    # werkzeug takes a ConnectionError from the app for a client that hung up: it sends
+    # nothing (no 500) and logs nothing.
+    raise ConnectionAbortedError("connection dropped by a replay fault")
 
 
 def _route(path: str) -> tuple[str | None, tuple[str, ...]]:
@@ -623,7 +546,7 @@ class ReplayServer:
         self._items: dict[int, dict[str, Any]] = {}
         self._ordered: list[dict[str, Any]] = []
         self._faults: list[list[Any]] = []  # [Fault, remaining uses, requests to let through]
-        self._server: _HTTPServer | None = None
+        self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.set_items(items)
@@ -700,13 +623,39 @@ class ReplayServer:
         with self._lock:
             self.requests.append(request)
 
-    def _sleep(self, seconds: float) -> bool:
-        """Sleep; True if interrupted because the server is stopping."""
-        return self._stopping.wait(seconds)
-
     # ----------------------------------------------------------------- answering
 
-    def _answer(self, endpoint: str | None, route: tuple[str, ...], params: _Params) -> _Response:
+    def _wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        path, query = request.path, request.args.to_dict(flat=False)
+        endpoint, route = _route(path) if request.method in ("GET", "HEAD") else (None, ())
+        fault = self._take_fault(endpoint)
+        kind = fault.kind if fault is not None else None
+        self._record(RecordedRequest(request.method, path, query, endpoint, kind))
+        if kind == "drop":
+            _drop(environ)
+        if fault is not None and kind == "delay" and self._stopping.wait(fault.delay):
+            _drop(environ)  # the server is stopping: give up without answering
+        if fault is not None and kind == "status":
+            problem = _problem(fault.status, "Injected fault (replay server).")
+            response = _json(fault.status, problem)
+            if fault.retry_after:
+                response.headers["Retry-After"] = fault.retry_after
+        elif kind == "json_status":
+            rfc = "https://tools.ietf.org/html/rfc7231#section-6.6.1"
+            response = _json(200, {"type": rfc, "title": "An error occurred", "status": 500})
+        else:
+            response = self._answer(endpoint, route, _Params(query))
+            if kind == "truncated_json":
+                response.data = response.data[: len(response.data) // 2]
+        response.headers["Cache-Control"] = "public,max-age=30"
+        response.headers["Vary"] = "Accept-Encoding"
+        if self.compress and "gzip" in request.headers.get("Accept-Encoding", "").lower():
+            response.data = gzip.compress(response.data, compresslevel=1)
+            response.headers["Content-Encoding"] = "gzip"
+        return response(environ, start_response)  # HEAD: werkzeug sends no body
+
+    def _answer(self, endpoint: str | None, route: tuple[str, ...], params: _Params) -> Response:
         try:
             if endpoint == "list":
                 return self._list(_parse_list_query(params))
@@ -714,12 +663,11 @@ class ReplayServer:
                 expand = params.parse("expandMember", _to_bool) or False
                 return self._detail(route, expand)
         except _BadRequest as exc:
-            body = _problem(400, str(exc), errors={exc.parameter: [str(exc)]})
-            return _Response(400, _json_bytes(body), {})
-        body = _problem(404, "No such endpoint on the Written Questions API replay server.")
-        return _Response(404, _json_bytes(body), {})
+            return _json(400, _problem(400, str(exc), errors={exc.parameter: [str(exc)]}))
+        detail = "No such endpoint on the Written Questions API replay server."
+        return _json(404, _problem(404, detail))
 
-    def _list(self, q: _ListQuery) -> _Response:
+    def _list(self, q: _ListQuery) -> Response:
         with self._lock:
             ordered = self._ordered
         matches = [item for item in ordered if _matches(item, q)]
@@ -731,9 +679,9 @@ class ReplayServer:
                 for v in page
             ],
         }
-        return _Response(200, _json_bytes(payload), {})
+        return _json(200, payload)
 
-    def _detail(self, route: tuple[str, ...], expand: bool) -> _Response:
+    def _detail(self, route: tuple[str, ...], expand: bool) -> Response:
         with self._lock:
             items = self._items
         found: dict[str, Any] | None = None
@@ -752,10 +700,9 @@ class ReplayServer:
                 None,
             )
         if found is None:
-            body = _problem(404, f"No written question found for '{'/'.join(route)}'.")
-            return _Response(404, _json_bytes(body), {})
+            return _json(404, _problem(404, f"No written question found for '{'/'.join(route)}'."))
         payload = {"value": _detail_form(found, expand_member=expand), "links": _links(found["id"])}
-        return _Response(200, _json_bytes(payload), {})
+        return _json(200, payload)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -764,18 +711,32 @@ class ReplayServer:
         """``http://HOST:PORT`` of the running server."""
         if self._server is None:
             raise RuntimeError("the replay server is not running; call start() first")
-        host, port = self._server.server_name, self._server.server_port
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> ReplayServer:
         if self._server is not None:
             return self
         self._stopping = threading.Event()
-        self._server = _HTTPServer((self.host, self.port), self)
+        # Bound here and handed over as a descriptor: werkzeug's own bind looks up the host's
+        # FQDN (which can stall without DNS) and exits the process when the port is taken,
+        # where this raises OSError.
+        with socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen()
+            self._server = server = make_server(
+                self.host,
+                self.port,
+                self._wsgi,
+                threaded=True,
+                request_handler=_QuietHandler,
+                fd=sock.fileno(),
+            )
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
+            target=server.serve_forever,
             kwargs={"poll_interval": 0.01},  # how long stop() may wait
-            name=f"pqwatch-replay-{self._server.server_address[1]}",
+            name=f"pqwatch-replay-{server.port}",
             daemon=True,
         )
         self._thread.start()
@@ -786,8 +747,7 @@ class ReplayServer:
         if server is None:
             return
         self._stopping.set()  # wake delayed answers
-        server.shutdown()
-        server.server_close()
+        server.shutdown()  # werkzeug's serve_forever closes the socket as it returns
         if thread is not None:
             thread.join()
         self._server = self._thread = None

@@ -56,7 +56,7 @@ BM25 = "bm25(question_fts, 5.0, 2.0, 1.0, 0.0)"
 
 _HIT_COLUMNS = """
     q.id, q.source_id, q.uin, q.house, q.date_tabled, q.date_for_answer, q.date_answered,
-    q.heading,
+    q.heading, q.parliament, q.kind,
     am.name AS asker, am.party AS asker_party, am.member_from AS asker_from,
     wm.name AS answerer, b.name AS body, q.status, q.question_text,
     (SELECT a.answer_text FROM answer a WHERE a.question_id = q.id
@@ -368,6 +368,8 @@ def _hit(r: Any, *, snippet: str, matched_terms: tuple[str, ...]) -> SearchHit:
         snippet=snippet,
         matched_terms=matched_terms,
         date_for_answer=_date(r["date_for_answer"]),
+        parliament=r["parliament"],
+        kind=r["kind"],
     )
 
 
@@ -384,38 +386,50 @@ def find_question(
 ) -> tuple[int, tuple[tuple[str, date], ...]]:
     """Resolve an id, a UIN (HL1234 or 12345) or DATE/UIN to a question row id.
 
-    A bare number is tried as the API id first, then as a UIN. A UIN used in several sessions
+    A parliament's own reference (S5W-02060, AQW 49327/22-27) is tried first as written. A
+    bare number is tried as the API id first, then as a UIN. A UIN used in several sessions
     resolves to the newest question; the others are returned so the caller can say so. A
     DATE must be a real day, not after today.
     """
     import sqlalchemy as sa
 
-    day_text, slash, key = ref.strip().partition("/")
+    by_reference = "SELECT id, source_id, date_tabled FROM question WHERE upper(uin) = upper(:k)"
+    order = " ORDER BY date_tabled DESC, id DESC"
+    whole = " ".join(ref.split())
+    # A parliament's own reference first, as written: AQW 49327/22-27 holds a space and a /.
+    # (A bare number stays an id first.)
+    first = bool(whole) and not whole.isdigit()
+    rows = conn.execute(sa.text(by_reference + order), {"k": whole}).all() if first else []
+    day_text, slash, key = whole.partition("/")
     day: str | None = None
-    if not slash:
+    if rows:
+        slash = ""
+    elif not slash:
         key = day_text
     else:
         try:
             tabled = date.fromisoformat(day_text)
         except ValueError:
-            raise UsageError(f"{ref!r}: {day_text!r} is not a date (use YYYY-MM-DD/UIN)") from None
+            raise UsageError(
+                f"{ref!r}: no such reference, and {day_text!r} is not a date (DATE/UIN)"
+            ) from None
         if tabled > today:
             raise UsageError(f"{ref!r}: {tabled} is in the future (today is {today})")
         day = tabled.isoformat()
-    if not key or any(ch.isspace() for ch in key):
-        raise UsageError(f"{ref!r} is not a question id, UIN or DATE/UIN")
-    if day is None and key.isdigit():
+    if not rows and (not key or any(ch.isspace() for ch in key)):
+        raise UsageError(f"{ref!r} is not in the archive (give an id, a reference or DATE/UIN)")
+    if not rows and day is None and key.isdigit():
         row = conn.execute(
             sa.text("SELECT id FROM question WHERE source_id = :k ORDER BY id LIMIT 1"), {"k": key}
         ).first()
         if row:
             return int(row[0]), ()
-    sql = "SELECT id, source_id, date_tabled FROM question WHERE upper(uin) = upper(:k)"
-    params: dict[str, Any] = {"k": key}
-    if day:
-        sql += " AND date_tabled = :d"
-        params["d"] = day
-    rows = conn.execute(sa.text(sql + " ORDER BY date_tabled DESC, id DESC"), params).all()
+    if not rows:
+        sql, params = by_reference, {"k": key}
+        if day:
+            sql += " AND date_tabled = :d"
+            params["d"] = day
+        rows = conn.execute(sa.text(sql + order), params).all()
     if not rows:
         raise UsageError(f"no question with id or UIN {ref!r} in the archive")
     others = tuple((str(r[1]), _date(r[2]) or date.min) for r in rows[1:])
