@@ -321,7 +321,8 @@ def search(
     ] = SearchFormat.table,
 ) -> None:
     """Search the archive. Words must all match (stemmed); "phrases", OR, -word, (groups),
-    prefix*, and filters house: dept: asker: answerer: heading: status: tabled: answered:."""
+    prefix*, and filters parliament: type: house: dept: asker: answerer: heading: status:
+    tabled: answered:."""
     with _service() as svc:
         result = svc.search(query, limit=limit, sort=sort.value)
     if fmt is SearchFormat.json:

@@ -12,6 +12,7 @@ It behaves like a search engine's::
     educ*                             a prefix
     house:commons  dept:"health and social care"  asker:"jane smith"  answerer:smith
     heading:hospices  status:answered  tabled:2024-01..2024-03  answered:>=2024-01-01
+    parliament:scotland (westminster, scotland, wales, ni)  type:statement (or question)
 
 Grammar, loosest first::
 
@@ -63,8 +64,20 @@ __all__ = [
 ]
 
 #: The field filters, in the order the error messages list them.
-FIELDS = ("house", "dept", "asker", "answerer", "heading", "status", "tabled", "answered")
-_ALIASES = {"department": "dept"}
+FIELDS = (
+    "parliament", "type", "house", "dept", "asker", "answerer", "heading", "status", "tabled",
+    "answered",
+)  # fmt: skip
+_ALIASES = {"department": "dept", "kind": "type"}
+# The names people give each parliament; the value is what the archive stores.
+_PARLIAMENTS = {
+    "westminster": "westminster", "uk": "westminster",
+    "scotland": "scotland", "scottish": "scotland", "holyrood": "scotland",
+    "wales": "wales", "senedd": "wales", "welsh": "wales",
+    "ni": "ni", "northern-ireland": "ni", "stormont": "ni",
+}  # fmt: skip
+_TYPES = {"question": "question", "questions": "question", "statement": "statement",
+          "statements": "statement"}  # fmt: skip
 
 _HOUSES = {"commons": "Commons", "lords": "Lords"}
 # A corrected question has been answered, so `status:answered` includes it.
@@ -134,7 +147,7 @@ class Text:
 
 @dataclass(frozen=True)
 class Field:
-    """A non-text field filter: house, dept, asker, answerer or status."""
+    """A non-text field filter: parliament, type, house, dept, asker, answerer or status."""
 
     name: str
     values: tuple[str, ...]  # canonical values (house/status) or lower-cased words (names)
@@ -461,6 +474,17 @@ class _Parser:
         if name in _DATE_FIELDS:
             start, end = self.dates(typed_name, value, token.value_pos)
             return DateRange(name, start, end, token.pos)
+        if name in ("parliament", "type"):
+            known = _PARLIAMENTS if name == "parliament" else _TYPES
+            chosen = known.get(value.strip().lower())
+            if chosen is None:
+                choices = (
+                    "westminster, scotland, wales or ni"
+                    if name == "parliament"
+                    else ("question or statement")
+                )
+                raise self.error(f"{name} must be {choices}, not '{value}'", token.value_pos)
+            return Field(name, (chosen,), token.pos)
         if name == "house":
             house = _HOUSES.get(value.strip().lower())
             if house is None:

@@ -433,7 +433,7 @@ MALFORMED: list[tuple[str, str, int | None]] = [
     ("hospice -OR funding", "'-' must be written straight before a word", 9),
     (
         "colour:red",
-        "unknown field 'colour' (fields: house, dept, asker, answerer, heading, status, "
+        "unknown field 'colour' (fields: parliament, type, house, dept, asker, answerer, heading, status, "
         "tabled, answered)",
         1,
     ),

@@ -284,6 +284,9 @@ class _Compiler:
             return f"likelihood(q.house = {self.param(node.values[0])}, 0.5)"
         if node.name == "status":
             return f"(q.status IN ({', '.join(self.param(v) for v in node.values)}))"
+        if node.name in ("parliament", "type"):
+            column = "q.parliament" if node.name == "parliament" else "q.kind"
+            return f"({column} = {self.param(node.values[0])})"
         if node.name == "dept":
             table, alias, column = "answering_body", "b", "q.answering_body_id"
         else:
