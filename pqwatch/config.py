@@ -145,29 +145,75 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class UKParliamentConfig:
-    base_url: HttpUrl = "https://questions-statements-api.parliament.uk"
-    houses: Annotated[list[House], Rule(min_length=1)] = field(
-        default_factory=lambda: list(_HOUSES)
-    )
-    initial_lookback_days: Annotated[int, Rule(ge=1, le=3650)] = 7
-    # Unanswered questions change without a new date (transfers, headings filled in), so each
-    # poll re-reads the questions tabled in this many recent days, not just since the cursor.
-    revisit_tabled_days: Annotated[int, Rule(ge=0, le=365)] = 7
-    requests_per_second: Annotated[float, Rule(gt=0, le=10000)] = 5.0
-    # The live API often takes 7-30 s per list query (API.md section 0), so be generous.
+class SourceConfig:
+    """What every [sources.NAME] section has (pqwatch.sources.http reads the HTTP ones)."""
+
+    enabled: bool = True
+    base_url: HttpUrl = "https://example.org"
+    requests_per_second: Annotated[float, Rule(gt=0, le=10000)] = 1.0
     timeout_seconds: Annotated[float, Rule(gt=0, le=600)] = 60.0
-    page_size: Annotated[int, Rule(ge=1, le=1000)] = 100
     max_retries: Annotated[int, Rule(ge=0, le=10)] = 3
-    max_concurrency: Annotated[int, Rule(ge=1, le=16)] = 4
+    max_concurrency: Annotated[int, Rule(ge=1, le=16)] = 2
     # Longest wait honoured from a Retry-After header, and the backoff base.
     max_retry_after_seconds: Annotated[float, Rule(ge=0, le=3600)] = 120.0
     backoff_seconds: Annotated[float, Rule(ge=0, le=60)] = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
+class UKParliamentConfig(SourceConfig):
+    base_url: HttpUrl = "https://questions-statements-api.parliament.uk"
+    houses: Annotated[list[House], Rule(min_length=1)] = field(
+        default_factory=lambda: list(_HOUSES)
+    )
+    # Written ministerial statements too (the same API; a source of their own, uk_statements).
+    statements: bool = False
+    initial_lookback_days: Annotated[int, Rule(ge=1, le=3650)] = 7
+    # Unanswered questions change without a new date (transfers, headings filled in), so each
+    # poll re-reads the questions tabled in this many recent days, not just since the cursor.
+    revisit_tabled_days: Annotated[int, Rule(ge=0, le=365)] = 7
+    requests_per_second: Annotated[float, Rule(gt=0, le=10000)] = 5.0
+    page_size: Annotated[int, Rule(ge=1, le=1000)] = 100
+    max_concurrency: Annotated[int, Rule(ge=1, le=16)] = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScottishParliamentConfig(SourceConfig):
+    enabled: bool = False
+    base_url: HttpUrl = "https://data.parliament.scot"
+    # A year is one 7-10 MB download: never fetched more often than this.
+    min_minutes_between_downloads: Annotated[int, Rule(ge=0, le=7 * 24 * 60)] = 180
+    # Past years are fetched again while they hold open questions, back this many years.
+    open_years_back: Annotated[int, Rule(ge=0, le=30)] = 3
+    timeout_seconds: Annotated[float, Rule(gt=0, le=600)] = 120.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeneddConfig(SourceConfig):
+    enabled: bool = False
+    base_url: HttpUrl = "https://record.senedd.wales"
+    # The first poll walks from here (WQ ids are dense and sequential: ~100230 in Aug 2026).
+    start_id: Annotated[int, Rule(ge=1)] = 100000
+    # New ids are walked upward until this many in a row are missing.
+    stop_after_misses: Annotated[int, Rule(ge=1, le=100)] = 5
+    # Unanswered questions are read again, this many a poll, oldest check first.
+    recheck_per_poll: Annotated[int, Rule(ge=0, le=1000)] = 50
+
+
+@dataclass(frozen=True, kw_only=True)
+class NIAssemblyConfig(SourceConfig):
+    enabled: bool = False
+    base_url: HttpUrl = "https://data.niassembly.gov.uk"
+    # Tabled questions are read back this far every poll; answers further (they come late).
+    tabled_days: Annotated[int, Rule(ge=1, le=3650)] = 21
+    answered_days: Annotated[int, Rule(ge=1, le=3650)] = 90
+
+
+@dataclass(frozen=True, kw_only=True)
 class SourcesConfig:
     uk_parliament: UKParliamentConfig = field(default_factory=UKParliamentConfig)
+    scottish_parliament: ScottishParliamentConfig = field(default_factory=ScottishParliamentConfig)
+    senedd: SeneddConfig = field(default_factory=SeneddConfig)
+    ni_assembly: NIAssemblyConfig = field(default_factory=NIAssemblyConfig)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,22 +10,19 @@ the API is slow and flaky, so every request has a timeout and is retried with ba
 from __future__ import annotations
 
 import hashlib
-import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
+from datetime import date
 from functools import lru_cache
 from typing import Any, TypeVar
 
 import httpx
 
-from pqwatch import __version__
 from pqwatch.config import UKParliamentConfig
 from pqwatch.errors import SourceError
+from pqwatch.sources.http import Retry, SourceHTTP, read_json
 from pqwatch.text import strip_controls
 from pqwatch.types import AttachmentData, GroupLink, MemberData, PageResult, QuestionData
 
@@ -33,7 +30,6 @@ SOURCE = "uk_parliament"
 LIST_PATH = "/api/writtenquestions/questions"
 DETAIL_PATH = "/api/writtenquestions/questions/{id}"
 LIST_TEXT_LIMIT = 255
-USER_AGENT = f"pqwatch/{__version__} (parliamentary written questions monitor)"
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -44,57 +40,6 @@ WINDOW_PARAMS = {
     "answered": ("answeredWhenFrom", "answeredWhenTo"),
     "corrected": ("correctedWhenFrom", "correctedWhenTo"),
 }
-
-
-class RateLimiter:
-    """Spaces request starts at least 1/rate seconds apart, across threads."""
-
-    def __init__(
-        self,
-        per_second: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._interval = 1.0 / per_second
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self._interval
-        if start > now:
-            self._sleep(start - now)
-
-
-class _NotFound(Exception):
-    pass
-
-
-class _Retry(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date); None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class UKParliamentClient:
@@ -109,22 +54,18 @@ class UKParliamentClient:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
-        self._sleep = sleep
-        self._jitter = jitter
-        self._limiter = RateLimiter(config.requests_per_second, sleep=sleep)
-        self._http = httpx.Client(
-            base_url=config.base_url,
-            timeout=httpx.Timeout(config.timeout_seconds),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            transport=transport,
-            follow_redirects=True,
-        )
-        self._count_lock = threading.Lock()
-        self.requests_made = 0
-        self.bytes_received = 0
+        self._net = SourceHTTP(config, transport=transport, sleep=sleep, jitter=jitter)
+
+    @property
+    def requests_made(self) -> int:
+        return self._net.requests_made
+
+    @property
+    def bytes_received(self) -> int:
+        return self._net.bytes_received
 
     def close(self) -> None:
-        self._http.close()
+        self._net.close()
 
     def __enter__(self) -> UKParliamentClient:
         return self
@@ -132,66 +73,12 @@ class UKParliamentClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- HTTP with retries ------------------------------------------------------------------
-
     def get_json(
         self, path: str, params: dict[str, str | int] | None = None, *, allow_404: bool = False
     ) -> Any:
         """GET a JSON document, retrying transient failures. Raises SourceError; a 404 gives
         None when allow_404 is set."""
-        attempts = self.config.max_retries + 1
-        last = ""
-        for attempt in range(attempts):
-            try:
-                return self._attempt(path, params)
-            except _NotFound:
-                if allow_404:
-                    return None
-                raise SourceError(f"GET {path}: HTTP 404 (not found)") from None
-            except _Retry as exc:
-                last = exc.reason
-                if attempt + 1 >= attempts:
-                    break
-                self._sleep(self._backoff(attempt, exc.retry_after))
-        raise SourceError(f"GET {path}: {last} (gave up after {attempts} attempts)")
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        cap = self.config.max_retry_after_seconds
-        if retry_after is not None:
-            return min(retry_after, cap)
-        base = self.config.backoff_seconds
-        delay: float = base * (2**attempt) + base * self._jitter()
-        return min(delay, cap)
-
-    def _attempt(self, path: str, params: dict[str, str | int] | None) -> Any:
-        self._limiter.wait()
-        with self._count_lock:
-            self.requests_made += 1
-        try:
-            resp = self._http.get(path, params=params)
-        except httpx.TimeoutException:
-            raise _Retry(f"timed out after {self.config.timeout_seconds:g} s") from None
-        except httpx.TransportError as exc:
-            raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from None
-        with self._count_lock:
-            self.bytes_received += len(resp.content)
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise _Retry(
-                f"HTTP {resp.status_code}", parse_retry_after(resp.headers.get("Retry-After"))
-            )
-        if resp.status_code == 404:
-            raise _NotFound()
-        if resp.status_code >= 400:
-            detail = _problem_title(resp)
-            raise SourceError(f"GET {path}: HTTP {resp.status_code}{detail}")
-        try:
-            data = resp.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _Retry("the response was not valid JSON") from None
-        # The API sometimes answers 200 with an error document inside (API.md 1.4).
-        if isinstance(data, dict) and isinstance(data.get("status"), int) and data["status"] >= 400:
-            raise _Retry(f"error {data['status']} in a 200 response: {data.get('title') or ''}")
-        return data
+        return self._net.get(path, params, allow_404=allow_404, read=_read)
 
     # -- list and detail --------------------------------------------------------------------
 
@@ -296,14 +183,12 @@ class UKParliamentClient:
             return list(pool.map(fn, items))
 
 
-def _problem_title(resp: httpx.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        return ""
-    if isinstance(body, dict) and (body.get("title") or body.get("detail")):
-        return f" ({body.get('detail') or body.get('title')})"
-    return ""
+def _read(resp: httpx.Response) -> Any:
+    data = read_json(resp)
+    # The API sometimes answers 200 with an error document inside (API.md 1.4).
+    if isinstance(data, dict) and isinstance(data.get("status"), int) and data["status"] >= 400:
+        raise Retry(f"error {data['status']} in a 200 response: {data.get('title') or ''}")
+    return data
 
 
 def _envelope(data: Any, path: str) -> tuple[list[Any], int]:
