@@ -26,6 +26,7 @@ from pqwatch import locks
 from pqwatch.config import Config
 from pqwatch.decide import PreparedAnswer, prepare_answer
 from pqwatch.errors import SourceError
+from pqwatch.sources.base import Source
 from pqwatch.sources.uk_parliament import SOURCE, UKParliamentClient
 from pqwatch.store.archive import Archive, EventHook, StoreCounts
 from pqwatch.store.writer import BackgroundWriter
@@ -44,10 +45,23 @@ WRITER_DEPTH = 30
 REFETCH_PER_POLL = 20
 
 ClientFactory = Callable[[Config], UKParliamentClient]
+SourceFactory = Callable[[Config], list[Source]]
 
 
 def default_client(config: Config) -> UKParliamentClient:
     return UKParliamentClient(config.sources.uk_parliament)
+
+
+def default_sources(config: Config) -> list[Source]:
+    """The enabled sources besides Westminster's windowed API, in the order they poll."""
+    from pqwatch.sources import scottish_parliament
+
+    chosen: list[Source] = []
+    if config.sources.scottish_parliament.enabled:
+        chosen.append(
+            scottish_parliament.ScottishParliamentSource(config.sources.scottish_parliament)
+        )
+    return chosen
 
 
 @dataclass
@@ -106,12 +120,14 @@ class Ingest:
         *,
         now: Callable[[], datetime],
         client_factory: ClientFactory = default_client,
+        source_factory: SourceFactory = default_sources,
         on_events: EventHook | None = None,
     ) -> None:
         self.config = config
         self.archive = archive
         self.now = now
         self.client_factory = client_factory
+        self.source_factory = source_factory
         self.on_events = on_events
 
     def today(self) -> date:
@@ -122,6 +138,25 @@ class Ingest:
             return self._poll(since, until)
 
     def _poll(self, since: date | None, until: date | None) -> list[RunSummary]:
+        """Every enabled source, each on its own: one that fails (or crashes) is recorded as
+        failed and the others still poll. A crash is raised once all have had their turn."""
+        summaries: list[RunSummary] = []
+        crash: Exception | None = None
+        if self.config.sources.uk_parliament.enabled:
+            try:
+                summaries.append(self._poll_westminster(since, until))
+            except Exception as exc:  # recorded as a failed run already
+                crash = exc
+        for source in self.source_factory(self.config):
+            try:
+                summaries.append(self._run_source(source, since))
+            except Exception as exc:
+                crash = crash or exc
+        if crash is not None:
+            raise crash
+        return summaries
+
+    def _poll_westminster(self, since: date | None, until: date | None) -> RunSummary:
         today = self.today()
         end = until or today
         if since is None:
@@ -135,7 +170,49 @@ class Ingest:
         if since is None:
             revisit = self.config.sources.uk_parliament.revisit_tabled_days
             queries[0] = ("tabled", min(start, end - timedelta(days=revisit)), end)
-        return [self._run_window(SOURCE, "poll", start, end, queries, historical=False)]
+        return self._run_window(SOURCE, "poll", start, end, queries, historical=False)
+
+    def _run_source(self, source: Source, since: date | None) -> RunSummary:
+        """One poll of a source on the seam (pqwatch.sources.base): its batches are stored as
+        they come; its state and cursor move only when all of them were."""
+        today = self.today()
+        summary = RunSummary(source.name, "poll", since or today, today)
+        run_id = self.archive.start_run(source.name, "poll", since or today, today)
+        t0 = time.monotonic()
+        state = self.archive.source_state(source.name)
+        crash: Exception | None = None
+        try:
+            for batch in source.poll(state, self.archive, self.now(), since=since):
+                page = self._prepare_items(batch.items)
+                summary.counts.add(self._store_batch(page, today=today, historical=False))
+                summary.skipped.extend(batch.skipped)
+                summary.problems.extend(batch.problems)
+                state = batch.state
+        except SourceError as exc:
+            summary.ok = False
+            summary.error = f"{source.name}: {exc}"
+        except Exception as exc:  # a bug: a failed run (it alerts), then raised
+            summary.ok, crash = False, exc
+            summary.error = f"{source.name}: internal error: {type(exc).__name__}: {exc}"
+        finally:
+            summary.requests = source.requests_made
+            summary.bytes_received = source.bytes_received
+            source.close()
+        summary.seconds = time.monotonic() - t0
+        self.archive.finish_run(
+            run_id,
+            source=source.name,
+            ok=summary.ok,
+            counts=summary.counts.as_dict(),
+            requests=summary.requests,
+            seconds=summary.seconds,
+            error=summary.error,
+            move_cursor_to=today if summary.ok else None,
+            state=state if summary.ok else None,
+        )
+        if crash is not None:
+            raise crash
+        return summary
 
     def backfill(
         self,
@@ -272,6 +349,13 @@ class Ingest:
             need = [i for i in todo if i.needs_detail]
             full = {i.source_id: i for i in client.fetch_details(need)}
             todo = [full.get(i.source_id, i) for i in todo]
+        problems = tuple(p for i in todo for p in i.problems)
+        return PreparedPage(len(items), [(i, prepare_answer(i)) for i in todo], problems)
+
+    def _prepare_items(self, items: tuple[QuestionData, ...]) -> PreparedPage:
+        """A source's records that changed since stored, their answers made safe."""
+        unchanged = self.archive.unchanged_ids(items)
+        todo = [i for i in items if i.source_id not in unchanged]
         problems = tuple(p for i in todo for p in i.problems)
         return PreparedPage(len(items), [(i, prepare_answer(i)) for i in todo], problems)
 

@@ -216,6 +216,15 @@ class QuestionData:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenItem:
+    """A stored item still waiting for an answer (what a source may re-check)."""
+
+    source_id: str
+    date_tabled: date
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PageResult:
     """One page of a list query, already de-duplicated against earlier pages."""
 

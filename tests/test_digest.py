@@ -450,7 +450,9 @@ def test_a_question_appears_once_and_groups_are_one_item(
     text, html = _parts(_one_message(smtp, "officer@example.org").message)
     assert _sections(text) == ["New answers"]
     severance, mental = _text_items(text, "answered")  # by heading
-    assert text.count("written question · 5869 · asked by") == 1  # once, though two watches matched it
+    assert (
+        text.count("written question · 5869 · asked by") == 1
+    )  # once, though two watches matched it
     assert mental.startswith("Mental Health Services: Children\n")
     assert "\nMatched: Children's mental health, Mental health waiting times (on: " in mental
     # Both grouped questions, each with its own text and link, under one heading and answer.

@@ -44,7 +44,7 @@ from pqwatch.store.models import (
 )
 from pqwatch.store.sqlite.facets import facet_text
 from pqwatch.text import normalize_for_search
-from pqwatch.types import QuestionData, attachments_to_json
+from pqwatch.types import OpenItem, QuestionData, attachments_to_json
 
 Q = Question.__table__  # type: ignore[attr-defined]
 A = Answer.__table__  # type: ignore[attr-defined]
@@ -199,6 +199,7 @@ class Archive:
         error: str | None = None,
         move_cursor_to: date | None = None,
         health: bool = True,
+        state: dict[str, Any] | None = None,
     ) -> None:
         """Record the outcome of a run; on success move the cursor, in the same transaction,
         as the very last step of the window. With health (polls, not backfills), it also
@@ -232,6 +233,8 @@ class Archive:
                     "consecutive_failures": 0,
                     "updated_at": now,
                 }
+                if state is not None:
+                    values["state_json"] = json.dumps(state, sort_keys=True)
                 if move_cursor_to is not None:
                     # Never move a cursor backwards (an explicit re-sync of an old window).
                     values["cursor_date"] = sa.case(
@@ -301,6 +304,44 @@ class Archive:
                 .scalar()
             )
         return value if isinstance(value, date) else None
+
+    def source_state(self, source: str) -> dict[str, Any]:
+        """What the source kept from its last good poll (an ETag, the highest id seen)."""
+        with self.db.read() as session:
+            value = (
+                session.connection()
+                .execute(sa.select(S.c.state_json).where(S.c.source == source))
+                .scalar()
+            )
+        try:
+            state = json.loads(value) if value else {}
+        except ValueError:
+            state = {}  # unreadable: the source starts over, which only costs requests
+        return state if isinstance(state, dict) else {}
+
+    def open_items(self, source: str) -> list[OpenItem]:
+        """The source's stored items still waiting for an answer, oldest first."""
+        with self.db.read() as session:
+            rows = session.connection().execute(
+                sa.select(Q.c.source_id, Q.c.date_tabled, Q.c.uin)
+                .where(Q.c.source == source, Q.c.status.in_(("unanswered", "holding")))
+                .order_by(Q.c.date_tabled, Q.c.id)
+            )
+            return [OpenItem(str(r[0]), r[1], r[2]) for r in rows]
+
+    def highest_id(self, source: str) -> int | None:
+        """The largest numeric source id stored for the source (None when it has none)."""
+        with self.db.read() as session:
+            value = (
+                session.connection()
+                .execute(
+                    sa.select(sa.func.max(sa.cast(Q.c.source_id, sa.Integer))).where(
+                        Q.c.source == source
+                    )
+                )
+                .scalar()
+            )
+        return int(value) if value is not None else None
 
     def pending_details(self, source: str, limit: int) -> list[tuple[str, str]]:
         """(source id, stored list hash) of questions stored without their full text, the
