@@ -433,8 +433,8 @@ MALFORMED: list[tuple[str, str, int | None]] = [
     ("hospice -OR funding", "'-' must be written straight before a word", 9),
     (
         "colour:red",
-        "unknown field 'colour' (fields: parliament, type, house, dept, asker, answerer, heading, status, "
-        "tabled, answered)",
+        "unknown field 'colour' (fields: parliament, type, house, dept, asker, answerer, "
+        "heading, status, tabled, answered)",
         1,
     ),
     ("hospice depts:health", "unknown field 'depts' (did you mean 'dept'?", 9),

@@ -190,7 +190,8 @@ def test_search_json_shape(config: Path, cli: Callable[..., CliResult]) -> None:
     for hit in hits:
         assert (hit["parliament"], hit["kind"]) == ("westminster", "question")
         assert set(hit) == {
-            "id", "parliament", "kind", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
+            "id", "parliament", "kind", "uin", "house", "date_tabled", "date_answered", "heading",
+            "asking_member",
             "asking_party", "asking_constituency", "date_for_answer", "answering_member",
             "answering_body", "status", "question_text", "answer_text", "snippet", "url",
             "matched_terms",
@@ -213,7 +214,8 @@ def test_search_csv_opens_as_one_row_per_question(
     table = list(csv.DictReader(io.StringIO(result.stdout)))
     assert table
     assert list(table[0]) == [
-        "id", "parliament", "kind", "uin", "house", "date_tabled", "date_answered", "heading", "asking_member",
+        "id", "parliament", "kind", "uin", "house", "date_tabled", "date_answered", "heading",
+        "asking_member",
         "asking_party", "asking_constituency", "date_for_answer", "answering_member",
         "answering_body", "status", "question_text", "answer_text", "snippet", "url",
         "matched_terms",
