@@ -27,7 +27,7 @@ from pqwatch.config import Config
 from pqwatch.decide import PreparedAnswer, prepare_answer
 from pqwatch.errors import SourceError
 from pqwatch.sources.base import Source
-from pqwatch.sources.uk_parliament import SOURCE, UKParliamentClient
+from pqwatch.sources.uk_parliament import SOURCE, STATEMENTS_SOURCE, UKParliamentClient
 from pqwatch.store.archive import Archive, EventHook, StoreCounts
 from pqwatch.store.writer import BackgroundWriter
 from pqwatch.types import QuestionData
@@ -142,11 +142,17 @@ class Ingest:
         failed and the others still poll. A crash is raised once all have had their turn."""
         summaries: list[RunSummary] = []
         crash: Exception | None = None
-        if self.config.sources.uk_parliament.enabled:
+        uk = self.config.sources.uk_parliament
+        if uk.enabled:
             try:
                 summaries.append(self._poll_westminster(since, until))
             except Exception as exc:  # recorded as a failed run already
                 crash = exc
+        if uk.enabled and uk.statements:
+            try:
+                summaries.append(self._poll_westminster(since, until, statements=True))
+            except Exception as exc:
+                crash = crash or exc
         for source in self.source_factory(self.config):
             try:
                 summaries.append(self._run_source(source, since))
@@ -156,16 +162,23 @@ class Ingest:
             raise crash
         return summaries
 
-    def _poll_westminster(self, since: date | None, until: date | None) -> RunSummary:
+    def _poll_westminster(
+        self, since: date | None, until: date | None, *, statements: bool = False
+    ) -> RunSummary:
+        """Questions (tabled, answered, corrected windows) or written statements (made)."""
+        source = STATEMENTS_SOURCE if statements else SOURCE
         today = self.today()
         end = until or today
         if since is None:
-            cursor = self.archive.cursor(SOURCE)
+            cursor = self.archive.cursor(source)
             lookback = self.config.sources.uk_parliament.initial_lookback_days
             start = cursor - OVERLAP if cursor else today - timedelta(days=lookback)
         else:
             start = since
         start = min(start, end)
+        if statements:
+            return self._run_window(source, "poll", start, end, [("made", start, end)],
+                                    historical=False)  # fmt: skip
         queries = [(kind, start, end) for kind in WINDOW_KINDS]
         if since is None:
             revisit = self.config.sources.uk_parliament.revisit_tabled_days
@@ -304,7 +317,7 @@ class Ingest:
                                 )
                     # The next kind's pages are checked against what this kind stored.
                     writer.drain()
-                if kind == "poll":
+                if kind == "poll" and source == SOURCE:
                     refetched = self._refetch(client, source)
                     writer.submit(refetched)
                     summary.problems.extend(refetched.problems)

@@ -23,12 +23,16 @@ import httpx
 from pqwatch.config import UKParliamentConfig
 from pqwatch.errors import SourceError
 from pqwatch.sources.http import Retry, SourceHTTP, read_json
-from pqwatch.text import strip_controls
+from pqwatch.text import html_to_text, looks_like_html, sanitize_html, strip_controls
 from pqwatch.types import AttachmentData, GroupLink, MemberData, PageResult, QuestionData
 
 SOURCE = "uk_parliament"
 LIST_PATH = "/api/writtenquestions/questions"
 DETAIL_PATH = "/api/writtenquestions/questions/{id}"
+# Written statements: the same API, a source of their own (own cursor, own health).
+STATEMENTS_SOURCE = "uk_statements"
+STATEMENTS_PATH = "/api/writtenstatements/statements"
+STATEMENT_PATH = "/api/writtenstatements/statements/{id}"
 LIST_TEXT_LIMIT = 255
 
 _In = TypeVar("_In")
@@ -39,6 +43,7 @@ WINDOW_PARAMS = {
     "tabled": ("tabledWhenFrom", "tabledWhenTo"),
     "answered": ("answeredWhenFrom", "answeredWhenTo"),
     "corrected": ("correctedWhenFrom", "correctedWhenTo"),
+    "made": ("madeWhenFrom", "madeWhenTo"),  # statements
 }
 
 
@@ -103,12 +108,16 @@ class UKParliamentClient:
             "includeWithdrawn": "true",
             "take": take,
         }
+        path, parse = LIST_PATH, parse_question
+        if kind == "made":  # written statements (withdrawal is a question's matter)
+            path, parse = STATEMENTS_PATH, parse_statement
+            del params["includeWithdrawn"]
         seen: set[int] = set()
         skipped: list[str] = []
         skip = 0
         while True:
-            data = self.get_json(LIST_PATH, {**params, "skip": skip})
-            results, total = _envelope(data, LIST_PATH)
+            data = self.get_json(path, {**params, "skip": skip})
+            results, total = _envelope(data, path)
             fresh: list[QuestionData] = []
             for n, wrapper in enumerate(results, start=skip + 1):
                 value = wrapper.get("value") if isinstance(wrapper, dict) else None
@@ -121,7 +130,7 @@ class UKParliamentClient:
                     continue
                 seen.add(qid)
                 try:
-                    fresh.append(parse_question(value, from_list=True))
+                    fresh.append(parse(value, from_list=True))
                 except SourceError as exc:
                     # One unusable item must not block the window for ever: skip and count it.
                     skipped.append(str(exc))
@@ -139,18 +148,22 @@ class UKParliamentClient:
     def fetch_detail(self, item: QuestionData) -> QuestionData:
         """The full record of one listed item; the list item itself (with the problem noted)
         when the API has no usable detail for it."""
-        full = self.fetch_question(item.source_id, item.list_hash)
+        statement = item.kind == "statement"
+        full = self.fetch_question(item.source_id, item.list_hash, statement=statement)
         if isinstance(full, QuestionData):
             return full
         if full is None:
-            full = f"GET {DETAIL_PATH.format(id=item.source_id)}: HTTP 404 (not found)"
+            path = (STATEMENT_PATH if statement else DETAIL_PATH).format(id=item.source_id)
+            full = f"GET {path}: HTTP 404 (not found)"
         return _replace(item, problems=(*item.problems, full))
 
-    def fetch_question(self, source_id: str, list_hash: str) -> QuestionData | str | None:
+    def fetch_question(
+        self, source_id: str, list_hash: str, *, statement: bool = False
+    ) -> QuestionData | str | None:
         """One question from the detail endpoint, carrying `list_hash` (the list-level hash
         the next listing is compared against). None on a 404; a one-line problem when the
         record cannot be used."""
-        path = DETAIL_PATH.format(id=source_id)
+        path = (STATEMENT_PATH if statement else DETAIL_PATH).format(id=source_id)
         data = self.get_json(path, {"expandMember": "true"}, allow_404=True)
         if data is None:
             return None
@@ -158,7 +171,7 @@ class UKParliamentClient:
         try:
             if not isinstance(value, dict) or str(value.get("id")) != source_id:
                 raise SourceError("the response has no value object for this question")
-            full = parse_question(value, from_list=False)
+            full = (parse_statement if statement else parse_question)(value, from_list=False)
         except SourceError as exc:
             # Stored from the list instead (and fetched again later) rather than failing the
             # window for one odd record.
@@ -421,6 +434,50 @@ def parse_question(value: dict[str, Any], *, from_list: bool) -> QuestionData:
         attachments=() if from_list else _attachments(value),
         group=_groups(value, tabled),
         list_hash=list_hash(value),
+        problems=tuple(problems),
+    )
+
+
+_STATEMENT_HASH_FIELDS = (
+    "id", "uin", "dateMade", "house", "title", "memberId", "memberRole", "answeringBodyId",
+    "answeringBodyName", "hasAttachments", "noticeNumber",
+)  # fmt: skip
+
+
+def parse_statement(value: dict[str, Any], *, from_list: bool) -> QuestionData:
+    """One written ministerial statement, as an item of its own kind: its title is the
+    heading, its text the item's text, the day it was made its date, and the minister who
+    made it (with the department) its answerer. Raises SourceError without id, date or
+    House; anything else may be missing."""
+    sid = _int(value.get("id"))
+    made = _date(value.get("dateMade"))
+    house = _line(value.get("house"))
+    if sid is None or made is None or house is None:
+        missing = [k for k, v in (("id", sid), ("dateMade", made), ("house", house)) if not v]
+        raise SourceError(f"statement {value.get('id')}: missing or invalid {', '.join(missing)}")
+    raw = _text(value.get("text")) or ""
+    # The detail's text is HTML; the list's is plain, cut at 255 characters plus "...".
+    text = html_to_text(sanitize_html(raw)) if looks_like_html(raw) else raw
+    problems: list[str] = []
+    member_id, member = _member_pair(value, "memberId", "member", problems)
+    view = [value.get(k) for k in _STATEMENT_HASH_FIELDS] + [(raw or "")[:LIST_TEXT_LIMIT]]
+    digest = hashlib.sha256(repr(view).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return QuestionData(
+        source=STATEMENTS_SOURCE,
+        source_id=str(sid),
+        kind="statement",
+        uin=_line(value.get("uin")),
+        house=house,
+        date_tabled=made,
+        heading=_line(value.get("title")),
+        question_text=text,
+        question_text_full=not from_list or len(raw) < LIST_TEXT_LIMIT,
+        answering_member_id=member_id,
+        answering_member=member,
+        answering_body_id=_int(value.get("answeringBodyId")),
+        answering_body_name=_line(value.get("answeringBodyName")),
+        attachments=() if from_list else _attachments(value),
+        list_hash=digest,
         problems=tuple(problems),
     )
 
