@@ -191,6 +191,23 @@ class SourceHTTP:
         return resp
 
 
+class OverHTTP:
+    """What a source built on one SourceHTTP reports and closes (the ingest reads these)."""
+
+    _net: SourceHTTP
+
+    @property
+    def requests_made(self) -> int:
+        return self._net.requests_made
+
+    @property
+    def bytes_received(self) -> int:
+        return self._net.bytes_received
+
+    def close(self) -> None:
+        self._net.close()
+
+
 def read_json(resp: httpx.Response) -> Any:
     """The JSON body; Retry when it is not JSON (an HTML error page, a body cut short)."""
     try:

@@ -25,7 +25,7 @@ import httpx
 from pqwatch.config import ScottishParliamentConfig
 from pqwatch.errors import SourceError
 from pqwatch.sources.base import Batch, Known
-from pqwatch.sources.http import SourceHTTP, read_json
+from pqwatch.sources.http import OverHTTP, SourceHTTP, read_json
 from pqwatch.text import strip_controls
 from pqwatch.types import MemberData, QuestionData, local_id, name_id, official_url
 
@@ -185,7 +185,7 @@ def years_to_poll(today: date, open_tabled: list[date], years_back: int) -> list
     return sorted(years, reverse=True)
 
 
-class ScottishParliamentSource:
+class ScottishParliamentSource(OverHTTP):
     name = SOURCE
 
     def __init__(
@@ -193,17 +193,6 @@ class ScottishParliamentSource:
     ) -> None:
         self.config = config
         self._net = SourceHTTP(config, transport=transport)
-
-    @property
-    def requests_made(self) -> int:
-        return self._net.requests_made
-
-    @property
-    def bytes_received(self) -> int:
-        return self._net.bytes_received
-
-    def close(self) -> None:
-        self._net.close()
 
     def poll(
         self, state: dict[str, Any], known: Known, now: datetime, *, since: date | None = None

@@ -22,7 +22,7 @@ import httpx
 
 from pqwatch.config import UKParliamentConfig
 from pqwatch.errors import SourceError
-from pqwatch.sources.http import Retry, SourceHTTP, read_json
+from pqwatch.sources.http import OverHTTP, Retry, SourceHTTP, read_json
 from pqwatch.text import html_to_text, looks_like_html, sanitize_html, strip_controls
 from pqwatch.types import AttachmentData, GroupLink, MemberData, PageResult, QuestionData
 
@@ -47,7 +47,7 @@ WINDOW_PARAMS = {
 }
 
 
-class UKParliamentClient:
+class UKParliamentClient(OverHTTP):
     """HTTP client for the Written Questions API. Thread-safe; close() when done."""
 
     def __init__(
@@ -60,17 +60,6 @@ class UKParliamentClient:
     ) -> None:
         self.config = config
         self._net = SourceHTTP(config, transport=transport, sleep=sleep, jitter=jitter)
-
-    @property
-    def requests_made(self) -> int:
-        return self._net.requests_made
-
-    @property
-    def bytes_received(self) -> int:
-        return self._net.bytes_received
-
-    def close(self) -> None:
-        self._net.close()
 
     def __enter__(self) -> UKParliamentClient:
         return self
