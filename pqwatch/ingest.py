@@ -54,13 +54,22 @@ def default_client(config: Config) -> UKParliamentClient:
 
 def default_sources(config: Config) -> list[Source]:
     """The enabled sources besides Westminster's windowed API, in the order they poll."""
-    from pqwatch.sources import scottish_parliament
-
+    # Imported only when enabled: a poll of Westminster alone never loads them.
     chosen: list[Source] = []
     if config.sources.scottish_parliament.enabled:
+        from pqwatch.sources import scottish_parliament
+
         chosen.append(
             scottish_parliament.ScottishParliamentSource(config.sources.scottish_parliament)
         )
+    if config.sources.senedd.enabled:
+        from pqwatch.sources import senedd
+
+        chosen.append(senedd.SeneddSource(config.sources.senedd))
+    if config.sources.ni_assembly.enabled:
+        from pqwatch.sources import ni_assembly
+
+        chosen.append(ni_assembly.NIAssemblySource(config.sources.ni_assembly))
     return chosen
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 # The parliaments pqwatch follows: the value stored per item, and the name a reader sees.
 PARLIAMENTS = {
@@ -19,6 +19,19 @@ PARLIAMENTS = {
     "ni": "Northern Ireland Assembly",
 }
 KINDS = ("question", "statement")
+# What a reader calls each source (digest footers, operator alerts), in the order shown.
+SOURCE_LABELS = {
+    "uk_parliament": "UK Parliament written questions",
+    "uk_statements": "UK Parliament written statements",
+    "scottish_parliament": "Scottish Parliament",
+    "senedd": "Senedd",
+    "ni_assembly": "Northern Ireland Assembly",
+}
+
+
+def source_label(source: str) -> str:
+    return SOURCE_LABELS.get(source, source)
+
 
 # Member and answering-body ids are pqwatch's own, so that one table holds every
 # parliament's: Westminster's as its API gives them, the others' moved into a range of their
@@ -213,6 +226,15 @@ class QuestionData:
     def needs_detail(self) -> bool:
         """Whether the full record must be fetched to hold the full text and answer HTML."""
         return not self.question_text_full or (self.has_answer and not self.answer_full)
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePolls:
+    """One source's polling over a digest's period: its last success, and failed polls."""
+
+    source: str
+    last_ok: datetime | None
+    failures: int
 
 
 @dataclass(frozen=True, slots=True)

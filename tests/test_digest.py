@@ -586,8 +586,8 @@ def test_headers_and_footer(
 
     text, html = _parts(msg)
     health = (
-        f"{_last_updated(db)} Warning: 1 poll of the Parliament API failed during this "
-        "period, so some answers may arrive in a later digest."
+        f"{_last_updated(db)} Warning: 1 poll of UK Parliament written questions failed during "
+        "this period, so some answers may arrive in a later digest."
     )
     assert health in text
     assert health in _soup(html).get_text()

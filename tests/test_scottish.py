@@ -273,3 +273,23 @@ def test_a_failing_westminster_api_does_not_stop_scottish_answers(
     assert rows(db, "SELECT count(*) FROM question WHERE parliament = 'scotland'") == [
         (len(records),)
     ]
+
+    # Status and the digest footer report each source on its own.
+    status = cli("--config", config, "status")
+    assert status.exit_code == 0, status.stderr
+    lines = {ln.split(":")[0]: ln for ln in status.stdout.splitlines()}
+    assert "1 failure(s) in a row" in lines["Source uk_parliament"]
+    assert "0 failure(s) in a row" in lines["Source scottish_parliament"]
+    assert "last successful poll never" in lines["Source uk_parliament"]
+    out = config.parent / "preview"
+    dry = cli("--config", config, "digest", "--dry-run", "--out", str(out))
+    assert dry.exit_code == 0, dry.stderr
+    [eml] = out.glob("*.eml")
+    msg = email.message_from_bytes(eml.read_bytes(), policy=default)
+    assert isinstance(msg, EmailMessage)
+    body = msg.get_body(("plain",))
+    assert body is not None
+    footer = " ".join(body.get_content().split())
+    assert "Archive last updated successfully: UK Parliament written questions not yet, " \
+        "Scottish Parliament " in footer  # fmt: skip
+    assert "Warning: 1 poll of UK Parliament written questions failed during this period" in footer

@@ -23,7 +23,13 @@ from bs4.element import NavigableString
 
 from pqwatch.store import reads
 from pqwatch.text import MAIL_TEXT_LIMIT, cut_html, cut_text
-from pqwatch.types import AttachmentData, attachments_from_json, item_label, official_url
+from pqwatch.types import (
+    AttachmentData,
+    SourcePolls,
+    attachments_from_json,
+    item_label,
+    official_url,
+)
 
 SECTIONS = ("answered", "corrected", "holding", "statement", "tabled")
 SECTION_TITLES = {
@@ -109,8 +115,8 @@ class Digest:
     items: tuple[DigestItem, ...]
     delivery_ids: tuple[int, ...]
     watches: tuple[str, ...]
-    last_poll_ok_at: datetime | None
-    poll_failures: int
+    # Each source's polling over the period, for the footer (filled in by the pipeline).
+    polls: tuple[SourcePolls, ...]
     sections: dict[str, tuple[DigestItem, ...]] = field(default_factory=dict)
 
     def count(self, section: str) -> int:
@@ -347,8 +353,7 @@ def compose(
         items=tuple(items),
         delivery_ids=tuple(delivery_ids),
         watches=tuple(sorted(all_watches)),
-        last_poll_ok_at=None,
-        poll_failures=0,
+        polls=(),
         sections=sections,
     )
 

@@ -102,8 +102,7 @@ class _Renderer:
                 period_end=od.period_end,
                 cache=self.cache,
             )
-        last_ok, failures = context.health(od.period_start)
-        digest = replace(digest, last_poll_ok_at=last_ok, poll_failures=failures)
+        digest = replace(digest, polls=context.health(od.period_start))
         email = self.config.email
         operator = reply_address(email)
         site = self.config.feeds.site_url

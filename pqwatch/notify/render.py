@@ -26,6 +26,7 @@ from markupsafe import Markup
 from pqwatch.notify.compose import SECTION_TITLES, SECTIONS, Digest
 from pqwatch.resources import templates_dir
 from pqwatch.text import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES, strip_controls
+from pqwatch.types import SourcePolls, source_label
 
 
 def _day(value: date | datetime | None) -> str:
@@ -125,16 +126,32 @@ def period_text(start: datetime, end: datetime, tz: ZoneInfo) -> str:
     return f"{_day(s)} to {_day(e)}"
 
 
-def health_text(last_ok: datetime | None, failures: int, tz: ZoneInfo) -> str:
-    if last_ok is None:
+def health_text(polls: tuple[SourcePolls, ...], tz: ZoneInfo) -> str:
+    """The footer's word on polling: when the archive was last updated (each source's own
+    time when there are several, so one lagging source is seen) and which sources failed."""
+
+    def when(moment: datetime | None) -> str:
+        if moment is None:
+            return "not yet"
+        local = moment.astimezone(tz)
+        return f"{_day(local)} at {local:%H:%M}"
+
+    if all(p.last_ok is None for p in polls):
         line = "The archive has not been updated successfully yet."
+    elif len(polls) == 1:
+        line = f"Archive last updated successfully {when(polls[0].last_ok)} ({tz.key})."
     else:
-        local = last_ok.astimezone(tz)
-        line = f"Archive last updated successfully {_day(local)} at {local:%H:%M} ({tz.key})."
-    if failures:
+        each = ", ".join(f"{source_label(p.source)} {when(p.last_ok)}" for p in polls)
+        line = f"Archive last updated successfully: {each} ({tz.key})."
+    failed = [p for p in polls if p.failures]
+    if failed:
+        each = "; ".join(
+            f"{p.failures} poll{'s' if p.failures != 1 else ''} of {source_label(p.source)}"
+            for p in failed
+        )
         line += (
-            f" Warning: {failures} poll{'s' if failures != 1 else ''} of the Parliament API failed"
-            " during this period, so some answers may arrive in a later digest."
+            f" Warning: {each} failed during this period, so some answers may arrive in a"
+            " later digest."
         )
     else:
         line += " No poll failed during this period."
@@ -161,7 +178,7 @@ def render(
         "period": period,
         "sections": [(k, SECTION_TITLES[k]) for k in SECTIONS],
         "watch_list": ", ".join(subscribed_watches) or "none",
-        "health": health_text(digest.last_poll_ok_at, digest.poll_failures, tz),
+        "health": health_text(digest.polls, tz),
         "operator": operator,
         "unsubscribe_mailto": (
             unsubscribe_mailto(operator, digest.subscriber_email) if operator else None

@@ -36,6 +36,7 @@ from pqwatch.store.models import (
     Watch,
     WatchMatch,
 )
+from pqwatch.types import SOURCE_LABELS, SourcePolls
 
 # Core over the SQLModel tables: typed columns (timestamps come back as aware datetimes).
 D = Digest.__table__  # type: ignore[attr-defined]
@@ -85,13 +86,25 @@ class RunContext:
     pending: dict[int, datetime | None]
     tokens: dict[int, str]  # subscriber id -> unsubscribe token
     subscriptions: dict[int, list[tuple[str, str]]]  # subscriber id -> [(name, slug)]
-    last_poll_ok_at: datetime | None
-    failed_poll_starts: tuple[datetime, ...]  # when failed polls started, sorted
+    last_ok: dict[str, datetime | None]  # source -> its last successful poll
+    failed_starts: dict[str, tuple[datetime, ...]]  # source -> when failed polls started, sorted
 
-    def health(self, since: datetime) -> tuple[datetime | None, int]:
-        """When the archive was last updated successfully, and failed polls since `since`."""
-        starts = self.failed_poll_starts
-        return self.last_poll_ok_at, len(starts) - bisect_left(starts, since)
+    def health(self, since: datetime) -> tuple[SourcePolls, ...]:
+        """Each source's last success and its failed polls since `since`, in the order
+        readers see sources (SOURCE_LABELS)."""
+        order = list(SOURCE_LABELS)
+        names = sorted(
+            set(self.last_ok) | set(self.failed_starts),
+            key=lambda s: (order.index(s) if s in order else len(order), s),
+        )
+        return tuple(
+            SourcePolls(
+                s,
+                self.last_ok.get(s),
+                len(starts := self.failed_starts.get(s, ())) - bisect_left(starts, since),
+            )
+            for s in names
+        )
 
 
 @dataclass(frozen=True)
@@ -244,13 +257,16 @@ class Outbox:
                 .order_by(W.c.name)
             ):
                 subscriptions.setdefault(r[0], []).append((r[1], r[2]))
-            last = conn.execute(sa.select(sa.func.max(S.c.last_success_at))).scalar()
-            failed = tuple(
-                conn.scalars(
-                    sa.select(R.c.started_at).where(R.c.status == "failed").order_by(R.c.started_at)
-                )
-            )
-        return RunContext(last_sent, pending, tokens, subscriptions, last, failed)
+            last = {r[0]: r[1] for r in conn.execute(sa.select(S.c.source, S.c.last_success_at))}
+            failed: dict[str, list[datetime]] = {}
+            for r in conn.execute(
+                sa.select(R.c.source, R.c.started_at)
+                .where(R.c.status == "failed")
+                .order_by(R.c.started_at)
+            ):
+                failed.setdefault(r[0], []).append(r[1])
+            starts = {k: tuple(v) for k, v in failed.items()}
+        return RunContext(last_sent, pending, tokens, subscriptions, last, starts)
 
     def unsubscribe(self, token: str, watch_slug: str | None = None) -> str | None:
         """One-click unsubscribe from everything, or from one watch; what was still owed from
