@@ -136,12 +136,16 @@ def _print_runs(runs: list[RunSummary], fmt: OutputFormat) -> None:
     for r in runs:
         c = r.counts
         state = "ok" if r.ok else "FAILED"
-        typer.echo(
-            f"{r.source} {r.window_start}..{r.window_end}: {state}: "
-            f"{c.new_questions} new questions, {c.new_answers} new answers, "
+        done = (
+            f"{c.new_questions} new statements"
+            if r.source == "uk_statements"
+            else f"{c.new_questions} new questions, {c.new_answers} new answers, "
             f"{c.holding_answers} holding answers, {c.corrections} corrections, "
-            f"{c.transfers} transfers ({c.items_seen} items seen, {r.requests} requests, "
-            f"{r.seconds:.1f} s)"
+            f"{c.transfers} transfers"
+        )
+        typer.echo(
+            f"{r.source} {r.window_start}..{r.window_end}: {state}: {done} "
+            f"({c.items_seen} items seen, {r.requests} requests, {r.seconds:.1f} s)"
         )
         for reason in r.skipped[:5]:
             typer.echo(_term(f"  skipped a malformed item: {reason}"))
@@ -358,9 +362,11 @@ def _print_hits(result: SearchResult) -> None:
     table.add_column("Snippet", ratio=4, overflow="fold")
     for h in result.hits:
         answered = h.date_answered.isoformat() if h.date_answered else "—"
-        if h.status in {"holding", "corrected", "withdrawn", "unanswered"}:
+        if h.status in {"holding", "corrected", "withdrawn", "unanswered", "made"}:
             answered += f"\n({h.status})"
         who = f"{h.asking_member or 'unknown member'} → {h.answering_body or '?'}"
+        if h.kind == "statement":
+            who = f"made by {h.answering_member or 'a minister'} · {h.answering_body or '?'}"
         heading = Text(_term(h.heading or "(no heading yet)"), style="bold")
         heading.append("\n" + _term(who), style=None)
         table.add_row(
@@ -454,10 +460,12 @@ def _story_text(story: QuestionStory) -> str:
         lines.append("")
     lines.append("Events:")
     for e in story.events:
+        # A statement's first event is the day it was made (stored as "tabled" everywhere).
+        kind = "made" if h.kind == "statement" and e.kind == "tabled" else e.kind
         detail = ""
         if e.kind == "transferred" and e.detail:
             detail = f" from {e.detail.get('from')} to {e.detail.get('to')}"
-        lines.append(f"  {e.date}  {e.kind}{detail}")
+        lines.append(f"  {e.date}  {kind}{detail}")
     if story.others_with_uin:
         others = ", ".join(f"id {i} (tabled {d})" for i, d in story.others_with_uin)
         lines += ["", f"UIN {h.uin} was also used by: {others}"]

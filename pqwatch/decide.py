@@ -135,6 +135,8 @@ def _safe_html(raw: str) -> str:
 
 
 def status_of(item: QuestionData) -> str:
+    if item.kind == "statement":
+        return "made"  # a statement awaits nothing: never "unanswered"
     if item.is_withdrawn:
         return "withdrawn"
     if not item.has_answer:

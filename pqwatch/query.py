@@ -87,6 +87,7 @@ _STATUSES: dict[str, tuple[str, ...]] = {
     "unanswered": ("unanswered",),
     "corrected": ("corrected",),
     "withdrawn": ("withdrawn",),
+    "made": ("made",),  # written statements
 }
 _DATE_FIELDS = ("tabled", "answered")
 

@@ -443,7 +443,11 @@ MALFORMED: list[tuple[str, str, int | None]] = [
     ("hospice dept: health", "empty value for 'dept:'", 9),
     ('asker:""', "empty value for 'asker:'", 7),
     ("house:senate", "house must be commons or lords, not 'senate'", 7),
-    ("status:pending", "status must be answered, holding, unanswered, corrected or withdrawn", 8),
+    (
+        "status:pending",
+        "status must be answered, holding, unanswered, corrected, withdrawn or made",
+        8,
+    ),
     ("tabled:2024-13-01", "bad date '2024-13-01' for 'tabled:' (month must be in 1..12)", 8),
     ("answered:2024-02-30", "bad date '2024-02-30' for 'answered:'", 10),
     ("answered:yesterday", "bad date 'yesterday' for 'answered:' (use YYYY, YYYY-MM", 10),

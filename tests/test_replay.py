@@ -184,9 +184,12 @@ def test_unrecognised_files_raise_value_error_naming_the_file(
     odd.write_text('{"hello": "world"}', encoding="utf-8")
     broken = tmp_path / "broken.json.gz"
     broken.write_bytes(gzip.compress(b"{not json"))
-    for path in (odd, broken, data_dir / STATEMENTS):
+    for path in (odd, broken):
         with pytest.raises(ValueError, match=path.name):
             load_items([path])
+    # Written statements are read, and held apart from the questions.
+    assert load_items([data_dir / STATEMENTS]) == {}
+    assert len(ReplayServer.from_files([data_dir / STATEMENTS]).statements) == 10
     with pytest.raises(ValueError, match="odd.json"):
         ReplayServer.from_files([data_dir / ASKING_4651, odd])
 
@@ -403,7 +406,8 @@ def test_detail_returns_full_html_text(data_dir: Path, serve: Any) -> None:
 
 def test_unknown_ids_and_paths_are_404(data_dir: Path, serve: Any) -> None:
     _, client = serve(_load(data_dir / ASKING_4651).values())
-    for path in (f"{LIST}/1", f"{LIST}/abc", "/", "/api/writtenstatements/statements"):
+    paths = (f"{LIST}/1", f"{LIST}/abc", "/", "/api/writtenstatements/statements/1", "/api/x")
+    for path in paths:
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.json()["status"] == 404

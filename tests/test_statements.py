@@ -1,6 +1,6 @@
 """Westminster written statements: recorded statements parse as items of their own kind, and
 a poll with `statements = true` stores them, finds them with type:statement, and shows them in
-digests and feeds (the API is stood in for by httpx.MockTransport over the recordings)."""
+digests and feeds (the API is stood in for by the replay server over the recordings)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import email
 import json
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -19,8 +19,9 @@ import httpx
 
 from pqwatch.config import DatabaseConfig, load_config
 from pqwatch.service import PQWatch
-from pqwatch.sources.uk_parliament import UKParliamentClient, parse_statement
-from tests.conftest import CliResult, require_data, rows
+from pqwatch.sources.uk_parliament import parse_statement
+from pqwatch.testing.replay import ReplayServer
+from tests.conftest import CliResult, api_config, fixed_clock, require_data, rows
 
 RECORDED = "uk_parliament/recorded_http_2021/ws_list_made_2021-02-01_take20.json"
 
@@ -45,56 +46,44 @@ def test_recorded_statements_parse_as_statements() -> None:
     assert not s.question_text_full  # the list cuts the text: the detail is fetched
 
 
-def _api(values: list[dict[str, Any]]) -> httpx.MockTransport:
-    """The statements list (filtered by madeWhen, paged) and details with full text; the
-    questions list is empty."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        path, q = request.url.path, request.url.params
-        if path == "/api/writtenquestions/questions":
-            return httpx.Response(200, json={"totalResults": 0, "results": []})
-        if path == "/api/writtenstatements/statements":
-            lo, hi = q.get("madeWhenFrom", ""), q.get("madeWhenTo", "9999")
-            found = [v for v in values if lo <= v["dateMade"][:10] <= hi]
-            skip, take = int(q.get("skip", 0)), int(q.get("take", 20))
-            page = [{"value": v, "links": []} for v in found[skip : skip + take]]
-            return httpx.Response(200, json={"totalResults": len(found), "results": page})
-        sid = path.rsplit("/", 1)[-1]
-        for v in values:
-            if str(v["id"]) == sid:
-                full = {**v, "text": "<p>" + v["text"].removesuffix("...") + " in full.</p>"}
-                return httpx.Response(200, json={"value": full, "links": []})
-        return httpx.Response(404, json={"status": 404, "title": "Not Found"})
-
-    return httpx.MockTransport(handler)
+def _full(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The recorded statements as the detail endpoint holds them: whole HTML text (the list
+    recordings hold only the first 255 characters; the rest is stood in for)."""
+    return [{**v, "text": "<p>" + v["text"].removesuffix("...") + " in full.</p>"} for v in values]
 
 
 def test_statements_are_polled_found_and_shown_in_digests_and_feeds(
-    write_config: Callable[..., Path], cli: Callable[..., CliResult], tmp_path: Path
+    replay: ReplayServer,
+    write_config: Callable[..., Path],
+    cli: Callable[..., CliResult],
+    tmp_path: Path,
 ) -> None:
-    values = _statements()
+    replay.set_items(_full(_statements()))
     config = write_config(
-        '[database]\nurl = "sqlite:///pqwatch.db"\n'
-        "[sources.uk_parliament]\nstatements = true\nrequests_per_second = 1000\n"
-        '[[watches]]\nname = "Trade"\nquery = "trade"\n'
-        '[[subscribers]]\nemail = "officer@example.org"\n'
+        api_config(
+            replay.base_url,
+            '[[watches]]\nname = "Trade"\nquery = "trade"\n'
+            '[[subscribers]]\nemail = "officer@example.org"\n',
+            statements=True,
+        )
     )
     cfg = load_config(config)
     db = config.parent / "pqwatch.db"
     cfg = replace(cfg, database=DatabaseConfig(url=f"sqlite:///{db}"))
-    transport = _api(values)
-
-    def client(c: Any) -> UKParliamentClient:
-        return UKParliamentClient(c.sources.uk_parliament, transport=transport)
-
-    now = datetime(2021, 2, 2, 12, tzinfo=UTC)
-    with PQWatch(cfg, now=lambda: now, client_factory=client) as svc:
+    with PQWatch(cfg, now=fixed_clock(date(2021, 2, 2))) as svc:
         runs = svc.poll(date(2021, 2, 1), date(2021, 2, 1))
     assert [(r.source, r.ok) for r in runs] == [("uk_parliament", True), ("uk_statements", True)]
     assert rows(db, "SELECT count(*) FROM question WHERE kind = 'statement'") == [(10,)]
-    assert rows(db, "SELECT question_text_full, heading FROM question WHERE uin = 'HLWS747'") == [
-        (1, "The United Kingdom's Free Trade Agreements")
-    ]
+    assert rows(db, "SELECT question_text_full, heading, status FROM question "
+                    "WHERE uin = 'HLWS747'") == [
+        (1, "The United Kingdom's Free Trade Agreements", "made")
+    ]  # fmt: skip
+    assert rows(db, "SELECT count(*) FROM question WHERE kind = 'statement' "
+                    "AND status != 'made'") == [(0,)]  # fmt: skip
+    shown = cli("--config", config, "show", "hlws747")
+    assert shown.exit_code == 0, shown.stderr
+    assert "Made by Lord Grimstone of Boscobel on 2021-02-01" in shown.stdout
+    assert "2021-02-01  made" in shown.stdout and "Not answered yet" not in shown.stdout
 
     found = cli("--config", config, "search", "type:statement trade", "--format", "json")
     assert found.exit_code == 0, found.stderr
@@ -132,3 +121,31 @@ def test_statements_are_polled_found_and_shown_in_digests_and_feeds(
     assert "[Statement] The United Kingdom's Free Trade Agreements (HLWS747)" in titles
     entry = next(e for e in parsed.entries if "HLWS747" in e.title)
     assert "made by Lord Grimstone of Boscobel" in entry.content[0].value
+
+
+def test_the_replay_server_serves_recorded_statements_beside_questions(
+    replay: ReplayServer,
+) -> None:
+    data = require_data() / "uk_parliament/recorded_http_2021"
+    replay.load_files([data / "ws_list_made_2021-02-01_take20.json",
+                       data / "wq_list_tabled_2021-02-01_askingMember4651.json"])  # fmt: skip
+    assert len(replay.statements) == 10 and replay.items
+    replay.set_items(_full(_statements()), replace=False)
+    url = replay.base_url + "/api/writtenstatements/statements"
+    page = httpx.get(url, params={"madeWhenFrom": "2021-02-01", "madeWhenTo": "2021-02-01",
+                                  "take": 3, "skip": 1, "expandMember": "true"}).json()  # fmt: skip
+    assert page["totalResults"] == 10 and len(page["results"]) == 3
+    first = page["results"][0]["value"]
+    assert first["text"].endswith("...") and "<p>" not in first["text"]
+    assert first["member"]["name"]
+    lords = httpx.get(url, params={"house": "Lords", "take": 50}).json()
+    assert lords["totalResults"] == len(
+        [v for v in replay.statements.values() if v["house"] == "Lords"]
+    )
+    assert httpx.get(url, params={"madeWhenFrom": "2021-02-02"}).json()["totalResults"] == 0
+    detail = httpx.get(f"{url}/{first['id']}").json()["value"]
+    assert detail["text"].endswith(" in full.</p>")
+    assert httpx.get(f"{url}/1").status_code == 404
+    # Questions are untouched by statements held beside them.
+    listed = httpx.get(replay.base_url + "/api/writtenquestions/questions", params={"take": 100})
+    assert listed.json()["totalResults"] == len(replay.items)

@@ -7,7 +7,10 @@ Tests never reach the internet. This module serves real recorded questions (the 
   item in the endpoint's *list form* (question cut to 255 characters, answer stripped of its
   HTML and cut to 255 characters plus ``"..."``; see :func:`list_form`);
 * ``GET /api/writtenquestions/questions/{id}`` (and ``/{date}/{uin}``): one question with
-  its full text, answer as HTML.
+  its full text, answer as HTML;
+* ``GET /api/writtenstatements/statements`` (``madeWhenFrom``/``madeWhenTo``, ``house``,
+  paged, text cut like an answer's) and ``/statements/{id}`` (the text as held), for written
+  statements found among the recordings (items with ``dateMade`` and ``title``).
 
 It can also misbehave on request (:class:`Fault`: error statuses with ``Retry-After``, a
 200 carrying an error body, truncated JSON, a slow answer, a dropped connection), and it
@@ -57,10 +60,11 @@ LIST_TEXT_LIMIT = 255
 """The list endpoint cuts ``questionText`` and ``answerText`` at this many characters."""
 
 FAULT_KINDS = frozenset({"status", "json_status", "truncated_json", "delay", "drop"})
-_FAULT_MATCHES = frozenset({"list", "detail"})
+_FAULT_MATCHES = frozenset({"list", "detail", "statements", "statement"})
 
 _MEMBER_FIELDS = ("askingMember", "answeringMember", "correctingMember")
 _LIST_PATH = "/api/writtenquestions/questions"
+_STATEMENTS_PATH = "/api/writtenstatements/statements"
 _TAG = re.compile(r"<[^>]*>")
 _GZIP_MAGIC = b"\x1f\x8b"
 _T = TypeVar("_T")
@@ -161,18 +165,20 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"{path}: not valid JSON (plain or gzip): {exc}") from exc
 
 
+def _is_statement(value: Mapping[str, Any]) -> bool:
+    return isinstance(value.get("dateMade"), str) and isinstance(value.get("title"), str)
+
+
 def _question(value: Any, path: Path) -> dict[str, Any]:
-    """Check that one recorded ``value`` is a written question, not e.g. a statement."""
-    if (
-        isinstance(value, dict)
-        and isinstance(value.get("id"), int)
-        and isinstance(value.get("dateTabled"), str)
-        and isinstance(value.get("questionText"), str)
-    ):
-        return value
+    """Check that one recorded ``value`` is a written question or a written statement."""
+    if isinstance(value, dict) and isinstance(value.get("id"), int):
+        if isinstance(value.get("dateTabled"), str) and isinstance(value.get("questionText"), str):
+            return value
+        if _is_statement(value):
+            return value
     raise ValueError(
-        f"{path}: an item is not a written question (needs integer 'id', 'dateTabled' and "
-        f"'questionText'; written statements are not served)"
+        f"{path}: an item is neither a written question (integer 'id', 'dateTabled' and "
+        f"'questionText') nor a written statement ('id', 'dateMade' and 'title')"
     )
 
 
@@ -251,7 +257,7 @@ def load_items(paths: Iterable[str | Path]) -> dict[int, dict[str, Any]]:
     Raises ``ValueError`` naming the file for anything else.
     """
     found, overlays = _read_files(paths)
-    items = {value["id"]: value for value in found}
+    items = {value["id"]: value for value in found if not _is_statement(value)}
     _apply_overlays(items, overlays)
     return items
 
@@ -509,16 +515,21 @@ def _drop(environ: WSGIEnvironment) -> NoReturn:
 
 
 def _route(path: str) -> tuple[str | None, tuple[str, ...]]:
-    """Which endpoint a path is: ("list", ()), ("detail", (id,)) or ("detail", (date, uin))."""
+    """Which endpoint a path is: ("list", ()), ("detail", (id,)), ("detail", (date, uin)),
+    ("statements", ()) or ("statement", (id,))."""
     parts = [p for p in path.lower().split("/") if p]
-    base = [p for p in _LIST_PATH.split("/") if p]
-    if parts[: len(base)] != base:
-        return None, ()
-    rest = tuple(p for p in path.split("/") if p)[len(base) :]
-    if not rest:
-        return "list", ()
-    if len(rest) <= 2:
-        return "detail", rest
+    for base_path, many, one, most in (
+        (_LIST_PATH, "list", "detail", 2),
+        (_STATEMENTS_PATH, "statements", "statement", 1),
+    ):
+        base = [p for p in base_path.split("/") if p]
+        if parts[: len(base)] != base:
+            continue
+        rest = tuple(p for p in path.split("/") if p)[len(base) :]
+        if not rest:
+            return many, ()
+        if len(rest) <= most:
+            return one, rest
     return None, ()
 
 
@@ -545,6 +556,8 @@ class ReplayServer:
         self._lock = threading.Lock()
         self._items: dict[int, dict[str, Any]] = {}
         self._ordered: list[dict[str, Any]] = []
+        # Statements are numbered apart from questions (ids can coincide): held apart.
+        self._statements: dict[int, dict[str, Any]] = {}
         self._faults: list[list[Any]] = []  # [Fault, remaining uses, requests to let through]
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -553,8 +566,11 @@ class ReplayServer:
 
     @classmethod
     def from_files(cls, paths: Iterable[str | Path], **kw: Any) -> ReplayServer:
-        """A server holding the questions in ``paths`` (see :func:`load_items`)."""
-        return cls(load_items(paths).values(), **kw)
+        """A server holding the questions (and statements) in ``paths`` (see
+        :func:`load_items`)."""
+        server = cls(**kw)
+        server.load_files(paths)
+        return server
 
     # ----------------------------------------------------------------- data
 
@@ -565,8 +581,11 @@ class ReplayServer:
         found, overlays = _read_files(paths)
         with self._lock:
             items = {} if replace else {k: dict(v) for k, v in self._items.items()}
-            items.update((value["id"], value) for value in found)
+            items.update((v["id"], v) for v in found if not _is_statement(v))
             _apply_overlays(items, overlays)
+            statements = {} if replace else dict(self._statements)
+            statements.update((v["id"], v) for v in found if _is_statement(v))
+            self._statements = statements
             self._swap(items)
             return len(items)
 
@@ -574,14 +593,16 @@ class ReplayServer:
         """Swap in questions (``value`` dicts with full text; ``{"value": ...}`` wrappers
         are unwrapped). Later items replace earlier ones with the same id."""
         fresh: dict[int, dict[str, Any]] = {}
+        statements: dict[int, dict[str, Any]] = {}
         for item in items:
             value = (
                 item["value"] if "id" not in item and isinstance(item.get("value"), dict) else item
             )
             if not isinstance(value, dict) or not isinstance(value.get("id"), int):
                 raise ValueError(f"a question needs an integer 'id': {str(value)[:80]}")
-            fresh[value["id"]] = dict(value)
+            (statements if _is_statement(value) else fresh)[value["id"]] = dict(value)
         with self._lock:
+            self._statements = statements if replace else {**self._statements, **statements}
             self._swap(fresh if replace else {**self._items, **fresh})
 
     def _swap(self, items: dict[int, dict[str, Any]]) -> None:
@@ -593,6 +614,12 @@ class ReplayServer:
         """The questions held, by id (a snapshot; do not modify)."""
         with self._lock:
             return dict(self._items)
+
+    @property
+    def statements(self) -> dict[int, dict[str, Any]]:
+        """The written statements held, by id (a snapshot; do not modify)."""
+        with self._lock:
+            return dict(self._statements)
 
     # ----------------------------------------------------------------- faults
 
@@ -662,6 +689,10 @@ class ReplayServer:
             if endpoint == "detail":
                 expand = params.parse("expandMember", _to_bool) or False
                 return self._detail(route, expand)
+            if endpoint == "statements":
+                return self._statement_list(params)
+            if endpoint == "statement":
+                return self._statement(route[0])
         except _BadRequest as exc:
             return _json(400, _problem(400, str(exc), errors={exc.parameter: [str(exc)]}))
         detail = "No such endpoint on the Written Questions API replay server."
@@ -703,6 +734,43 @@ class ReplayServer:
             return _json(404, _problem(404, f"No written question found for '{'/'.join(route)}'."))
         payload = {"value": _detail_form(found, expand_member=expand), "links": _links(found["id"])}
         return _json(200, payload)
+
+    def _statement_list(self, params: _Params) -> Response:
+        made = (params.parse("madeWhenFrom", _to_date), params.parse("madeWhenTo", _to_date))
+        house = params.parse("house", _to_choice("commons", "lords", "bicameral"))
+        expand = params.parse("expandMember", _to_bool) or False
+        skip = params.parse("skip", _to_int(0)) or 0
+        take = 20 if (t := params.parse("take", _to_int(0))) is None else t
+        with self._lock:
+            held = list(self._statements.values())
+        found = sorted(
+            (
+                v
+                for v in held
+                if _in_window(v.get("dateMade"), made)
+                and house in (None, "bicameral", str(v.get("house", "")).lower())
+            ),
+            key=lambda v: (str(v["dateMade"]), v["id"]),
+            reverse=True,
+        )
+        results = []
+        for v in found[skip : skip + take]:
+            out = {**v, "text": list_answer_text(v.get("text") or "")}
+            results.append(
+                {
+                    "value": out if expand else {**out, "member": None},
+                    "links": [{"rel": "self", "href": f"/Statements/{v['id']}", "method": "GET"}],
+                }
+            )
+        return _json(200, {"totalResults": len(found), "results": results})
+
+    def _statement(self, raw_id: str) -> Response:
+        with self._lock:
+            found = self._statements.get(int(raw_id)) if raw_id.isdigit() else None
+        if found is None:
+            return _json(404, _problem(404, f"No written statement found for '{raw_id}'."))
+        links = [{"rel": "self", "href": f"/Statements/{found['id']}", "method": "GET"}]
+        return _json(200, {"value": found, "links": links})
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -772,7 +840,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m pqwatch.testing.replay",
         description=(
             "Serve recorded UK Parliament Written Questions API data on a local port, "
-            "mimicking GET /api/writtenquestions/questions and /questions/{id}."
+            "mimicking GET /api/writtenquestions/questions, /questions/{id}, "
+            "/api/writtenstatements/statements and /statements/{id}."
         ),
     )
     parser.add_argument(
@@ -800,7 +869,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         parser.error(f"cannot listen on {args.host}:{args.port}: {exc}")
     print(
-        f"Serving {len(server.items)} written questions at {server.base_url} (Ctrl-C to stop)",
+        f"Serving {len(server.items)} written questions and {len(server.statements)} written "
+        f"statements at {server.base_url} (Ctrl-C to stop)",
         flush=True,
     )
     try:
