@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.toml
 
 .PHONY: run test lint check clean bench bench-generate bench-ingest bench-ingest-floor bench-search bench-matching \
-	bench-digests bench-polling bench-memory bench-startup
+	bench-digests bench-polling bench-memory bench-startup bench-scottish
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -54,8 +54,10 @@ bench-memory: $(STAMP)
 	$(PY) -m bench.memory --n 100000 --json $(BENCH_OUT)/memory.json
 bench-startup: $(STAMP)
 	$(PY) -m bench.startup --runs 7 --json $(BENCH_OUT)/startup.json
+bench-scottish: $(STAMP)
+	$(PY) -m bench.scottish --n 5000 --json $(BENCH_OUT)/scottish.json
 bench: bench-startup bench-matching bench-digests bench-search bench-memory bench-polling \
-	bench-ingest
+	bench-ingest bench-scottish
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -75,6 +75,18 @@ def test_polling(tmp_path: Path) -> None:
     assert full["detail_requests"] == full["items"]
 
 
+def test_scottish(tmp_path: Path) -> None:
+    stdout, result = _run("scottish", tmp_path, "--n", "120")
+    assert "target <= 10 s" in _result_line(stdout, "scottish:")
+    steps = result["steps"]
+    assert steps["first_poll"]["new_questions"] == steps["first_poll"]["questions_stored"] == 120
+    assert steps["unchanged_conditional"]["statuses"] == [304]
+    assert steps["unchanged_no_etag"]["statuses"] == [200]
+    assert result["unchanged_wrote"] is False
+    assert steps["answers_arrive"]["new_answers"] == 60
+    assert steps["answers_arrive"]["events"]["answered"] == 120
+
+
 def test_ingest_floor_replays_every_row_pqwatch_stored(tmp_path: Path) -> None:
     """The floor replays the store path's INSERTs alone; it must store the same archive."""
     import sqlite3
