@@ -209,11 +209,31 @@ class NIAssemblyConfig(SourceConfig):
 
 
 @dataclass(frozen=True, kw_only=True)
+class WhatDoTheyKnowConfig(SourceConfig):
+    enabled: bool = False
+    base_url: HttpUrl = "https://www.whatdotheyknow.com"
+    # robots.txt asks crawlers to keep off feeds: a considerate feed reader, one at a time.
+    requests_per_second: Annotated[float, Rule(gt=0, le=10000)] = 1.0
+    max_concurrency: Annotated[int, Rule(ge=1, le=16)] = 1
+    # Feeds followed: search queries (Alaveteli's own syntax), authorities' and users'
+    # url_names, and single requests by url_title.
+    searches: list[NonBlank] = field(default_factory=list)
+    bodies: list[NonBlank] = field(default_factory=list)
+    users: list[NonBlank] = field(default_factory=list)
+    requests: list[NonBlank] = field(default_factory=list)
+    # Each watch's words also become a search feed.
+    watch_searches: bool = True
+    # Pages of 25 events read per feed and poll at most (paging stops at a known event).
+    max_pages: Annotated[int, Rule(ge=1, le=40)] = 4
+
+
+@dataclass(frozen=True, kw_only=True)
 class SourcesConfig:
     uk_parliament: UKParliamentConfig = field(default_factory=UKParliamentConfig)
     scottish_parliament: ScottishParliamentConfig = field(default_factory=ScottishParliamentConfig)
     senedd: SeneddConfig = field(default_factory=SeneddConfig)
     ni_assembly: NIAssemblyConfig = field(default_factory=NIAssemblyConfig)
+    whatdotheyknow: WhatDoTheyKnowConfig = field(default_factory=WhatDoTheyKnowConfig)
 
 
 @dataclass(frozen=True, kw_only=True)

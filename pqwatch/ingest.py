@@ -70,6 +70,15 @@ def default_sources(config: Config) -> list[Source]:
         from pqwatch.sources import ni_assembly
 
         chosen.append(ni_assembly.NIAssemblySource(config.sources.ni_assembly))
+    if config.sources.whatdotheyknow.enabled:
+        from pqwatch.query import alaveteli_search
+        from pqwatch.sources import whatdotheyknow
+
+        wdtk = config.sources.whatdotheyknow
+        # Each watch's words become a search feed too (when asked): the same topics, in FOI.
+        extra = [alaveteli_search(w.query) for w in config.watches] if wdtk.watch_searches else []
+        searches = list(dict.fromkeys([*wdtk.searches, *(s for s in extra if s)]))
+        chosen.append(whatdotheyknow.WhatDoTheyKnowSource(wdtk, searches=searches))
     return chosen
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 # The parliaments pqwatch follows: the value stored per item, and the name a reader sees.
 PARLIAMENTS = {
@@ -17,8 +17,12 @@ PARLIAMENTS = {
     "scotland": "Scottish Parliament",
     "wales": "Senedd",
     "ni": "Northern Ireland Assembly",
+    "foi": "WhatDoTheyKnow",  # not a parliament: where FOI requests are followed
 }
-KINDS = ("question", "statement")
+KINDS = ("question", "statement", "foi")
+# FOI: an authority must answer within 20 working days; WhatDoTheyKnow calls a request
+# "long overdue" 20 working days after that (Alaveteli's defaults for public bodies).
+FOI_WORKING_DAYS = 20
 # What a reader calls each source (digest footers, operator alerts), in the order shown.
 SOURCE_LABELS = {
     "uk_parliament": "UK Parliament written questions",
@@ -26,6 +30,7 @@ SOURCE_LABELS = {
     "scottish_parliament": "Scottish Parliament",
     "senedd": "Senedd",
     "ni_assembly": "Northern Ireland Assembly",
+    "whatdotheyknow": "WhatDoTheyKnow",
 }
 
 
@@ -37,7 +42,10 @@ def source_label(source: str) -> str:
 # parliament's: Westminster's as its API gives them, the others' moved into a range of their
 # own. Someone known only by name (a Scottish answering minister, any Senedd member) gets an
 # id from the name in the upper half of the range: the same name, the same id, every poll.
-_ID_BASE = {"westminster": 0, "scotland": 100_000_000, "wales": 200_000_000, "ni": 300_000_000}
+_ID_BASE = {
+    "westminster": 0, "scotland": 100_000_000, "wales": 200_000_000, "ni": 300_000_000,
+    "foi": 400_000_000,
+}  # fmt: skip
 _NAMED = 50_000_000
 
 
@@ -56,6 +64,8 @@ def name_id(parliament: str, name: str) -> int:
 
 def item_label(parliament: str, kind: str, house: str | None = None) -> str:
     """ "UK Parliament (Lords), written statement" / "Scottish Parliament, written question" """
+    if kind == "foi":
+        return "FOI request (WhatDoTheyKnow)"
     name = PARLIAMENTS.get(parliament, parliament)
     if parliament == "westminster" and house in ("Commons", "Lords"):
         name += f" ({house})"
@@ -76,6 +86,7 @@ _OFFICIAL_URLS = {
     ("ni", "question"): (
         "http://aims.niassembly.gov.uk/questions/printquestionsummary.aspx?docid={id}"
     ),
+    ("foi", "foi"): "https://www.whatdotheyknow.com/request/{ref}",
 }
 
 
@@ -217,6 +228,11 @@ class QuestionData:
     group: tuple[GroupLink, ...] = field(default_factory=tuple)
     # What was inconsistent in the source's record and how it was resolved (reported, stored).
     problems: tuple[str, ...] = ()
+    # The source's own state of the item, stored as its status (FOI: Alaveteli's
+    # described_state, kept as it came even when unknown). None: worked out from the answer.
+    state: str | None = None
+    # Source-specific facts as a JSON object (FOI: law used, url_names, event history).
+    details: str | None = None
 
     @property
     def has_answer(self) -> bool:
@@ -226,6 +242,16 @@ class QuestionData:
     def needs_detail(self) -> bool:
         """Whether the full record must be fetched to hold the full text and answer HTML."""
         return not self.question_text_full or (self.has_answer and not self.answer_full)
+
+
+def add_working_days(day: date, n: int) -> date:
+    """The date n working days (Monday to Friday) after day. Bank holidays are not known
+    here, so a deadline can come a day or two early around them."""
+    while n > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            n -= 1
+    return day
 
 
 @dataclass(frozen=True, slots=True)
