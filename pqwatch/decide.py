@@ -24,7 +24,9 @@ from pqwatch.types import QuestionData
 TABLED, HOLDING, ANSWERED, CORRECTED, TRANSFERRED, WITHDRAWN = (
     "tabled", "holding", "answered", "corrected", "transferred", "withdrawn",
 )  # fmt: skip
-EVENT_KINDS = (TABLED, HOLDING, ANSWERED, CORRECTED, TRANSFERRED, WITHDRAWN)
+# An FOI request's state changed (WhatDoTheyKnow: successful, not_held, ...).
+STATE = "state"
+EVENT_KINDS = (TABLED, HOLDING, ANSWERED, CORRECTED, TRANSFERRED, WITHDRAWN, STATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class StoredQuestion:
     # (kind, content_hash) of every stored answer version, and of the partial (list-text) ones.
     answer_keys: frozenset[tuple[str, str]] = frozenset()
     partial_keys: frozenset[tuple[str, str]] = frozenset()
+    status: str = ""
 
     @property
     def partial_kinds(self) -> frozenset[str]:
@@ -135,6 +138,8 @@ def _safe_html(raw: str) -> str:
 
 
 def status_of(item: QuestionData) -> str:
+    if item.state is not None:  # the source's own word (an FOI request's state)
+        return item.state
     if item.kind == "statement":
         return "made"  # a statement awaits nothing: never "unanswered"
     if item.is_withdrawn:
@@ -148,9 +153,33 @@ def status_of(item: QuestionData) -> str:
     return "answered"
 
 
+def decide_foi(old: StoredQuestion | None, new: QuestionData, answer: PreparedAnswer | None,
+               today: date) -> Decision:  # fmt: skip
+    """An FOI request: sent (tabled), each new response (its answer text holds every response,
+    so a changed text is a new response, never a correction), and each change of state."""
+    answers: list[NewAnswer] = []
+    events: list[NewEvent] = []
+    status = status_of(new)
+    if old is None:
+        events.append(NewEvent(TABLED, new.date_tabled))
+    keys = old.answer_keys if old else frozenset()
+    if (
+        answer is not None
+        and new.date_answered is not None
+        and ("answer", answer.content_hash) not in keys
+    ):
+        answers.append(NewAnswer("answer", answer.html, answer.text, True, answer.content_hash))
+        events.append(NewEvent(ANSWERED, new.date_answered, 0))
+    if old is not None and old.status != status:
+        events.append(NewEvent(STATE, today, None, {"from": old.status, "to": status}))
+    return Decision(status=status, answers=tuple(answers), events=tuple(events))
+
+
 def decide(
     old: StoredQuestion | None, new: QuestionData, answer: PreparedAnswer | None, today: date
 ) -> Decision:
+    if new.kind == "foi":
+        return decide_foi(old, new, answer, today)
     answers: list[NewAnswer] = []
     events: list[NewEvent] = []
     keys = old.answer_keys if old else frozenset()

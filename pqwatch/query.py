@@ -12,7 +12,8 @@ It behaves like a search engine's::
     educ*                             a prefix
     house:commons  dept:"health and social care"  asker:"jane smith"  answerer:smith
     heading:hospices  status:answered  tabled:2024-01..2024-03  answered:>=2024-01-01
-    parliament:scotland (westminster, scotland, wales, ni)  type:statement (or question)
+    parliament:scotland (westminster, scotland, wales, ni)  type:statement (question, foi)
+    authority:"leicester city council" (FOI; the same as dept:)  status:successful|overdue
 
 Grammar, loosest first::
 
@@ -68,7 +69,7 @@ FIELDS = (
     "parliament", "type", "house", "dept", "asker", "answerer", "heading", "status", "tabled",
     "answered",
 )  # fmt: skip
-_ALIASES = {"department": "dept", "kind": "type"}
+_ALIASES = {"department": "dept", "kind": "type", "authority": "dept"}
 # The names people give each parliament; the value is what the archive stores.
 _PARLIAMENTS = {
     "westminster": "westminster", "uk": "westminster",
@@ -77,7 +78,7 @@ _PARLIAMENTS = {
     "ni": "ni", "northern-ireland": "ni", "stormont": "ni",
 }  # fmt: skip
 _TYPES = {"question": "question", "questions": "question", "statement": "statement",
-          "statements": "statement"}  # fmt: skip
+          "statements": "statement", "foi": "foi"}  # fmt: skip
 
 _HOUSES = {"commons": "Commons", "lords": "Lords"}
 # A corrected question has been answered, so `status:answered` includes it.
@@ -88,6 +89,16 @@ _STATUSES: dict[str, tuple[str, ...]] = {
     "corrected": ("corrected",),
     "withdrawn": ("withdrawn",),
     "made": ("made",),  # written statements
+    # FOI requests: WhatDoTheyKnow's states (its "Refused" is stored as rejected).
+    "waiting": ("waiting_response", "waiting_clarification"),
+    "successful": ("successful",),
+    "partially_successful": ("partially_successful",),
+    "not_held": ("not_held",),
+    "refused": ("rejected",),
+    "rejected": ("rejected",),
+    "internal_review": ("internal_review",),
+    # Waiting for a response past its due date (20 working days): worked out on the day.
+    "overdue": ("waiting_response",),
 }
 _DATE_FIELDS = ("tabled", "answered")
 
@@ -157,7 +168,8 @@ class Field:
 
 @dataclass(frozen=True)
 class DateRange:
-    """`tabled:` or `answered:` between two days, both inclusive; None is an open end."""
+    """`tabled:` or `answered:` between two days, both inclusive; None is an open end (and
+    "due", the answer's due date, for status:overdue)."""
 
     name: str
     start: date | None
@@ -482,7 +494,7 @@ class _Parser:
                 choices = (
                     "westminster, scotland, wales or ni"
                     if name == "parliament"
-                    else ("question or statement")
+                    else ("question, statement or foi")
                 )
                 raise self.error(f"{name} must be {choices}, not '{value}'", token.value_pos)
             return Field(name, (chosen,), token.pos)
@@ -499,6 +511,9 @@ class _Parser:
                     f"{list(_STATUSES)[-1]}, not '{value}'",
                     token.value_pos,
                 )
+            if value.strip().lower() == "overdue":
+                yesterday = date.today() - timedelta(days=1)
+                return And((Field(name, statuses, token.pos), DateRange("due", None, yesterday)))
             return Field(name, statuses, token.pos)
         # dept, asker, answerer: every word must appear in the name (case-insensitive).
         first = token.value_pos + (1 if token.quoted else 0)  # where the value's text starts
@@ -579,3 +594,36 @@ def parse(text: str) -> Node:
         )
     # NUL is a space: inside an FTS5 string SQLite would take it for the end of the query.
     return _Parser(text.replace("\x00", " ")).parse()
+
+
+def alaveteli_search(text: str) -> str | None:
+    """A query's words as an Alaveteli (Xapian) search, for following the same topic on
+    WhatDoTheyKnow: words, "phrases", prefixes*, OR, -exclusions and groups carry over;
+    filters (house:, dept:, dates...) have no counterpart there and are left out. None when
+    nothing searchable is left, or the query does not parse."""
+    try:
+        node = parse(text)
+    except QuerySyntaxError:
+        return None
+
+    def show(n: Node) -> str:
+        if isinstance(n, Text):
+            if n.column is not None:
+                return ""
+            word = f'"{n.text}"' if n.phrase else n.text
+            return word + ("*" if n.prefix else "")
+        if isinstance(n, Not):  # Xapian's -term and -"phrase"; it has no -(group)
+            inner = show(n.part)
+            return f"-{inner}" if inner and isinstance(n.part, Text) else ""
+        if isinstance(n, And | Or):
+            parts = [p for p in (show(part) for part in n.parts) if p]
+            if isinstance(n, Or):
+                # An OR with a filter in it cannot be searched without that filter.
+                if len(parts) < len(n.parts):
+                    return ""
+                return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+            return " ".join(parts)
+        return ""  # Field, DateRange
+
+    found = show(node).strip()
+    return found if any(c.isalnum() for c in found.replace("-", "")) else None

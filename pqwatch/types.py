@@ -244,6 +244,34 @@ class QuestionData:
         return not self.question_text_full or (self.has_answer and not self.answer_full)
 
 
+# WhatDoTheyKnow's words for each state (Alaveteli's InfoRequest::State); others shown as given.
+FOI_STATES = {
+    "waiting_response": "Awaiting response",
+    "waiting_clarification": "Awaiting clarification",
+    "gone_postal": "Handled by post",
+    "not_held": "Information not held",
+    "rejected": "Refused",
+    "successful": "Successful",
+    "partially_successful": "Partially successful",
+    "internal_review": "Awaiting internal review",
+    "error_message": "Delivery error",
+    "requires_admin": "Unusual response",
+    "user_withdrawn": "Withdrawn by the requester",
+    "attention_requested": "Reported for administrator attention",
+    "vexatious": "Considered vexatious",
+    "not_foi": "Not a valid FOI request",
+}
+
+
+def foi_state_label(state: str | None, due: date | None, today: date) -> str:
+    """ "Awaiting response (overdue: due 5 Feb 2019)", "Information not held", ..."""
+    label = FOI_STATES.get(state or "", (state or "unknown").replace("_", " ").capitalize())
+    if state == "waiting_response" and due is not None and today > due:
+        late = add_working_days(due, FOI_WORKING_DAYS) < today
+        label += f" ({'long overdue' if late else 'overdue'}: due {due.day} {due:%b %Y})"
+    return label
+
+
 def add_working_days(day: date, n: int) -> date:
     """The date n working days (Monday to Friday) after day. Bank holidays are not known
     here, so a deadline can come a day or two early around them."""

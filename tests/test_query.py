@@ -445,7 +445,9 @@ MALFORMED: list[tuple[str, str, int | None]] = [
     ("house:senate", "house must be commons or lords, not 'senate'", 7),
     (
         "status:pending",
-        "status must be answered, holding, unanswered, corrected, withdrawn or made",
+        "status must be answered, holding, unanswered, corrected, withdrawn, made, waiting, "
+        "successful, partially_successful, not_held, refused, rejected, internal_review or "
+        "overdue",
         8,
     ),
     ("tabled:2024-13-01", "bad date '2024-13-01' for 'tabled:' (month must be in 1..12)", 8),

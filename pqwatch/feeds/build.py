@@ -10,6 +10,7 @@ so an unchanged feed is byte-for-byte the same (and its ETag stable).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -25,7 +26,13 @@ from feedgen.feed import FeedGenerator
 
 from pqwatch import __version__
 from pqwatch.text import cut_html, cut_text
-from pqwatch.types import AttachmentData, attachments_from_json, item_label, official_url
+from pqwatch.types import (
+    AttachmentData,
+    attachments_from_json,
+    foi_state_label,
+    item_label,
+    official_url,
+)
 
 KIND_LABELS = {
     "answered": "Answered",
@@ -67,6 +74,8 @@ class FeedItem:
     where: str = ""
     statement: bool = False
     made_by: str | None = None  # a statement's minister
+    # FOI: the request's state in words (its authority is `department`, requester `asker`).
+    foi_state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,15 @@ def load_feed(rows: Iterable[Mapping[str, Any]], slug: str, title: str, tz: Zone
         uin = r["uin"] or "?"
         statement = r["item_kind"] == "statement"
         label = "Statement" if statement else KIND_LABELS.get(r["kind"], r["kind"].title())
+        foi_state = None
+        if r["item_kind"] == "foi":
+            # A change of state is told as it was then; anything else with the state now.
+            then = json.loads(r["detail_json"]).get("to") if r["detail_json"] else None
+            foi_state = foi_state_label(then or r["status"], _d(r["date_for_answer"]), day)
+            label = {"answered": "FOI response", "tabled": "FOI request"}.get(
+                r["kind"], f"FOI: {foi_state}"
+            )
+            uin = r["department"] or "?"  # who was asked says more than a url_title
         corrected = r["kind"] == "corrected"
         # A very long answer is cut at a paragraph; the rest is a link away.
         answer_html, answer_cut = cut_html(r["answer_html"]) if r["answer_html"] else (None, False)
@@ -106,6 +124,7 @@ def load_feed(rows: Iterable[Mapping[str, Any]], slug: str, title: str, tz: Zone
                 where=item_label(r["parliament"], r["item_kind"], r["house"]),
                 made_by=r["minister"] if statement else None,
                 statement=statement,
+                foi_state=foi_state,
                 # Noon, UK time: the same calendar day whichever zone a reader shows.
                 published=datetime.combine(day, time(12, 0), tzinfo=tz).astimezone(UTC),
                 asker=r["asker"],

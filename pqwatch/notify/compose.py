@@ -12,7 +12,7 @@ import difflib
 import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -27,20 +27,23 @@ from pqwatch.types import (
     AttachmentData,
     SourcePolls,
     attachments_from_json,
+    foi_state_label,
     item_label,
     official_url,
 )
 
-SECTIONS = ("answered", "corrected", "holding", "statement", "tabled")
+SECTIONS = ("answered", "corrected", "holding", "statement", "foi", "tabled")
 SECTION_TITLES = {
     "answered": "New answers",
     "corrected": "Corrected answers",
     "holding": "Holding answers",
     # A written statement's one event is its "tabled" (made) event.
     "statement": "Written statements",
+    # An FOI request's events: sent, each response, each change of state.
+    "foi": "FOI responses and state changes",
     "tabled": "Newly tabled questions (awaiting answer)",
 }
-_PRECEDENCE = {"corrected": 4, "answered": 3, "holding": 2, "tabled": 1}
+_PRECEDENCE = {"corrected": 4, "answered": 3, "state": 3, "holding": 2, "tabled": 1}
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class DigestItem:
     # Too long for mail: cut at a paragraph, the rest on the official page.
     answer_cut: bool = False
     diff: tuple[DiffPart, ...] = ()
+    # FOI: the request's state in words, and what is new (response | state | sent).
+    state: str | None = None
+    foi_news: str | None = None
     attachments: tuple[AttachmentData, ...] = ()
 
     @property
@@ -321,8 +327,8 @@ def compose(
         cluster_events = [ev for q in members for ev in by_question[q]]
         question_of = {e: q for q in members for e, _ in by_question[q]}
         section = max((k for _, k in cluster_events), key=lambda k: _PRECEDENCE[k])
-        if rows[lead]["kind"] == "statement":
-            section = "statement"
+        if rows[lead]["kind"] in ("statement", "foi"):
+            section = rows[lead]["kind"]
         watch_terms: dict[str, None] = {}
         terms: dict[str, None] = {}
         # In watch-name order, as the template lists them.
@@ -340,6 +346,8 @@ def compose(
         ids = sorted(set(members) | {o for q in members for o in archive.group(q)})
         views = tuple(archive.view(conn, q) for q in ids)
         item = _item(section, rows[lead], views, tuple(watch_terms), tuple(terms), answers[lead])
+        if section == "foi":
+            item = _foi(item, rows[lead], {k for _, k in cluster_events}, period_end.date())
         items.append(item)
 
     items.sort(key=lambda i: (SECTIONS.index(i.section), i.heading.lower()))
@@ -356,6 +364,16 @@ def compose(
         polls=(),
         sections=sections,
     )
+
+
+def _foi(item: DigestItem, q: Any, happened: set[str], today: date) -> DigestItem:
+    """An FOI request's item: its state in words, what happened (a response, a change of
+    state, or newly sent), and its latest response only when a response is the news."""
+    news = "response" if "answered" in happened else "state" if "state" in happened else "sent"
+    state = foi_state_label(q["status"], _d(q["date_for_answer"]), today)
+    if news != "response":
+        item = replace(item, answer_html=None, answer_text=None, answer_cut=False)
+    return replace(item, state=state, foi_news=news)
 
 
 def _item(

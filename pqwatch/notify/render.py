@@ -107,6 +107,7 @@ def subject_for(digest: Digest, period: str) -> str:
         "corrected": ("correction", "corrections"),
         "holding": ("holding answer", "holding answers"),
         "statement": ("written statement", "written statements"),
+        "foi": ("FOI update", "FOI updates"),
         "tabled": ("newly tabled question", "newly tabled questions"),
     }
     for key in SECTIONS:

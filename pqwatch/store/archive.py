@@ -484,7 +484,7 @@ def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str,
     marks = ",".join("?" * len(ids))
     rows = cur.execute(
         "SELECT q.id, q.source_id, q.content_hash, q.is_withdrawn, q.answering_body_id, "
-        "b.name, q.date_answer_corrected FROM question q "
+        "b.name, q.date_answer_corrected, q.status FROM question q "
         "LEFT JOIN answering_body b ON b.id = q.answering_body_id "
         f"WHERE q.source = ? AND q.source_id IN ({marks})",
         (source, *ids),
@@ -513,6 +513,7 @@ def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str,
             date_answer_corrected=date.fromisoformat(r[6]) if r[6] else None,
             answer_keys=frozenset(keys[r[0]]),
             partial_keys=frozenset(partial[r[0]]),
+            status=r[7],
         )
         for r in rows
     }
@@ -524,7 +525,7 @@ _QUESTION_COLUMNS = (
     "asking_member_id", "member_has_interest", "answering_body_id", "question_text",
     "question_text_full", "is_withdrawn", "status", "date_answered", "date_holding_answer",
     "date_answer_corrected", "answering_member_id", "attachments_json", "detail_pending",
-    "content_hash", "updated_at",
+    "content_hash", "updated_at", "details_json",
 )  # fmt: skip
 _INSERT_Q = (
     f"INSERT INTO question (id, source, source_id, first_seen_at, {', '.join(_QUESTION_COLUMNS)})"
@@ -549,7 +550,7 @@ def _question_values(
         item.answering_member_id, attachments_to_json(item.attachments),
         # Still without the full text it needs: fetched again by a later poll.
         not text_full or (item.has_answer and not item.answer_full),
-        item.list_hash, now,
+        item.list_hash, now, item.details,
     )  # fmt: skip
 
 

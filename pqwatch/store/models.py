@@ -119,13 +119,16 @@ class Question(SQLModel, table=True):
     question_text_full: bool = False
     is_withdrawn: bool = False
     date_withdrawn: date | None = None
-    # unanswered | holding | answered | corrected | withdrawn (derived from the latest answer).
+    # unanswered | holding | answered | corrected | withdrawn (derived from the latest answer);
+    # made for a statement; an FOI request's state as WhatDoTheyKnow gives it.
     status: str = Field(default="unanswered", index=True)
     date_answered: date | None = None
     date_holding_answer: date | None = None
     date_answer_corrected: date | None = None
     answering_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
     attachments_json: str | None = None
+    # Source-specific facts as JSON (FOI: law used, url_names, the request's event history).
+    details_json: str | None = None
     # Stored without the full text it needs (its detail request failed, or --no-detail): a
     # listing never counts it as unchanged, and polls fetch it again until it is whole.
     detail_pending: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})

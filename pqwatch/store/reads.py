@@ -51,7 +51,8 @@ class Reads:
             sa.select(
                 e.c.id.label("event_id"), e.c.kind, e.c.event_date, q.c.source, q.c.source_id,
                 q.c.parliament, q.c.kind.label("item_kind"), q.c.uin, q.c.house,
-                q.c.date_tabled, q.c.heading, q.c.question_text,
+                q.c.date_tabled, q.c.date_for_answer, q.c.heading, q.c.question_text, q.c.status,
+                e.c.detail_json,
                 q.c.attachments_json, b.c.name.label("department"), asker.c.name.label("asker"),
                 a.c.answer_html, a.c.date_answered, a.c.date_corrected,
                 answerer.c.name.label("answerer"), corrector.c.name.label("corrector"),
@@ -97,7 +98,7 @@ _QUESTIONS = (
     "SELECT q.id, q.source_id, q.parliament, q.kind, q.uin, q.house, q.date_tabled, "
     "q.date_for_answer, q.heading, "
     "q.question_text, q.date_answered, q.date_answer_corrected, q.attachments_json, "
-    "b.name AS department, "
+    "q.status, b.name AS department, "
     "am.name AS asker, am.party AS asker_party, am.member_from AS asker_from, "
     "wm.name AS answerer "
     "FROM question q LEFT JOIN answering_body b ON b.id = q.answering_body_id "

@@ -25,7 +25,9 @@ from pqwatch.query import (
 )
 
 _POSSESSIVE_IN = re.compile(r"(?<=\w)['\u2019][sS](?!\w)")
-_DATE_COLUMNS = {"tabled": "date_tabled", "answered": "date_answered"}
+_DATE_COLUMNS = {
+    "tabled": "date_tabled", "answered": "date_answered", "due": "date_for_answer",
+}  # fmt: skip
 _MEMBER_COLUMNS = {"asker": "asking_member_id", "answerer": "answering_member_id"}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FACET_FIELDS = ("house", "status", "dept")

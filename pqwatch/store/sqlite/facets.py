@@ -55,7 +55,7 @@ def facet_match(conn: sa.Connection | sqlite3.Connection, cq: CompiledQuery) -> 
 
 def _words(conn: sa.Connection | sqlite3.Connection, f: Field | DateRange) -> list[str] | None:
     if isinstance(f, DateRange):
-        return _date_words(conn, f)
+        return _date_words(conn, f) if f.name in _PREFIX else None
     if f.name == "house":
         return [f'"h{f.values[0].lower()}"']
     if f.name == "status":

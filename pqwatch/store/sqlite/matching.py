@@ -1,10 +1,11 @@
 """Match events against watches, inside the transaction that stored the events.
 
 For every newly stored event of a kind people are told about (tabled, holding, answered,
-corrected) each active watch's query is run against that event's question. A match records
-the watch and the event and, unless the event is historical (backfill), one outbox row per
-subscriber of that watch. The words that matched ("why did I get this?") are marked by FTS5's
-own highlight() when a digest shows the match (a few hundred at most), not for every match.
+corrected, and an FOI request's change of state) each active watch's query is run against
+that event's question. A match records the watch and the event and, unless the event is
+historical (backfill), one outbox row per subscriber of that watch. The words that matched
+("why did I get this?") are marked by FTS5's own highlight() when a digest shows the match
+(a few hundred at most), not for every match.
 Because all of this commits with the events, a match can neither be lost nor recorded twice:
 the unique keys on watch_match(watch, event) and delivery(subscriber, event) absorb any
 repeat.
@@ -23,11 +24,10 @@ from sqlmodel import Session
 from pqwatch.store.db import insert_rows, sql_ts
 from pqwatch.store.sqlite.compile import CompiledQuery, compile_query
 
-MATCHED_KINDS = ("tabled", "holding", "answered", "corrected")
+MATCHED_KINDS = ("tabled", "holding", "answered", "corrected", "state")
 
 _EVENTS_SQL = (
-    "SELECT e.id, e.question_id, e.historical FROM event e "
-    "WHERE e.kind IN ('tabled', 'holding', 'answered', 'corrected')"
+    f"SELECT e.id, e.question_id, e.historical FROM event e WHERE e.kind IN {MATCHED_KINDS!r}"
 )
 # A still-unanswered question whose text, heading or department changed may now match a watch
 # it did not match when tabled; its tabled event is matched again.
