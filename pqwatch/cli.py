@@ -405,10 +405,58 @@ def show(
     typer.echo(_term(_story_text(story)))
 
 
+def _foi_story(story: QuestionStory) -> str:
+    """An FOI request's whole story: who asked whom, its state, every response, and the
+    request's history as WhatDoTheyKnow tells it."""
+    from datetime import date as date_
+
+    from pqwatch.types import foi_state_label
+
+    h, d = story.hit, story.details
+    law = {"foi": "Freedom of Information Act", "eir": "Environmental Information Regulations"}
+    lines = [
+        h.heading or "(no title)",
+        f"FOI request (WhatDoTheyKnow) · {h.uin} · id {h.source_id}",
+        f"Requested by {h.asking_member or 'an unknown requester'} from "
+        f"{h.answering_body or 'an unknown authority'}"
+        + (f" ({law.get(d['law_used'], d['law_used'])})" if d.get("law_used") else ""),
+        f"Sent {h.date_tabled}"
+        + (f"; due {story.date_for_answer}" if story.date_for_answer else "")
+        + f" · state: {foi_state_label(h.status, story.date_for_answer, date_.today())}",
+    ]
+    if h.url:
+        lines.append(h.url)
+    lines += ["", h.question_text, ""]
+    if story.answers:
+        latest = story.answers[-1]
+        head = f"Responses, newest first (latest {latest.date_answered or 'undated'})"
+        lines += [head, "-" * len(head), latest.text, ""]
+    else:
+        lines += ["No response yet.", ""]
+    history = [e for e in d.get("events", []) if isinstance(e, dict)]
+    if history:
+        lines.append("Request history (WhatDoTheyKnow):")
+        for step in history:
+            said = step.get("status") or step.get("state") or ""
+            lines.append(
+                f"  {step.get('date', '?')}  {step.get('type', '?')}{f'  ({said})' if said else ''}"
+            )
+        lines.append("")
+    lines.append("Events:")
+    for e in story.events:
+        kind = {"tabled": "sent", "answered": "response"}.get(e.kind, e.kind)
+        if e.kind == "state" and e.detail:
+            kind += f" {e.detail.get('from')} -> {e.detail.get('to')}"
+        lines.append(f"  {e.date}  {kind}")
+    return "\n".join(lines)
+
+
 def _story_text(story: QuestionStory) -> str:
     from pqwatch.types import item_label
 
     h = story.hit
+    if h.kind == "foi":
+        return _foi_story(story)
     lines = [
         f"{h.heading or '(no heading yet)'}",
         f"{item_label(h.parliament, h.kind, h.house)} · {h.uin} · id {h.source_id}",
@@ -470,6 +518,62 @@ def _story_text(story: QuestionStory) -> str:
         others = ", ".join(f"id {i} (tabled {d})" for i, d in story.others_with_uin)
         lines += ["", f"UIN {h.uin} was also used by: {others}"]
     return "\n".join(lines)
+
+
+foi_app = typer.Typer(help="FOI requests followed on WhatDoTheyKnow.", no_args_is_help=True)
+app.add_typer(foi_app, name="foi")
+
+
+@foi_app.command("campaign")
+def foi_campaign(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="The campaign's FOI requests: words of their title or text, "
+            'asker:"requester name", authority:..., tabled:2024 (type:foi is implied).'
+        ),
+    ],
+    fmt: Annotated[
+        SearchFormat, typer.Option("--format", help="table, json (a list) or csv.")
+    ] = SearchFormat.table,
+) -> None:
+    """One row per authority asked: its state, days since sent, overdue or not, and the
+    date of its last response."""
+    with _service() as svc:
+        rows = svc.campaign(query)
+    if fmt is SearchFormat.json:
+        _emit_json([r.as_dict() for r in rows])
+        return
+    if fmt is SearchFormat.csv:
+        import csv
+
+        from pqwatch.search.campaign import FIELDS
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(
+                {k: _term(v) if isinstance(v, str) else v for k, v in r.as_dict().items()}
+            )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(expand=True)
+    for column in ("Authority", "State", "Sent", "Days", "Overdue", "Last response", "Request"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(
+            _term(r.authority), _term(r.state_label), r.sent.isoformat(),
+            str(r.days_since_sent), r.overdue,
+            r.last_response.isoformat() if r.last_response else "—",
+            _term(r.url_title or "") + (f" (+{r.requests - 1} more)" if r.requests > 1 else ""),
+        )  # fmt: skip
+    if rows:
+        Console().print(table)
+    answered = sum(r.last_response is not None for r in rows)
+    late = sum(r.overdue != "no" for r in rows)
+    typer.echo(f"{len(rows)} authorities; {answered} responded; {late} overdue")
 
 
 watches_app = typer.Typer(

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pqwatch.feeds.build import FeedDoc
     from pqwatch.feeds.server import FeedServer
     from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
+    from pqwatch.search.campaign import CampaignRow
     from pqwatch.search.results import Preview, QuestionStory, SearchResult, WatchStats
     from pqwatch.store.archive import Archive
     from pqwatch.store.outbox import Outbox
@@ -236,6 +237,14 @@ class PQWatch:
         self.ensure_ready()
         with self.db.read() as session:
             return engine.question_story(session.connection(), ref, self.today())
+
+    def campaign(self, query: str) -> list[CampaignRow]:
+        """One row per authority among the FOI requests the query finds (newest each)."""
+        from pqwatch.search.campaign import campaign_rows
+
+        # Every matching request: a campaign is hundreds of authorities, not thousands.
+        found = self.search(f"type:foi ({query})", limit=100_000, sort="newest")
+        return campaign_rows(list(found.hits), self.today())
 
     def watches(self) -> list[WatchStats]:
         from pqwatch.store.sqlite import search as engine

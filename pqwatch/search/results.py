@@ -164,6 +164,8 @@ class QuestionStory:
     attachments: tuple[AttachmentData, ...] = ()
     # When the API says a holding answer was given (its text may predate the archive).
     date_holding_answer: date | None = None
+    # Source-specific facts (an FOI request's law, url_names and event history).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def holding_not_archived(self) -> bool:
@@ -184,6 +186,7 @@ class QuestionStory:
             ),
             asking_party=self.asking_party,
             asking_constituency=self.asking_constituency,
+            **({"details": self.details} if self.details else {}),
             answers=[
                 {
                     "version": a.version,

@@ -444,7 +444,8 @@ def question_story(conn: sa.Connection, ref: str, today: date) -> QuestionStory:
         conn.execute(
             sa.text(
                 f"SELECT {_HIT_COLUMNS}, q.is_named_day, q.attachments_json, "
-                f"q.date_holding_answer FROM question q {_JOINS} WHERE q.id = :id"
+                f"q.date_holding_answer, q.details_json FROM question q {_JOINS} "
+                "WHERE q.id = :id"
             ),
             {"id": qid},
         )
@@ -514,7 +515,16 @@ def question_story(conn: sa.Connection, ref: str, today: date) -> QuestionStory:
         others_with_uin=others,
         attachments=attachments_from_json(r["attachments_json"]),
         date_holding_answer=_date(r["date_holding_answer"]),
+        details=_details(r["details_json"]),
     )
+
+
+def _details(raw: str | None) -> dict[str, Any]:
+    try:
+        found = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 # -- watches ----------------------------------------------------------------------------------
