@@ -9,6 +9,7 @@ breaks and decoding entities.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -72,6 +73,34 @@ def plain_text_to_html(text: str) -> str:
 
     paras = [p.strip() for p in re.split(r"\n\s*\n|\r\n\r\n", text) if p.strip()]
     return "".join(f"<p>{_html.escape(p).replace(chr(10), '<br>')}</p>" for p in paras)
+
+
+_URL = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:)]")
+
+
+def linked_paragraphs(
+    text: str,
+    reference: re.Pattern[str] | None = None,
+    url_of: Callable[[re.Match[str]], str | None] | None = None,
+) -> str:
+    """Plain text (a devolved answer, an FOI response) as escaped HTML paragraphs, one a
+    line, with web addresses linked, and each match of `reference` (another question's
+    reference: S5W-02066, WQ87719) linked to the page `url_of` gives for it."""
+    import html as _html
+
+    def link(url: str | None, shown: str) -> str:
+        return f'<a href="{url}">{shown}</a>' if url else shown
+
+    out = []
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        escaped = _html.escape(line.strip(), quote=False)
+        linked = _URL.sub(lambda m: link(m[0], m[0]), escaped)
+        if reference is not None and url_of is not None:
+            linked = reference.sub(lambda m: link(url_of(m), m[0]), linked)
+        out.append(f"<p>{linked}</p>")
+    return "".join(out)
 
 
 _SPACES = re.compile(r"[ \t]{2,}|\t")  # a single space stays as it is

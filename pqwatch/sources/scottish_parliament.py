@@ -26,7 +26,7 @@ from pqwatch.config import ScottishParliamentConfig
 from pqwatch.errors import SourceError
 from pqwatch.sources.base import Batch, Known
 from pqwatch.sources.http import OverHTTP, SourceHTTP, read_json
-from pqwatch.text import strip_controls
+from pqwatch.text import linked_paragraphs, strip_controls
 from pqwatch.types import MemberData, QuestionData, local_id, name_id, official_url
 
 SOURCE = "scottish_parliament"
@@ -71,25 +71,9 @@ def _int(value: Any) -> int | None:
 def answer_html(text: str) -> str:
     """A plain-text answer as HTML paragraphs, each reference to another question
     (S5W-02066) linked to its page on the Parliament's site, and web addresses linked."""
-    out = []
-    for para in re.split(r"\n\s*\n|\n", text):
-        if not para.strip():
-            continue
-        escaped = html.escape(para.strip(), quote=False)
-        linked = re.sub(
-            r"https?://[^\s<>\"]+[^\s<>\".,;:)]",
-            lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>',
-            escaped,
-        )
-        linked = _REFERENCE.sub(
-            lambda m: (
-                f'<a href="{official_url(PARLIAMENT, "question", "", m.group(0), None)}">'
-                f"{m.group(0)}</a>"
-            ),
-            linked,
-        )
-        out.append(f"<p>{linked}</p>")
-    return "".join(out)
+    return linked_paragraphs(
+        text, _REFERENCE, lambda m: official_url(PARLIAMENT, "question", "", m[0], None)
+    )
 
 
 def member_names(data: Any) -> dict[int, str]:

@@ -753,9 +753,9 @@ class ReplayServer:
             key=lambda v: (str(v["dateMade"]), v["id"]),
             reverse=True,
         )
-        results = []
+        results: list[dict[str, Any]] = []
         for v in found[skip : skip + take]:
-            out = {**v, "text": list_answer_text(v.get("text") or "")}
+            out: dict[str, Any] = {**v, "text": list_answer_text(v.get("text") or "")}
             results.append(
                 {
                     "value": out if expand else {**out, "member": None},

@@ -16,24 +16,19 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from pqwatch.testing.standin import StandIn
 
 QUESTIONS = "/api/motionsquestionsanswersquestions"
 MEMBERS = "/api/members"
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        return
-
-
-class ScottishServer:
+class ScottishServer(StandIn):
     """``years`` maps a year (or None: any year) to its records; ``members`` is the members
     list (None: 404). ``fail_with`` makes every questions request answer that status, and
     ``body`` replaces the questions body (garbage, a cut-off array)."""
@@ -45,20 +40,12 @@ class ScottishServer:
         *,
         etags: bool = True,
     ) -> None:
+        super().__init__()
         self.years = years
         self.members = members
         self.etags = etags
         self.fail_with: int | None = None
         self.body: bytes | None = None
-        self.requests: list[tuple[str, str, int]] = []  # (path, query, status)
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        response = self._answer(request)
-        self.requests.append((request.path, request.query_string.decode(), response.status_code))
-        return response(environ, start_response)
 
     def _answer(self, request: Request) -> Response:
         if request.path == MEMBERS and self.members is not None:
@@ -81,32 +68,6 @@ class ScottishServer:
                 return Response(status=304, headers={"ETag": f'"{tag}"'})
         return response
 
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the server is not running; call start() first")
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self, port: int = 0) -> ScottishServer:
-        self._server = make_server(
-            "127.0.0.1", port, self._app, threaded=True, request_handler=_Quiet
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> ScottishServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def _json(payload: Any) -> Response:
     return Response(json.dumps(payload, ensure_ascii=False), content_type="application/json")
@@ -118,15 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m pqwatch.testing.scottish FILE (a year's JSON array)")
         return 2
     records = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    server = ScottishServer({None: records}).start(8766)
-    print(f"Serving {len(records)} Scottish questions at {server.base_url} (Ctrl-C to stop)")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return ScottishServer({None: records}).serve(8766, f"{len(records)} Scottish questions")
 
 
 if __name__ == "__main__":
