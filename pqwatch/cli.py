@@ -136,13 +136,19 @@ def _print_runs(runs: list[RunSummary], fmt: OutputFormat) -> None:
     for r in runs:
         c = r.counts
         state = "ok" if r.ok else "FAILED"
-        done = (
-            f"{c.new_questions} new statements"
-            if r.source == "uk_statements"
-            else f"{c.new_questions} new questions, {c.new_answers} new answers, "
-            f"{c.holding_answers} holding answers, {c.corrections} corrections, "
-            f"{c.transfers} transfers"
-        )
+        if r.source == "uk_statements":
+            done = f"{c.new_questions} new statements"
+        elif r.source == "whatdotheyknow":
+            done = (
+                f"{c.new_questions} new FOI requests, {c.new_answers} new responses, "
+                f"{c.state_changes} changes of state"
+            )
+        else:
+            done = (
+                f"{c.new_questions} new questions, {c.new_answers} new answers, "
+                f"{c.holding_answers} holding answers, {c.corrections} corrections, "
+                f"{c.transfers} transfers"
+            )
         typer.echo(
             f"{r.source} {r.window_start}..{r.window_end}: {state}: {done} "
             f"({c.items_seen} items seen, {r.requests} requests, {r.seconds:.1f} s)"
@@ -719,13 +725,26 @@ def feeds(
 @app.command()
 def serve(
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback unless told).")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            "--host",
+            help="Address to listen on ([web] host; 127.0.0.1 unless told).",
+            show_default=False,
+        ),
+    ] = None,
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")
-    ] = 8080,
+        int | None,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="Port ([web] port, 8080; 0: any free one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve the feeds over HTTP (with ETag/304) and the one-click unsubscribe links."""
+    """Serve the web app: search, each item's page, the feeds (with ETag/304) and the
+    one-click unsubscribe links of digests."""
     with _service() as svc:
         # Announces where it listens; SIGTERM or Ctrl-C lets requests in flight finish.
         svc.serve(host, port).run(typer.echo)

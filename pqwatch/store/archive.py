@@ -23,6 +23,7 @@ from pqwatch.decide import (
     ANSWERED,
     CORRECTED,
     HOLDING,
+    STATE,
     TABLED,
     TRANSFERRED,
     WITHDRAWN,
@@ -62,6 +63,7 @@ _COUNTED = {
     CORRECTED: "corrections",
     TRANSFERRED: "transfers",
     WITHDRAWN: "withdrawals",
+    STATE: "state_changes",  # FOI requests (reported by the poll, not kept in poll_run)
 }
 
 
@@ -73,6 +75,7 @@ class StoreCounts:
     corrections: int = 0
     transfers: int = 0
     withdrawals: int = 0
+    state_changes: int = 0
     items_seen: int = 0
     items_written: int = 0
     new_event_ids: list[int] = field(default_factory=list)
