@@ -175,7 +175,15 @@ def render(
     context = {
         "digest": digest,
         "subject": subject,
-        "title": f"{kind} digest of written questions",
+        # Named for what it holds: written questions, and statements or FOI when present.
+        "title": f"{kind} digest of "
+        + (
+            "written answers and FOI responses"
+            if digest.count("foi")
+            else "written questions and statements"
+            if digest.count("statement")
+            else "written questions"
+        ),
         "period": period,
         "sections": [(k, SECTION_TITLES[k]) for k in SECTIONS],
         "watch_list": ", ".join(subscribed_watches) or "none",

@@ -57,6 +57,8 @@ class SearchHit:
     def place(self) -> str:
         """Where it was asked or made, briefly: "Commons", "Scottish Parliament", "Lords
         statement"."""
+        if self.kind == "foi":
+            return "FOI"
         where = (
             self.house
             if self.parliament == "westminster"
