@@ -82,24 +82,30 @@ def linked_paragraphs(
     text: str,
     reference: re.Pattern[str] | None = None,
     url_of: Callable[[re.Match[str]], str | None] | None = None,
+    *,
+    letter: bool = False,
 ) -> str:
     """Plain text (a devolved answer, an FOI response) as escaped HTML paragraphs, one a
     line, with web addresses linked, and each match of `reference` (another question's
-    reference: S5W-02066, WQ87719) linked to the page `url_of` gives for it."""
+    reference: S5W-02066, WQ87719) linked to the page `url_of` gives for it. A `letter`'s
+    paragraphs are separated by blank lines, its single line breaks kept as <br>."""
     import html as _html
 
     def link(url: str | None, shown: str) -> str:
         return f'<a href="{url}">{shown}</a>' if url else shown
 
-    out = []
-    for line in text.split("\n"):
-        if not line.strip():
-            continue
-        escaped = _html.escape(line.strip(), quote=False)
-        linked = _URL.sub(lambda m: link(m[0], m[0]), escaped)
+    def one(line: str) -> str:
+        linked = _URL.sub(lambda m: link(m[0], m[0]), _html.escape(line.strip(), quote=False))
         if reference is not None and url_of is not None:
             linked = reference.sub(lambda m: link(url_of(m), m[0]), linked)
-        out.append(f"<p>{linked}</p>")
+        return linked
+
+    paragraphs = re.split(r"\n\s*\n", text) if letter else text.split("\n")
+    out = []
+    for para in paragraphs:
+        lines = [one(line) for line in para.split("\n") if line.strip()]
+        if lines:
+            out.append(f"<p>{'<br>'.join(lines)}</p>")
     return "".join(out)
 
 

@@ -33,7 +33,7 @@ from pqwatch.config import WhatDoTheyKnowConfig
 from pqwatch.errors import SourceError
 from pqwatch.sources.base import Batch, Known
 from pqwatch.sources.http import OverHTTP, Retry, SourceHTTP
-from pqwatch.text import strip_controls
+from pqwatch.text import linked_paragraphs, strip_controls
 from pqwatch.types import FOI_WORKING_DAYS, MemberData, QuestionData, add_working_days, name_id
 
 SOURCE = "whatdotheyknow"
@@ -50,7 +50,6 @@ _TIME = re.compile(
     re.ASCII,
 )
 _MESSAGE_ID = re.compile(r"(incoming|outgoing)(?:-|_message_)(\d+)")
-_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 _BLOCKS = ("p", "div", "li", "tr", "blockquote", "pre", "h1", "h2", "h3", "h4", "h5", "h6")
 
@@ -165,24 +164,10 @@ def messages(page: str) -> dict[str, str]:
     return found
 
 
-def _linked(line: str) -> str:
-    out, pos = [], 0
-    for m in _URL.finditer(line):
-        url = html.escape(m.group(0))
-        out += [html.escape(line[pos : m.start()], quote=False), f'<a href="{url}">{url}</a>']
-        pos = m.end()
-    return "".join(out) + html.escape(line[pos:], quote=False)
-
-
 def answer_html(text: str) -> str:
     """A response's text as escaped paragraphs (a letter's single line breaks kept as
     <br>), web addresses linked."""
-    out = []
-    for para in re.split(r"\n\s*\n", text):
-        lines = [_linked(line.strip()) for line in para.split("\n") if line.strip()]
-        if lines:
-            out.append(f"<p>{'<br>'.join(lines)}</p>")
-    return "".join(out)
+    return linked_paragraphs(text, letter=True)
 
 
 def _party(value: Any, hint: Any) -> tuple[str | None, str | None]:
