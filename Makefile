@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.toml
 
 .PHONY: run test lint check clean bench bench-generate bench-ingest bench-ingest-floor bench-search bench-matching \
-	bench-digests bench-polling bench-memory bench-startup bench-scottish
+	bench-digests bench-polling bench-memory bench-startup bench-scottish bench-watchpage
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/pqwatch --config $(CONFIG) run --once
 
-## Run the whole test suite.
+## Run the whole test suite. The browser tests need axe-core, fetched once into the venv from
+## the npm registry (offline, they are skipped; under CI they fail) and Chromium (.ci/run).
 test: $(STAMP)
+	-$(PY) -m tests.test_browser --fetch-axe
 	$(PY) -m pytest -q
 
 ## Lint, format check and strict typing.
@@ -56,8 +58,10 @@ bench-startup: $(STAMP)
 	$(PY) -m bench.startup --runs 7 --json $(BENCH_OUT)/startup.json
 bench-scottish: $(STAMP)
 	$(PY) -m bench.scottish --n 5000 --json $(BENCH_OUT)/scottish.json
+bench-watchpage: $(STAMP)
+	$(PY) -m bench.watchpage --n 600000 --json $(BENCH_OUT)/watchpage.json
 bench: bench-startup bench-matching bench-digests bench-search bench-memory bench-polling \
-	bench-ingest bench-scottish
+	bench-ingest bench-scottish bench-watchpage
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -725,13 +725,26 @@ def feeds(
 @app.command()
 def serve(
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback unless told).")
-    ] = "127.0.0.1",
+        str | None,
+        typer.Option(
+            "--host",
+            help="Address to listen on ([web] host; 127.0.0.1 unless told).",
+            show_default=False,
+        ),
+    ] = None,
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")
-    ] = 8080,
+        int | None,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="Port ([web] port, 8080; 0: any free one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Serve the feeds over HTTP (with ETag/304) and the one-click unsubscribe links."""
+    """Serve the web app: search, each item's page, the feeds (with ETag/304) and the
+    one-click unsubscribe links of digests."""
     with _service() as svc:
         # Announces where it listens; SIGTERM or Ctrl-C lets requests in flight finish.
         svc.serve(host, port).run(typer.echo)

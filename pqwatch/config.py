@@ -278,6 +278,32 @@ class FeedsConfig:
     max_items: Annotated[int, Rule(ge=1, le=10000)] = 100
 
 
+def _proxy(value: str) -> str:
+    """An address or network (10.0.0.0/8) whose X-Forwarded-For/-Proto headers are believed,
+    or "*" for any (only behind a proxy that is the sole way in)."""
+    import ipaddress
+
+    if value != "*":
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f'{value!r} is not an IP address or network (or "*")') from None
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebConfig:
+    """`pqwatch serve`. Loopback unless told: a public address belongs behind a proxy."""
+
+    host: NonBlank = "127.0.0.1"
+    port: Annotated[int, Rule(ge=0, le=65535)] = 8080  # 0: any free port
+    # The public address (https://pq.example.org); [feeds] site_url is used when unset.
+    site_url: HttpUrl | None = None
+    self_service: bool = True
+    # Proxies whose forwarded client address and scheme are believed (none by default).
+    trusted_proxies: list[Annotated[str, Rule(check=_proxy)]] = field(default_factory=list)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ScheduleConfig:
     timezone: Annotated[str, Rule(check=_timezone)] = "Europe/London"
@@ -303,6 +329,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     feeds: FeedsConfig = field(default_factory=FeedsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     # Where the file was read from; set by load_config, not a key of the file.
     path: Path = field(default=Path(DEFAULT_CONFIG), metadata={"key": None})
 

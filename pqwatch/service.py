@@ -27,17 +27,23 @@ from pqwatch.store.db import Database
 # Stages are imported where they are used: `pqwatch search` should not pay for the HTTP
 # client, the HTML parser, the template engine and the feed builder (start-up time).
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import jinja2
 
     from pqwatch.feeds.build import FeedDoc
-    from pqwatch.feeds.server import FeedServer
     from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
     from pqwatch.search.campaign import CampaignRow
+    from pqwatch.search.overview import WatchOverview
     from pqwatch.search.results import Preview, QuestionStory, SearchResult, WatchStats
+    from pqwatch.search.subscriptions import SubscriptionView, WatchChoice
     from pqwatch.store.archive import Archive
     from pqwatch.store.outbox import Outbox
     from pqwatch.store.reads import Reads
     from pqwatch.store.sqlite.matching import Matcher
+    from pqwatch.store.subscriptions import Holder, Subscriptions
+    from pqwatch.store.subscriptions import Request as SubscribeRequest
+    from pqwatch.web.server import WebServer
 
 
 def utcnow() -> datetime:
@@ -246,12 +252,13 @@ class PQWatch:
         found = self.search(f"type:foi ({query})", limit=100_000, sort="newest")
         return campaign_rows(list(found.hits), self.today())
 
-    def watches(self) -> list[WatchStats]:
+    def watches(self, *, public: bool = False) -> list[WatchStats]:
+        """Every active watch with its figures; `public`: the operator's only (the web)."""
         from pqwatch.store.sqlite import search as engine
 
         self.ensure_ready()
         with self.db.read() as session:
-            return engine.watch_stats(session.connection(), self.today())
+            return engine.watch_stats(session.connection(), self.today(), public=public)
 
     def preview(self, query: str, since: date | None = None, until: date | None = None) -> Preview:
         from pqwatch.store.sqlite import search as engine
@@ -363,15 +370,22 @@ class PQWatch:
         """One-click unsubscribe from everything, or from one watch. Returns the address."""
         return self.outbox.unsubscribe(token, watch_slug)
 
-    def serve(self, host: str, port: int) -> FeedServer:
-        """A feed server bound to host:port (not yet serving: call its run())."""
-        from pqwatch.feeds.server import FeedServer
+    def serve(self, host: str | None = None, port: int | None = None) -> WebServer:
+        """The web app bound to host:port, [web] host and port by default (not yet serving:
+        call its run()). One facade serves every request thread: search opens a connection
+        per call and the rest use the engine's pool, and it is made ready here, once."""
+        from pqwatch.web.server import WebServer
 
         self.ensure_ready()
-        try:
-            return FeedServer((host, port), self)
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        web = self.config.web
+        return WebServer(
+            self,
+            web.host if host is None else host,
+            web.port if port is None else port,
+            site_url=web.site_url or self.config.feeds.site_url,
+            trusted_proxies=web.trusted_proxies,
+            self_service=web.self_service,
+        )
 
     def _env(self) -> jinja2.Environment:
         from pqwatch.notify import render
@@ -535,6 +549,243 @@ class PQWatch:
         result.feeds = self.build_feeds()
         result.stages.append("feeds")
         return result
+
+    # -- web ------------------------------------------------------------------------------
+
+    def feed_list(self) -> list[tuple[str, str, str | None]]:
+        """Every feed as (slug, title, query): the combined one first, then each watch."""
+        return self._feed_list()
+
+    # -- watch overview
+
+    def watch_overview(self, slug: str, *, today: date | None = None) -> WatchOverview:
+        """A watch at a glance (its page): recent matches and what they add up to over the
+        last 24 months. An unknown or inactive watch is a UsageError."""
+        from pqwatch.store.sqlite import watchstats
+
+        self.ensure_ready()
+        day = today or self.today()
+        if self.db.path is not None:  # a plain sqlite3 connection, like search
+            with self.db.read_raw() as conn:
+                return watchstats.watch_overview(conn, slug, day)
+        with self.db.read() as session:
+            return watchstats.watch_overview(session.connection(), slug, day)
+
+    # -- self-service subscriptions -------------------------------------------------------
+    # The backend of /subscribe, /confirm/<token> and /manage/<token> (issue 18). Web
+    # subscribers and their personal watches live in the database (pqwatch.store.
+    # subscriptions), inactive and owed nothing until the mailed link is opened; config sync
+    # leaves them be. Every method refuses with a UsageError when [web] self_service is
+    # false, and none answers differently for an address that is subscribed already.
+    # Links are signed and expire (pqwatch.notify.confirm); `client` (the web layer's idea
+    # of the client's address) and the address are rate-limited: TooManyRequests.
+
+    @cached_property
+    def subscriptions(self) -> Subscriptions:
+        from pqwatch.store.subscriptions import Subscriptions
+
+        operators = frozenset(s.email for s in self.config.subscribers)
+        return Subscriptions(self.db, self.now, operators)
+
+    def _self_service(self, writes: str | None) -> None:
+        from pqwatch.notify.confirm import self_service_on
+
+        if not self_service_on(self.config):
+            raise UsageError("subscribing on this site is turned off ([web] self_service)")
+        self.ensure_ready(writes=writes)
+
+    def subscribable_watches(self) -> list[WatchChoice]:
+        """The operator's active watches, by name: what /subscribe offers.
+
+        Raises:
+            UsageError: self-service is off.
+        """
+        self._self_service(None)
+        return self.subscriptions.subscribable()
+
+    def subscribe(
+        self,
+        email: str,
+        watch_slugs: Sequence[str] = (),
+        frequency: str = "weekly",
+        *,
+        query: str | None = None,
+        client: str | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        """Ask for digests of these watches (slugs of the operator's watches) and, with
+        `query` ("alert me for this search"), of a personal watch made from the search.
+        Sends one mail and returns nothing, the same whatever the address's state: a new
+        (or renewed) address gets a confirmation link ({site}/confirm/<token>, 48 hours) and
+        is sent nothing else until it is opened; an address subscribed already gets a manage
+        link, or a link confirming the new search.
+
+        Args:
+            email: the address as typed (checked as config.toml's are).
+            watch_slugs: the operator's watches chosen (at least one, or a query).
+            frequency: "weekly" or "daily".
+            query: a search in pqwatch's query language, for a personal watch.
+            client: the client's address, for the limit per client (None: no limit).
+            base_url: the site's address when neither [web] nor [feeds] site_url is set
+                (the web layer's own, never taken from a request's Host header).
+
+        Raises:
+            UsageError: self-service off, no site address, a bad address, frequency or
+                watch, a malformed query (the parser's one-line message).
+            TooManyRequests: too many requests from this client or mails to this address.
+            DeliveryError: the mail could not be sent now (one line, nothing revealed).
+            StorageError: a read-only database.
+        """
+        from pqwatch.notify import confirm
+        from pqwatch.query import parse
+        from pqwatch.store.subscriptions import SUBSCRIBE_PER_CLIENT
+        from pqwatch.text import strip_controls
+
+        self._self_service("subscribing")
+        site = confirm.public_site(self.config) or (base_url or "").rstrip("/")
+        if not site:
+            raise UsageError(
+                "subscribing on the web needs [web] site_url, the address links in mail lead to"
+            )
+        subs = self.subscriptions
+        if client is not None:
+            subs.hit(SUBSCRIBE_PER_CLIENT, client)
+        address = confirm.address(email)
+        if query is not None:
+            query = " ".join(strip_controls(query).split())
+            parse(query)
+        slugs = [watch_slugs] if isinstance(watch_slugs, str) else list(watch_slugs)
+        request = subs.request(address, slugs, frequency, query)
+        self._mail_request(request, site)
+
+    def _mail_request(self, request: SubscribeRequest, site: str) -> None:
+        from pqwatch.notify import confirm
+        from pqwatch.notify.pipeline import reply_address
+
+        now, holder = self.now(), request.holder
+        key = self.subscriptions.signing_key()
+        if request.kind == "already":
+            expires = now + confirm.MANAGE_LIFETIME
+            link = confirm.manage_url(site, key, holder.id, holder.secret, now)
+        else:
+            expires = now + confirm.CONFIRM_LIFETIME
+            binding = confirm.confirm_binding(holder.secret, holder.nonce)
+            token = confirm.make_token(key, "confirm", holder.id, expires, binding)
+            link = f"{site}/confirm/{token}"
+        mail = confirm.ConfirmationMail(
+            request.kind, holder.email, request.frequency, request.watches, link, expires
+        )
+        message = confirm.build_message(
+            self._env(),
+            mail,
+            email=self.config.email,
+            reply_to=reply_address(self.config.email),
+            now=now,
+            timezone=self.config.schedule.timezone,
+        )
+        confirm.send(self.config.email, message, now)
+
+    def _link_holder(self, token: str, purpose: str) -> Holder:
+        """Whose signed link this is, or a one-line UsageError (not valid, or expired)."""
+        from pqwatch.notify import confirm
+
+        subs = self.subscriptions
+        parsed = confirm.read_token(token)
+        holder = subs.holder(parsed.subscriber_id) if parsed is not None else None
+        if parsed is None or holder is None:
+            ok = False
+        elif purpose == "confirm":
+            binding = confirm.confirm_binding(holder.secret, holder.nonce)
+            ok = confirm.signed(subs.signing_key(), purpose, parsed, binding)
+        else:
+            binding = confirm.manage_binding(holder.secret)
+            ok = confirm.signed(subs.signing_key(), purpose, parsed, binding)
+        if not ok or parsed is None or holder is None:
+            raise UsageError(
+                "this link is not valid, or a newer mail replaced it: use the latest one"
+                if purpose == "confirm"
+                else "this link is not valid (was it copied whole?)"
+            )
+        if confirm.expired(parsed, self.now()):
+            raise UsageError(
+                "this link has expired: subscribe again to get a new one"
+                if purpose == "confirm"
+                else "this link has expired: use the one in your latest digest"
+            )
+        return holder
+
+    def _subscription_view(self, holder: Holder) -> SubscriptionView:
+        from pqwatch.notify import confirm
+
+        key = self.subscriptions.signing_key()
+        token = confirm.manage_token(key, holder.id, holder.secret, self.now())
+        return self.subscriptions.view(holder.id, token)
+
+    def confirm(self, token: str, *, client: str | None = None) -> SubscriptionView:
+        """Open a confirmation link: a pending subscription becomes active (owed what is
+        matched from now on; its first digest at the next run), and searches waiting for it
+        start to be matched. Opening it again changes nothing. Returns the subscription
+        (its manage_token leads to /manage/<token>).
+
+        Raises:
+            UsageError: self-service off; a link not valid, replaced by a newer request, or
+                expired (48 hours).
+            TooManyRequests: too many confirmations from this client.
+        """
+        from pqwatch.store.subscriptions import CONFIRM_PER_CLIENT
+
+        self._self_service("confirming")
+        if client is not None:
+            self.subscriptions.hit(CONFIRM_PER_CLIENT, client)
+        holder = self._link_holder(token, "confirm")
+        self.subscriptions.confirm(holder.id, holder.nonce, self.matcher.match_history)
+        return self._subscription_view(holder)
+
+    def manage(self, token: str) -> SubscriptionView:
+        """What /manage/<token> shows: address, frequency, paused or unsubscribed, the
+        subscriber's own searches and the watches they may choose (subscribed or not).
+
+        Raises:
+            UsageError: self-service off; a link not valid or expired; a subscription
+                waiting for confirmation, or ended by the operator.
+        """
+        self._self_service(None)
+        return self._subscription_view(self._link_holder(token, "manage"))
+
+    def update_subscription(
+        self, token: str, watch_slugs: Sequence[str], frequency: str, paused: bool
+    ) -> SubscriptionView:
+        """The manage form: subscribe to exactly these watches (slugs among the view's
+        `watches`), at this frequency, paused or not (not paused also resumes after an
+        unsubscribe). What was owed from a dropped watch is cancelled. For an address in
+        config.toml, frequency and the choice of the operator's watches stay the file's:
+        only dropping or taking back one of its own is allowed.
+
+        Raises:
+            UsageError: self-service off; a link not valid or expired; no watch chosen, a
+                watch not offered, a bad frequency, or a change that is the operator's.
+        """
+        self._self_service("changing a subscription")
+        holder = self._link_holder(token, "manage")
+        slugs = [watch_slugs] if isinstance(watch_slugs, str) else list(watch_slugs)
+        dropped = self.subscriptions.update(holder.id, slugs, frequency, paused)
+        for slug in dropped:
+            self.outbox.unsubscribe(holder.secret, slug)
+        if dropped:
+            self.subscriptions.retire(holder.id)
+        return self._subscription_view(holder)
+
+    def unsubscribe_all(self, token: str) -> SubscriptionView:
+        """Unsubscribe from everything (as the one-click link does: what was owed is
+        cancelled). The manage link still works, to subscribe again.
+
+        Raises:
+            UsageError: self-service off; a link not valid or expired.
+        """
+        self._self_service("unsubscribing")
+        holder = self._link_holder(token, "manage")
+        self.outbox.unsubscribe(holder.secret)
+        return self._subscription_view(holder)
 
 
 @dataclass

@@ -111,6 +111,15 @@ def test_ingest_floor_replays_every_row_pqwatch_stored(tmp_path: Path) -> None:
     assert replayed == recorded
 
 
+def test_watchpage(tmp_path: Path) -> None:
+    work = str(tmp_path / "work")
+    stdout, result = _run("watchpage", tmp_path, "--n", "400", "--runs", "2", "--work", work)
+    assert "target <= 300 ms" in _result_line(stdout, "watchpage:")
+    watches = {w["watch"]: w for w in result["watches"]}
+    assert len(watches) == 5 and watches["Schools"]["questions"] > 0
+    assert all(w["p95_ms"] > 0 for w in watches.values())
+
+
 @pytest.mark.parametrize(
     ("module", "args"),
     [

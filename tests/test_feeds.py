@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -16,7 +15,6 @@ import feedparser
 import httpx
 import pytest
 
-from pqwatch.feeds.server import FeedServer
 from pqwatch.service import PQWatch
 from pqwatch.testing.replay import ReplayServer, load_items
 from tests.conftest import CliResult, api_config, open_service, readline_within, rows
@@ -194,15 +192,10 @@ def test_control_characters_are_stripped(
 def server(archive: tuple[Path, ReplayServer]) -> Iterator[tuple[str, PQWatch]]:
     config, _ = archive
     svc = open_service(config, now=date(2024, 9, 10))
-    srv: FeedServer = svc.serve("127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}", svc
+        with svc.serve("127.0.0.1", 0).running() as url:
+            yield url.rstrip("/"), svc
     finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(5)
         svc.close()
 
 
@@ -259,8 +252,8 @@ def test_serve_command_binds_loopback_and_stops_on_sigint(
     )
     try:
         line = readline_within(proc.stdout)
-        assert line.startswith("Serving feeds on http://127.0.0.1:")
-        url = line.split()[3]
+        assert line.startswith("Serving pqwatch on http://127.0.0.1:")
+        url = line.split()[3] + "feeds/"
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -31,6 +31,7 @@ from pqwatch.config import DEFAULT_SENDER, Config, EmailConfig, ScheduleConfig
 from pqwatch.errors import StorageError
 from pqwatch.notify import render
 from pqwatch.notify.compose import ArchiveCache, compose
+from pqwatch.notify.confirm import manage_url, public_site, self_service_on
 from pqwatch.notify.due import is_due
 from pqwatch.notify.mailer import (
     PermanentRefusal,
@@ -87,6 +88,15 @@ class _Renderer:
         self.tz = ZoneInfo(config.schedule.timezone)
         self.env = render.environment()
         self.cache = ArchiveCache()  # the questions of this run, read once
+        # The web app's address: the one-click unsubscribe and, when people may manage their
+        # subscription there, a signed manage link (the signing key read once a run).
+        self.site = public_site(config)
+        self.manage_key: bytes | None = None
+        if self.site and self_service_on(config):
+            from pqwatch.store.subscriptions import read_signing_key
+
+            with outbox.reading() as conn:
+                self.manage_key = read_signing_key(conn)
 
     def __call__(self, od: OpenDigest) -> Prepared:
         outbox, context, sub = self.outbox, self.context, od.subscriber
@@ -105,9 +115,15 @@ class _Renderer:
         digest = replace(digest, polls=context.health(od.period_start))
         email = self.config.email
         operator = reply_address(email)
-        site = self.config.feeds.site_url
+        site = self.site
         token = context.tokens.get(sub.id)
         unsubscribe = f"{site}/unsubscribe/{token}" if site and token else None
+        # Signed at the digest's own time: a digest sent again after a crash is the same.
+        manage = (
+            manage_url(site, self.manage_key, sub.id, token, od.period_end)
+            if site and token and self.manage_key
+            else None
+        )
         watches = context.subscriptions.get(sub.id, [])
         rendered = render.render(
             self.env,
@@ -119,6 +135,7 @@ class _Renderer:
             watch_unsubscribe=[(n, f"{unsubscribe}/{slug}") for n, slug in watches]
             if unsubscribe
             else [],
+            manage_url=manage,
         )
         mail = render.build_message(
             rendered,
@@ -212,7 +229,8 @@ def _plan(
                 DigestOutcome(sub.email, "deferred", 0, f"waiting to try again after {when}")
             )
             continue
-        plan.append(_Planned(sub, sub.send_empty and due))
+        empty_ok = sub.send_empty or (sub.welcome and last is None)
+        plan.append(_Planned(sub, empty_ok and due))
     return plan
 
 

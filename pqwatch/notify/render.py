@@ -168,6 +168,7 @@ def render(
     operator: str | None,
     unsubscribe_url: str | None,
     watch_unsubscribe: list[tuple[str, str]] | None = None,
+    manage_url: str | None = None,
 ) -> Rendered:
     period = period_text(digest.period_start, digest.period_end, tz)
     subject = subject_for(digest, period)
@@ -194,6 +195,8 @@ def render(
         ),
         "unsubscribe_url": unsubscribe_url,
         "watch_unsubscribe": watch_unsubscribe or [],
+        # /manage/<token>: watches, frequency, pause (only where people may manage there).
+        "manage_url": manage_url,
     }
     return Rendered(
         subject=subject,

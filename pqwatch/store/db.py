@@ -31,7 +31,7 @@ from pqwatch.resources import migrations_dir
 
 # The newest revision in migrations/versions (a test keeps the two in step). Knowing it lets
 # every command check the schema with one query instead of loading Alembic.
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"
 READ_MMAP_BYTES = 1 << 30
 READ_CACHE_KIB = 64 * 1024
 BUSY_TIMEOUT_MS = 10_000

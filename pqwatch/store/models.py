@@ -205,6 +205,12 @@ class Watch(SQLModel, table=True):
     slug: str = Field(unique=True)
     query: str
     active: bool = True
+    # config: the operator's, mirrored from config.toml; web: a personal watch made from a
+    # search ("alert me for this search"), which config sync never touches.
+    origin: str = Field(default="config", sa_column_kwargs={"server_default": "config"})
+    # The subscriber whose search a personal (web) watch is. No foreign key: SQLite adds one
+    # only by rebuilding the table, and dropping the old one would cascade to watch_match.
+    owner_id: int | None = Field(default=None, index=True)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -222,7 +228,18 @@ class Subscriber(SQLModel, table=True):
     token: str | None = None
     # Set when the subscriber unsubscribed themselves; wins over the config file.
     unsubscribed_at: datetime | None = _ts(nullable=True)
-    # A new subscriber gets what was matched since they were added, not the whole archive.
+    # config: listed in config.toml (the operator's); web: subscribed on the web site
+    # (pqwatch.store.subscriptions), which config sync never deactivates.
+    origin: str = Field(default="config", sa_column_kwargs={"server_default": "config"})
+    # A web subscriber is inactive, and owed nothing, until they confirm the mailed link.
+    confirmed_at: datetime | None = _ts(nullable=True)
+    # Set while the subscriber has paused their digests (inactive meanwhile); wins over the
+    # config file, as unsubscribed_at does.
+    paused_at: datetime | None = _ts(nullable=True)
+    # Bound into the latest confirmation link: a newer request makes older links invalid.
+    confirm_nonce: str | None = None
+    # A new subscriber gets what was matched since they were added (a web subscriber: since
+    # they confirmed), not the whole archive.
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 
@@ -333,3 +350,27 @@ class SourceState(SQLModel, table=True):
     # fetched); written with the cursor, so it too moves only after a poll stored everything.
     state_json: str | None = None
     updated_at: datetime = _ts()
+
+
+class RateEvent(SQLModel, table=True):
+    """One counted request of the self-service pages (a subscribe attempt, a confirmation
+    mail sent), so that every process serving the site shares the same limits. The key is a
+    keyed hash of the address or client, never the address itself; rows older than the
+    longest window are deleted as new ones come."""
+
+    __tablename__ = "rate_event"
+    __table_args__ = (sa.Index("ix_rate_event_key", "kind", "key", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    key: str
+    created_at: datetime = _ts()
+
+
+class Secret(SQLModel, table=True):
+    """Server-side secrets, generated once (migration 0014): "signing" keys the signed
+    confirmation and manage links and the rate-limit keys."""
+
+    __tablename__ = "secret"
+    name: str = Field(primary_key=True)
+    value: str
+    created_at: datetime = _ts()

@@ -57,6 +57,9 @@ class SubscriberRow:
     frequency: str
     send_empty: bool
     created_at: datetime
+    # Subscribed on the web: the first digest goes even when nothing matched yet, so the
+    # person who confirmed sees that it works.
+    welcome: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,13 +137,14 @@ class Outbox:
 
     def subscribers(self, email: str | None = None) -> list[SubscriberRow]:
         query = sa.select(
-            SB.c.id, SB.c.email, SB.c.name, SB.c.frequency, SB.c.send_empty, SB.c.created_at
-        ).where(SB.c.active)
+            SB.c.id, SB.c.email, SB.c.name, SB.c.frequency, SB.c.send_empty, SB.c.created_at,
+            SB.c.origin == "web",
+        ).where(SB.c.active)  # fmt: skip
         if email is not None:
             query = query.where(sa.func.lower(SB.c.email) == email.lower())
         with self.reading() as conn:
             rows = conn.execute(query.order_by(SB.c.email)).all()
-        return [SubscriberRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
+        return [SubscriberRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], bool(r[6])) for r in rows]
 
     def _period_start(self, conn: sa.Connection, sub: SubscriberRow) -> datetime:
         last = conn.execute(

@@ -30,10 +30,13 @@ class Reads:
         self.db = db
 
     def active_watches(self) -> list[tuple[str, str, str]]:
-        """(slug, name, query) of each active watch, by name."""
+        """(slug, name, query) of each active operator watch, by name. Personal watches
+        (a subscriber's own search, made on the web) are theirs: no public feed lists them."""
         with self.db.read() as session:
             rows = session.connection().execute(
-                sa.select(W.c.slug, W.c.name, W.c.query).where(W.c.active).order_by(W.c.name)
+                sa.select(W.c.slug, W.c.name, W.c.query)
+                .where(W.c.active, W.c.origin == "config")
+                .order_by(W.c.name)
             )
             return [(r[0], r[1], r[2]) for r in rows]
 
@@ -44,7 +47,12 @@ class Reads:
         e, q, b, a = EV.alias("e"), Q.alias("q"), B.alias("b"), A.alias("a")
         asker, answerer, corrector = MB.alias("am"), MB.alias("wm"), MB.alias("cm")
         minister = MB.alias("qm")  # who answers the question (a statement: who made it)
-        matched = sa.select(M.c.event_id).join(W, W.c.id == M.c.watch_id).where(W.c.active)
+        # Operator watches only: a feed never shows what a person's own search found.
+        matched = (
+            sa.select(M.c.event_id)
+            .join(W, W.c.id == M.c.watch_id)
+            .where(W.c.active, W.c.origin == "config")
+        )
         if slug != "all":
             matched = matched.where(W.c.slug == slug)
         query = (
@@ -77,7 +85,7 @@ class Reads:
             for event_id, name in conn.execute(
                 sa.select(M.c.event_id, W.c.name)
                 .join(W, W.c.id == M.c.watch_id)
-                .where(W.c.active, M.c.event_id.in_(ids))
+                .where(W.c.active, W.c.origin == "config", M.c.event_id.in_(ids))
             ):
                 names.setdefault(event_id, set()).add(name)
         for r in rows:

@@ -1,8 +1,15 @@
 """Keep the watch, subscriber and subscription tables in line with config.toml.
 
-The config file is the source of truth; the tables exist so that matches and deliveries
-can point at stable ids. A watch or subscriber removed from the file is deactivated, not
-deleted, so its history (and anything still owed) is kept.
+The config file is the source of truth for the operator's watches and subscribers (origin
+"config"); the tables exist so that matches and deliveries can point at stable ids. A watch
+or subscriber removed from the file is deactivated, not deleted, so its history (and anything
+still owed) is kept.
+
+Web subscribers and personal watches (origin "web", pqwatch.store.subscriptions) live only in
+the database: sync never deactivates, deletes or re-subscribes them, whatever the file says.
+Two meeting points: an address listed in the file that subscribed on the web becomes the
+operator's (its personal watches stay), and a personal watch whose name a new watch in the
+file takes is renamed.
 """
 
 from __future__ import annotations
@@ -26,6 +33,28 @@ if TYPE_CHECKING:
 RESERVED_SLUGS = frozenset({"all", "index"})
 
 
+def free_slug(name: str, taken: set[str]) -> str:
+    """A slug for a new watch that no watch has yet (nor the combined feed); added to taken."""
+    slug = base = slugify(name)
+    if slug in RESERVED_SLUGS:
+        slug = base = f"watch-{base}"
+    n = 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def free_name(name: str, taken: set[str]) -> str:
+    """`name`, or "name (2)", "name (3)"...: one no watch has, compared casefolded (config
+    watch names are unique that way); added to taken (casefolded names)."""
+    candidate, n = name, 2
+    while candidate.casefold() in taken:
+        candidate, n = f"{name} ({n})", n + 1
+    taken.add(candidate.casefold())
+    return candidate
+
+
 def slugify(name: str) -> str:
     """A stable, URL-safe slug: "Children's palliative care" -> "childrens-palliative-care"."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
@@ -37,7 +66,9 @@ def slugify(name: str) -> str:
 def in_step(conn: sqlite3.Connection, config: Config) -> bool:
     """Whether the tables already mirror the config (read-only, cheap, plain sqlite3 so that
     read-only commands start without SQLAlchemy): most commands then need no write."""
-    rows = conn.execute("SELECT name, query, slug FROM watch WHERE active").fetchall()
+    rows = conn.execute(
+        "SELECT name, query, slug FROM watch WHERE active AND origin = 'config'"
+    ).fetchall()
     if {(r[0], r[1]) for r in rows} != {(w.name, w.query) for w in config.watches}:
         return False
     if any(r[2] in RESERVED_SLUGS for r in rows):  # slugged so by an earlier version
@@ -46,8 +77,10 @@ def in_step(conn: sqlite3.Connection, config: Config) -> bool:
         "SELECT s.email, s.name, s.frequency, s.send_empty, s.token IS NOT NULL, "
         "s.unsubscribed_at IS NOT NULL, group_concat(w.name, char(31)) "
         "FROM subscriber s LEFT JOIN subscription x ON x.subscriber_id = s.id "
-        "LEFT JOIN watch w ON w.id = x.watch_id AND w.active "
-        "WHERE s.active OR s.unsubscribed_at IS NOT NULL GROUP BY s.id"
+        "LEFT JOIN watch w ON w.id = x.watch_id AND w.active AND w.origin = 'config' "
+        "WHERE s.origin = 'config' "
+        "AND (s.active OR s.unsubscribed_at IS NOT NULL OR s.paused_at IS NOT NULL) "
+        "GROUP BY s.id"
     ).fetchall()
     have = {
         r[0]: (r[1], r[2], bool(r[3]), bool(r[4]), set(filter(None, (r[6] or "").split("\x1f"))))
@@ -74,28 +107,28 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
 
     from pqwatch.store.models import Subscriber, Subscription, Watch
 
-    watches = {w.name: w for w in session.exec(select(Watch)).all()}
+    every = session.exec(select(Watch)).all()
+    watches = {w.name: w for w in every if w.origin == "config"}
+    personal = [w for w in every if w.origin != "config"]
     rematch: list[Watch] = []
-    taken = {w.slug for w in watches.values()} | RESERVED_SLUGS
-
-    def free_slug(name: str) -> str:
-        slug = base = slugify(name)
-        if slug in RESERVED_SLUGS:
-            slug = base = f"watch-{base}"
-        n = 2
-        while slug in taken:
-            slug, n = f"{base}-{n}", n + 1
-        taken.add(slug)
-        return slug
+    taken = {w.slug for w in every} | RESERVED_SLUGS
 
     for old in watches.values():
         if old.slug in RESERVED_SLUGS:  # named so by an earlier version: give it its own
-            old.slug, old.updated_at = free_slug(old.name), now
+            old.slug, old.updated_at = free_slug(old.name, taken), now
     wanted = {w.name for w in config.watches}
+    # A personal watch never holds a name the operator gives a watch: it is renamed.
+    claimed = {n.casefold() for n in wanted}
+    names = claimed | {w.name.casefold() for w in every}
+    for pw in personal:
+        if pw.name.casefold() in claimed:
+            pw.name, pw.updated_at = free_name(pw.name, names), now
+    if personal:
+        session.flush()
     for wc in config.watches:
         row = watches.get(wc.name)
         if row is None:
-            slug = free_slug(wc.name)
+            slug = free_slug(wc.name, taken)
             row = Watch(name=wc.name, slug=slug, query=wc.query, created_at=now, updated_at=now)
             session.add(row)
             watches[wc.name] = row
@@ -104,14 +137,17 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
             if row.query != wc.query:
                 rematch.append(row)
             row.query, row.active, row.updated_at = wc.query, True, now
-    for name, row in watches.items():
+    for name, row in watches.items():  # the operator's only
         if name not in wanted and row.active:
             row.active, row.updated_at = False, now
     session.flush()
 
+    # Every row, web ones too: an address the file lists is the operator's.
     subs = {s.email: s for s in session.exec(select(Subscriber)).all()}
     wanted_emails = {s.email for s in config.subscribers}
     by_casefold = {w.name.casefold(): w for w in watches.values()}
+    # Only the operator's watches: subscriptions to personal ones are the subscriber's.
+    operators = {w.id for w in watches.values()}
     for sc in config.subscribers:
         srow = subs.get(sc.email)
         if srow is None:
@@ -127,16 +163,17 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
             session.add(srow)
             session.flush()
         else:
-            # Someone who unsubscribed themselves stays unsubscribed, whatever the file says.
-            active = srow.unsubscribed_at is None
-            if (srow.name, srow.frequency, srow.send_empty, srow.active) != (
+            # Someone who unsubscribed themselves (or paused) stays so, whatever the file says.
+            active = srow.unsubscribed_at is None and srow.paused_at is None
+            if (srow.name, srow.frequency, srow.send_empty, srow.active, srow.origin) != (
                 sc.name,
                 sc.frequency,
                 sc.send_empty,
                 active,
+                "config",
             ):
                 srow.name, srow.frequency, srow.send_empty = sc.name, sc.frequency, sc.send_empty
-                srow.active, srow.updated_at = active, now
+                srow.active, srow.origin, srow.updated_at = active, "config", now
             if srow.token is None:
                 srow.token = secrets.token_urlsafe(24)
         assert srow.id is not None
@@ -144,6 +181,7 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
         have = {
             s.watch_id: s
             for s in session.exec(select(Subscription).where(Subscription.subscriber_id == srow.id))
+            if s.watch_id in operators
         }
         for wid in want_ids - have.keys():
             assert wid is not None
@@ -157,7 +195,7 @@ def sync_config(session: Session, config: Config, now: datetime) -> list[Watch]:
                 )
             )
     for email, srow in subs.items():
-        if email not in wanted_emails and srow.active:
+        if email not in wanted_emails and srow.active and srow.origin == "config":
             srow.active, srow.updated_at = False, now
     session.flush()
     return rematch

@@ -530,14 +530,16 @@ def _details(raw: str | None) -> dict[str, Any]:
 # -- watches ----------------------------------------------------------------------------------
 
 
-def watch_stats(conn: sa.Connection, today: date) -> list[WatchStats]:
-    """Each active watch with its matched questions (all time, last 7 days) and last match."""
+def watch_stats(conn: sa.Connection, today: date, *, public: bool = False) -> list[WatchStats]:
+    """Each active watch with its matched questions (all time, last 7 days) and last match;
+    `public`: the operator's watches only (a subscriber's own searches are theirs)."""
     import sqlalchemy as sa
 
     week_ago = date.fromordinal(today.toordinal() - 7).isoformat()
+    only = " AND origin = 'config'" if public else ""
     out = []
     for w in conn.execute(
-        sa.text("SELECT id, name, slug, query FROM watch WHERE active ORDER BY name")
+        sa.text(f"SELECT id, name, slug, query FROM watch WHERE active{only} ORDER BY name")
     ).mappings():
         counts = conn.execute(
             sa.text(
