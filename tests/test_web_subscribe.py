@@ -163,3 +163,19 @@ def test_self_service_off_offers_nothing(site_config: Path) -> None:
     with PQWatch(load_config(config)) as svc, TestClient(create_app(svc, site_url=SITE)) as c:
         assert c.get("/subscribe").status_code == 404
         assert "/subscribe" not in c.get("/").text
+
+
+def test_a_digest_links_to_the_manage_page_of_a_local_install(
+    site_config: Path, cli: Callable[..., CliResult]
+) -> None:
+    """Without a public address, a digest still leads to `pqwatch serve`'s manage page (at
+    the address the config gives it); the unsubscribe header stays a mailto."""
+    with site_config.open("a") as f:
+        f.write("\n[web]\nport = 8123\n")
+    sent = cli("--config", site_config, "digest")
+    assert sent.exit_code == 0, sent.stderr
+    [msg] = _mails(site_config)
+    body = msg.get_body(("plain",))
+    assert body is not None
+    assert re.search(r"http://127\.0\.0\.1:8123/manage/\S+", body.get_content())
+    assert "127.0.0.1" not in (msg["List-Unsubscribe"] or "")

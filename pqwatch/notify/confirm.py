@@ -104,6 +104,19 @@ def public_site(config: Config) -> str | None:
     return site.rstrip("/") if site else None
 
 
+def manage_site(config: Config) -> str | None:
+    """Where a digest's manage link points: the public address, else (self-service on) the
+    address `pqwatch serve` listens on by the config, so a local install's digests still
+    lead to its manage page. (Unsubscribe links, and the List-Unsubscribe header a mail
+    client acts on, stay with a real public address only.)"""
+    site = public_site(config)
+    web = getattr(config, "web", None)
+    if site is None and web is not None and self_service_on(config) and web.port:
+        host = f"[{web.host}]" if ":" in web.host else web.host
+        site = f"http://{host}:{web.port}"
+    return site
+
+
 def self_service_on(config: Config) -> bool:
     """[web] self_service (read defensively: a config without a [web] section says no)."""
     return bool(getattr(getattr(config, "web", None), "self_service", False))

@@ -31,7 +31,7 @@ from pqwatch.config import DEFAULT_SENDER, Config, EmailConfig, ScheduleConfig
 from pqwatch.errors import StorageError
 from pqwatch.notify import render
 from pqwatch.notify.compose import ArchiveCache, compose
-from pqwatch.notify.confirm import manage_url, public_site, self_service_on
+from pqwatch.notify.confirm import manage_site, manage_url, public_site, self_service_on
 from pqwatch.notify.due import is_due
 from pqwatch.notify.mailer import (
     PermanentRefusal,
@@ -91,8 +91,9 @@ class _Renderer:
         # The web app's address: the one-click unsubscribe and, when people may manage their
         # subscription there, a signed manage link (the signing key read once a run).
         self.site = public_site(config)
+        self.manage_site = manage_site(config)
         self.manage_key: bytes | None = None
-        if self.site and self_service_on(config):
+        if self.manage_site and self_service_on(config):
             from pqwatch.store.subscriptions import read_signing_key
 
             with outbox.reading() as conn:
@@ -120,8 +121,8 @@ class _Renderer:
         unsubscribe = f"{site}/unsubscribe/{token}" if site and token else None
         # Signed at the digest's own time: a digest sent again after a crash is the same.
         manage = (
-            manage_url(site, self.manage_key, sub.id, token, od.period_end)
-            if site and token and self.manage_key
+            manage_url(self.manage_site, self.manage_key, sub.id, token, od.period_end)
+            if self.manage_site and token and self.manage_key
             else None
         )
         watches = context.subscriptions.get(sub.id, [])
