@@ -18,10 +18,18 @@ target_metadata = SQLModel.metadata
 
 # Objects created by hand in migrations (the FTS index and its shadow tables) are not models.
 UNMANAGED_PREFIXES = ("question_fts", "sqlite_")
+# Likewise PostgreSQL's full-text column (0002) and the expression indexes of 0007 and 0011,
+# which PostgreSQL reflects (SQLite does not) and the models cannot declare.
+UNMANAGED_COLUMNS = {"search_vector"}
+UNMANAGED_INDEXES = {"ix_question_search", "ix_question_newest", "ix_question_reference"}
 
 
 def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
     if type_ == "table" and name and name.startswith(UNMANAGED_PREFIXES):
+        return False
+    if type_ == "column" and name in UNMANAGED_COLUMNS:
+        return False
+    if type_ == "index" and name in UNMANAGED_INDEXES:
         return False
     return True
 

@@ -8,7 +8,6 @@ plain result type that the caller formats; it never prints.
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
@@ -158,7 +157,7 @@ class PQWatch:
         if self.db.path is None:  # not a plain file: borrow the engine's DBAPI connection
             with self.db.read() as session:
                 dbapi = session.connection().connection.driver_connection
-                assert isinstance(dbapi, sqlite3.Connection)
+                assert dbapi is not None
                 return sync.in_step(dbapi, self.config)
         with self.db.read_raw() as conn:
             return sync.in_step(conn, self.config)

@@ -20,6 +20,7 @@ import pytest
 from pqwatch.config import load_config
 from pqwatch.service import PQWatch
 from pqwatch.testing.replay import ReplayServer
+from tests.pg import pg_url, postgres  # noqa: F401  (fixtures: a throw-away PostgreSQL)
 from tests.smtp_server import MailServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +53,14 @@ def require_data() -> Path:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return DATA_DIR
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--postgres",
+        action="store_true",
+        help="run the PostgreSQL tests on a throw-away server (always under CI)",
+    )
 
 
 @pytest.fixture

@@ -254,6 +254,15 @@ def test_database_url_from_environment_wins(
     assert load_config(write_config()).database.url == f"sqlite:///{tmp_path / 'other.db'}"
 
 
+def test_a_postgresql_url_is_kept_as_given(
+    write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = "postgresql+psycopg://pq:secret@db.example.org:5433/pqwatch"
+    assert load_config(write_config(f"[database]\nurl = '{url}'\n")).database.url == url
+    monkeypatch.setenv("PQWATCH_DATABASE_URL", url.replace("pqwatch", "other"))
+    assert load_config(write_config()).database.url == url.replace("pqwatch", "other")
+
+
 def test_defaults_and_shipped_config_are_valid() -> None:
     from tests.conftest import REPO
 

@@ -208,7 +208,10 @@ def _without_root_powers() -> list[str]:
 @pytest.mark.parametrize(
     ("url", "code", "message"),
     [
-        ("postgresql://u:secret@h/db", 2, "database.url: unsupported database 'postgresql://u:***@h/db'"),
+        # PostgreSQL goes through psycopg 3 (tests/test_postgres.py); not another driver.
+        ("postgresql+psycopg2://u:secret@h/db", 2,
+         "database.url: unsupported database 'postgresql+psycopg2://u:***@h/db'"),
+        ("mysql://u:secret@h/db", 2, "database.url: unsupported database 'mysql://u:***@h/db'"),
         ("nonsense", 2, "database.url: 'nonsense' is not a database URL"),
         ("sqlite:///text.db", 2, "database.url: {dir}/text.db is not a pqwatch database"),
         ("sqlite:///other.db", 2,

@@ -2,6 +2,9 @@
 answered year and month as made-up words, so that filtered searches narrow inside the index
 (pqwatch.store.sqlite.facets). FTS5 cannot add a column, so the index is built again.
 
+On PostgreSQL the words are added to question.search_vector with weight D, parsed with the
+'simple' configuration: they are codes, not English, and must not be stemmed (hcommons).
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-22
@@ -29,7 +32,23 @@ FACETS_SQL = (
 )
 
 
+# The same words from PostgreSQL's dates.
+PG_FACETS_SQL = (
+    "'h' || lower(q.house) || ' s' || q.status"
+    " || coalesce(' d' || q.answering_body_id, '')"
+    " || ' ty' || to_char(q.date_tabled, 'YYYY') || ' tm' || to_char(q.date_tabled, 'YYYYMM')"
+    " || coalesce(' ay' || to_char(q.date_answered, 'YYYY')"
+    " || ' am' || to_char(q.date_answered, 'YYYYMM'), '')"
+)
+
+
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "UPDATE question q SET search_vector = "
+            f"search_vector || setweight(to_tsvector('simple', {PG_FACETS_SQL}), 'D')"
+        )
+        return
     op.execute(
         f"CREATE VIRTUAL TABLE question_fts_new USING fts5(heading, question, answer, facets, "
         f"{TOKENIZE})"
@@ -47,6 +66,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("UPDATE question SET search_vector = ts_filter(search_vector, '{a,b,c}')")
+        return
     op.execute(f"CREATE VIRTUAL TABLE question_fts_old USING fts5(heading, question, answer, {TOKENIZE})")
     op.execute(
         "INSERT INTO question_fts_old (rowid, heading, question, answer) "

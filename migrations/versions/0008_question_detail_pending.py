@@ -28,8 +28,9 @@ def upgrade() -> None:
         "question",
         sa.Column("detail_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
+    true = "true" if op.get_bind().dialect.name == "postgresql" else "1"  # a boolean there
     op.execute(
-        "UPDATE question SET detail_pending = 1 WHERE NOT question_text_full OR EXISTS ("
+        f"UPDATE question SET detail_pending = {true} WHERE NOT question_text_full OR EXISTS ("
         "SELECT 1 FROM answer a WHERE a.question_id = question.id AND NOT a.is_full_text)"
     )
     op.execute("CREATE INDEX ix_question_detail_pending ON question (updated_at) WHERE detail_pending")

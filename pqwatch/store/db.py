@@ -1,9 +1,14 @@
-"""Open the SQLite database with the pragmas pqwatch relies on, and migrate it to head.
+"""Open the database (SQLite, or PostgreSQL through psycopg 3) and migrate it to head.
 
-Every connection gets WAL, a busy timeout, foreign keys and synchronous=NORMAL. Transactions
-that may write begin IMMEDIATE: a deferred transaction that reads and then writes fails at
-once with "database is locked" when another process wrote meanwhile, busy timeout or not
-(STYLE.md B.5). pysqlite's own transaction handling is switched off so we emit BEGIN ourselves.
+SQLite: every connection gets WAL, a busy timeout, foreign keys and synchronous=NORMAL.
+Transactions that may write begin IMMEDIATE: a deferred transaction that reads and then writes
+fails at once with "database is locked" when another process wrote meanwhile, busy timeout or
+not (STYLE.md B.5). pysqlite's own transaction handling is switched off so we emit BEGIN
+ourselves.
+
+PostgreSQL (issue 19, in progress: it opens and migrates; search, ingest and matching are still
+SQLite's): a plain pool, the server's own transactions, a bounded connect time, and one
+migrator at a time by an advisory lock.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ READ_MMAP_BYTES = 1 << 30
 READ_CACHE_KIB = 64 * 1024
 BUSY_TIMEOUT_MS = 10_000
 _WRITE = "pqwatch_write"
+# A server that does not answer (a dropped packet, a wrong address) fails in this many seconds
+# instead of TCP's minutes; a URL's own ?connect_timeout= wins.
+CONNECT_TIMEOUT_S = 10
+# The advisory lock key migrations hold on PostgreSQL ("pqwa").
+_MIGRATE_LOCK = 0x70717761
+# The URLs taken as PostgreSQL: psycopg 3 is the driver pqwatch ships (a bare postgresql://
+# would mean psycopg2 to SQLAlchemy).
+_POSTGRES = {"postgresql", "postgresql+psycopg"}
 
 
 def sql_ts(ts: datetime) -> str:
@@ -145,7 +158,10 @@ def _read_only_uri(path: str) -> str:
 
 def explain(exc: BaseException, where: str) -> PQWatchError:
     """One line for a driver error, naming the database."""
-    msg = str(getattr(exc, "orig", None) or exc)
+    orig = getattr(exc, "orig", None) or exc
+    msg = str(orig)
+    if type(orig).__module__.startswith("psycopg"):
+        return _explain_postgres(msg, where)
     low = msg.lower()
     if "file is not a database" in low:
         return ConfigError(f"database.url: {where} is not a pqwatch database ({msg})")
@@ -166,6 +182,19 @@ def explain(exc: BaseException, where: str) -> PQWatchError:
             f"{BUSY_TIMEOUT_MS // 1000} s ({msg})"
         )
     return StorageError(f"{where}: database error: {msg}")
+
+
+def _explain_postgres(msg: str, where: str) -> PQWatchError:
+    # libpq says it on the first line ("... failed: Connection refused" is followed by a
+    # "\tIs the server running ...?" line), after a "connection failed: " and a "FATAL:  ".
+    reason = msg.strip().splitlines()[0] if msg.strip() else "no message"
+    reason = reason.removeprefix("connection failed: ").replace("FATAL:  ", "")
+    low = reason.lower()
+    if 'database "' in low and "does not exist" in low:
+        return StorageError(f"{where}: {reason} (create it first, with createdb)")
+    if "connection" in low or "resolve host" in low or "timeout" in low or "password" in low:
+        return StorageError(f"{where}: cannot connect to the database server ({reason})")
+    return StorageError(f"{where}: database error: {reason}")
 
 
 def _revision_of(conn: sqlite3.Connection, where: str) -> str | None:
@@ -197,12 +226,14 @@ class ReadSession:
 
 
 class Database:
-    """Engines for one SQLite database: `read()` and `write()` give short transactions."""
+    """Engines for one database: `read()` and `write()` give short transactions."""
 
     def __init__(self, url: str) -> None:
         self._url_text = url
         # The database file when the URL is a plain file URL (then reads need no SQLAlchemy).
         self.path: str | None = _plain_path(url)
+        # "sqlite" or "postgresql": what store code branches on where SQL differs.
+        self.dialect = "sqlite"
         if self.path is None:
             import sqlalchemy as sa
 
@@ -212,13 +243,17 @@ class Database:
                 raise ConfigError(
                     f"database.url: {url!r} is not a database URL (like sqlite:///pqwatch.db)"
                 ) from None
-            if parsed.get_backend_name() != "sqlite":
+            if parsed.drivername in _POSTGRES:
+                self.dialect = "postgresql"
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            elif parsed.get_backend_name() != "sqlite":
                 raise ConfigError(
                     f"database.url: unsupported database {parsed.render_as_string()!r}: "
-                    "only sqlite:/// URLs for now"
+                    "only sqlite:/// and postgresql+psycopg:// URLs"
                 )
             self.__dict__["url"] = parsed
-            self.read_only = _check_file(parsed.database)
+            # A server's database has no file to check; the server says what is wrong.
+            self.read_only = self.dialect == "sqlite" and _check_file(parsed.database)
         else:
             self.read_only = _check_file(self.path)
         self._read_only_uri = (
@@ -237,6 +272,19 @@ class Database:
         from sqlalchemy import event
 
         url = self.url
+        if self.dialect == "postgresql":
+            # No pragmas and no BEGIN IMMEDIATE: the server locks rows, not a file. A pooled
+            # connection is pinged before use, so a restarted server costs a daemon nothing.
+            # Sessions run in UTC: timestamps are stored as naive UTC, as on SQLite, so the
+            # server's now() must be UTC too.
+            args: dict[str, Any] = {"application_name": "pqwatch"}
+            if "options" not in url.query:
+                args["options"] = "-c timezone=UTC"
+            if "connect_timeout" not in url.query:
+                args["connect_timeout"] = CONNECT_TIMEOUT_S
+            return sa.create_engine(
+                url, pool_size=4, max_overflow=8, pool_pre_ping=True, connect_args=args
+            )
         if self._read_only_uri is not None:
             # A read-only copy: opened read-only, so nothing (not even WAL files) is written.
             url = sa.make_url(f"sqlite:///{self._read_only_uri}&uri=true")
@@ -252,11 +300,12 @@ class Database:
         return self.engine.execution_options(**{_WRITE: True})
 
     def describe(self) -> str:
-        """The database file for people to read (the URL when it is not a file)."""
+        """The database file for people to read (the URL, password hidden, when it is not a
+        file: lock files, which go beside a file, are then not made)."""
         if self.path is not None:
             return self.path
         db = self.url.database
-        if db and db != ":memory:" and not db.startswith("file:"):
+        if self.dialect == "sqlite" and db and db != ":memory:" and not db.startswith("file:"):
             return db
         return self.url.render_as_string(hide_password=True)
 
@@ -329,7 +378,9 @@ class Database:
         cfg = AlembicConfig(stdout=io.StringIO())  # pqwatch reports results itself
         # The packaged migrations, or the repository's (pqwatch/resources.py has the rule).
         cfg.set_main_option("script_location", str(migrations_dir()))
-        cfg.set_main_option("sqlalchemy.url", self.url.render_as_string(hide_password=False))
+        # ConfigParser reads "%" as interpolation: a %-escaped password must be doubled.
+        url = self.url.render_as_string(hide_password=False).replace("%", "%%")
+        cfg.set_main_option("sqlalchemy.url", url)
         if connection is not None:
             cfg.attributes["connection"] = connection
         return cfg
@@ -351,6 +402,8 @@ class Database:
             except sqlite3.Error as exc:
                 raise explain(exc, where) from exc
         with storage_errors(where), self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                return _server_revision(conn, where)
             dbapi = conn.connection.driver_connection
             assert isinstance(dbapi, sqlite3.Connection)
             return _revision_of(dbapi, where)
@@ -385,9 +438,31 @@ class Database:
                 "it was written by a newer version; upgrade pqwatch"
             )
         with storage_errors(self.describe()), self.writer.connect() as conn:
+            if self.dialect == "postgresql":
+                # One migrator at a time, as BEGIN IMMEDIATE makes it on SQLite: another
+                # process starting now waits here, then finds the schema at head (Alembic
+                # reads the revision again). Released when the transaction ends.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK})")
             command.upgrade(self._alembic_config(conn), "head")
             conn.commit()
         return before, head
+
+
+def _server_revision(conn: sa.Connection, where: str) -> str | None:
+    """_revision_of for a server database: None when it is empty; one holding tables but no
+    alembic_version is someone else's, and pqwatch's tables never go into it."""
+    import sqlalchemy as sa
+
+    tables = set(sa.inspect(conn).get_table_names())
+    if "alembic_version" not in tables:
+        if tables:
+            raise ConfigError(
+                f"database.url: {where} holds tables but is not a pqwatch database (no "
+                "alembic_version table); point [database] url at a new, empty database"
+            )
+        return None
+    row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+    return str(row[0]) if row else None
 
 
 @contextmanager
@@ -399,9 +474,18 @@ def storage_errors(where: str = "the database") -> Iterator[None]:
     try:
         yield
     except (sa.exc.DBAPIError, sqlite3.Error) as exc:
-        if isinstance(getattr(exc, "orig", exc), _BUGS):
+        if _is_bug(getattr(exc, "orig", exc)):
             raise  # a broken constraint or a bad statement is a bug, not the database's state
         raise explain(exc, where) from exc
 
 
 _BUGS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)
+
+
+def _is_bug(orig: BaseException) -> bool:
+    if isinstance(orig, _BUGS):
+        return True
+    # PostgreSQL's SQLSTATE: class 23 is a broken constraint, 42 a bad statement, except 42501
+    # (permission denied), which is how the server was set up.
+    state = getattr(orig, "sqlstate", None) or ""
+    return state.startswith("23") or (state.startswith("42") and state != "42501")

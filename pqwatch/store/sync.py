@@ -18,7 +18,7 @@ import re
 import sqlite3
 import unicodedata
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pqwatch.config import Config
 
@@ -63,9 +63,21 @@ def slugify(name: str) -> str:
     return slug or "watch"
 
 
-def in_step(conn: sqlite3.Connection, config: Config) -> bool:
-    """Whether the tables already mirror the config (read-only, cheap, plain sqlite3 so that
-    read-only commands start without SQLAlchemy): most commands then need no write."""
+class DBAPIConnection(Protocol):
+    """A DBAPI connection that runs a statement itself: sqlite3's, or psycopg 3's."""
+
+    def execute(self, sql: str, /) -> Any: ...
+
+
+def in_step(conn: DBAPIConnection, config: Config) -> bool:
+    """Whether the tables already mirror the config (read-only, cheap, a DBAPI connection:
+    plain sqlite3 lets read-only commands start without SQLAlchemy): most commands then need
+    no write."""
+    names = (  # each subscriber's watches, in one text
+        "group_concat(w.name, char(31))"
+        if isinstance(conn, sqlite3.Connection)
+        else "string_agg(w.name, chr(31))"
+    )
     rows = conn.execute(
         "SELECT name, query, slug FROM watch WHERE active AND origin = 'config'"
     ).fetchall()
@@ -75,7 +87,7 @@ def in_step(conn: sqlite3.Connection, config: Config) -> bool:
         return False
     rows = conn.execute(
         "SELECT s.email, s.name, s.frequency, s.send_empty, s.token IS NOT NULL, "
-        "s.unsubscribed_at IS NOT NULL, group_concat(w.name, char(31)) "
+        f"s.unsubscribed_at IS NOT NULL, {names} "
         "FROM subscriber s LEFT JOIN subscription x ON x.subscriber_id = s.id "
         "LEFT JOIN watch w ON w.id = x.watch_id AND w.active AND w.origin = 'config' "
         "WHERE s.origin = 'config' "
