@@ -448,6 +448,8 @@ def _foi_story(story: QuestionStory) -> str:
                 f"  {step.get('date', '?')}  {step.get('type', '?')}{f'  ({said})' if said else ''}"
             )
         lines.append("")
+    if story.matched_watches:
+        lines += [f"Matched watches: {', '.join(w.name for w in story.matched_watches)}", ""]
     lines.append("Events:")
     for e in story.events:
         kind = {"tabled": "sent", "answered": "response"}.get(e.kind, e.kind)
@@ -512,6 +514,8 @@ def _story_text(story: QuestionStory) -> str:
             asker = f" ({g.asking_member})" if g.asking_member else ""
             lines.append(f"  {g.uin} tabled {g.date_tabled}{asker}")
         lines.append("")
+    if story.matched_watches:
+        lines += [f"Matched watches: {', '.join(w.name for w in story.matched_watches)}", ""]
     lines.append("Events:")
     for e in story.events:
         # A statement's first event is the day it was made (stored as "tabled" everywhere).

@@ -47,6 +47,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal, TypeAlias
 
 from pqwatch.errors import UsageError
@@ -59,8 +60,11 @@ __all__ = [
     "Node",
     "Not",
     "Or",
+    "STATUS_FILTERS",
     "QuerySyntaxError",
     "Text",
+    "filter_for",
+    "narrow",
     "parse",
 ]
 
@@ -101,6 +105,11 @@ _STATUSES: dict[str, tuple[str, ...]] = {
     "overdue": ("waiting_response",),
 }
 _DATE_FIELDS = ("tabled", "answered")
+#: Each `status:` value with the stored statuses it stands for, as a list of statuses to
+#: narrow by offers them: no alias twice (`rejected` is `refused`), no `overdue` (a date).
+STATUS_FILTERS: dict[str, tuple[str, ...]] = {
+    name: stored for name, stored in _STATUSES.items() if name not in ("rejected", "overdue")
+}
 
 _MAX_LENGTH = 4000
 _MAX_DEPTH = 32  # parentheses
@@ -594,6 +603,60 @@ def parse(text: str) -> Node:
         )
     # NUL is a space: inside an FTS5 string SQLite would take it for the end of the query.
     return _Parser(text.replace("\x00", " ")).parse()
+
+
+@lru_cache(maxsize=4096)  # a search page asks for the same few dozen each time
+def filter_for(name: str, value: str) -> str | None:
+    """The filter that keeps the items whose `name` is `value` as the archive stores it
+    (parliament "scotland", type "statement", house "Lords", a department's name, a year or
+    day for tabled/answered), written as a person would type it: `house:lords`,
+    `dept:"Department of Health and Social Care"`. None when the language has no such filter.
+
+    A name filter keeps every item whose name holds all of its words, so it may keep other
+    names too (dept:"Cabinet Office" finds "Cabinet Office and HM Treasury" as well)."""
+    if name in ("dept", "asker", "answerer"):
+        # Quotes cannot be escaped inside a quoted value: they go (every word stays).
+        words = "".join(" " if ch in _QUOTES else ch for ch in value).split()
+        text = f'{name}:"{" ".join(words)}"'
+    elif name == "parliament" and value in _PARLIAMENTS.values():
+        text = f"parliament:{value}"
+    elif name == "type" and value in _TYPES.values():
+        text = f"type:{value}"
+    elif name == "house" and value in _HOUSES.values():
+        text = f"house:{value.lower()}"
+    elif name == "status" and value in STATUS_FILTERS:
+        text = f"status:{value}"
+    elif name in _DATE_FIELDS and _DATE_RE.fullmatch(value):
+        text = f"{name}:{value}"
+    else:
+        return None
+    try:
+        parse(text)
+    except QuerySyntaxError:  # a name with no letters, or with a `*` inside a word
+        return None
+    return text
+
+
+def narrow(query: str, condition: str) -> str | None:
+    """`query` with a filter every match must also pass, as text a person could have typed:
+    `school house:lords`, or `(hospice OR palliative) house:lords` where the bare filter
+    would bind to the last word of an OR. The query as it is when it has that filter at its
+    top level already; None when either does not parse, or the two together would not."""
+    try:
+        node, extra = parse(query), parse(condition)
+    except QuerySyntaxError:
+        return None
+    if extra in (node.parts if isinstance(node, And) else (node,)):
+        return query
+    expected = _join(And, [node, extra])
+    query = query.strip()
+    for text in (f"{query} {condition}", f"({query}) {condition}"):
+        try:
+            if parse(text) == expected:
+                return text
+        except QuerySyntaxError:  # too long, or nested too deeply with the parentheses
+            continue
+    return None
 
 
 def alaveteli_search(text: str) -> str | None:

@@ -34,7 +34,13 @@ if TYPE_CHECKING:
     from pqwatch.ingest import ClientFactory, Ingest, Progress, RunSummary
     from pqwatch.search.campaign import CampaignRow
     from pqwatch.search.overview import WatchOverview
-    from pqwatch.search.results import Preview, QuestionStory, SearchResult, WatchStats
+    from pqwatch.search.results import (
+        Preview,
+        QuestionStory,
+        SearchFacets,
+        SearchResult,
+        WatchStats,
+    )
     from pqwatch.search.subscriptions import SubscriptionView, WatchChoice
     from pqwatch.store.archive import Archive
     from pqwatch.store.outbox import Outbox
@@ -235,6 +241,24 @@ class PQWatch:
                 return engine.search(conn, query, limit=limit, sort=sort)
         with self.db.read() as session:
             return engine.search(session.connection(), query, limit=limit, sort=sort)
+
+    def search_facets(
+        self, query: str, *, limit_per_facet: int = 10, matches: int | None = None
+    ) -> SearchFacets:
+        """The query's matches counted by parliament, House, type, department, year and
+        status, each value with the filter that narrows to it; estimates from a fixed sample
+        past 10,000 matches (`SearchFacets.exact` says which). `matches`: the search's exact
+        total, if known (saves counting; the counts never depend on it)."""
+        from pqwatch.store.sqlite.facet_counts import facet_counts
+
+        self.ensure_ready()
+        if self.db.path is not None:  # a plain sqlite3 connection, like search
+            with self.db.read_raw() as conn:
+                return facet_counts(conn, query, limit_per_facet=limit_per_facet, matches=matches)
+        with self.db.read() as session:
+            return facet_counts(
+                session.connection(), query, limit_per_facet=limit_per_facet, matches=matches
+            )
 
     def show(self, ref: str) -> QuestionStory:
         from pqwatch.store.sqlite import search as engine

@@ -11,6 +11,7 @@ import io
 import json
 import re
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -19,15 +20,20 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from markupsafe import escape
 from starlette.testclient import TestClient
 
+from pqwatch.errors import UsageError
+from pqwatch.query import QuerySyntaxError, narrow, parse
 from pqwatch.search.results import (
     MARK_END,
     MARK_START,
     AnswerVersion,
     QuestionEvent,
     QuestionStory,
+    SearchFacets,
     SearchHit,
     SearchResult,
 )
@@ -216,6 +222,7 @@ def test_a_malformed_query_is_one_line_beside_the_box(
     assert f'value="{html.escape(query)}"' in page.text  # the query stays in the box
     assert 'aria-invalid="true"' in page.text
     assert "Traceback" not in page.text and "fts5" not in page.text.lower()
+    assert "Narrow the results" not in page.text  # no facets without results
 
 
 def test_the_query_is_escaped_wherever_it_is_shown(client: TestClient) -> None:
@@ -281,6 +288,177 @@ def test_an_empty_search_is_the_form(client: TestClient) -> None:
     assert page.status_code == 200 and "Results" not in page.text
 
 
+# -- counts to narrow a search by ---------------------------------------------------------------
+
+_FACET_LINK = re.compile(
+    r'<li><a href="(/search\?[^"]+)">([^<]+)</a> <span class="count">([^<]+)</span></li>'
+)
+
+
+def _facet_nav(page: str) -> str:
+    [nav] = re.findall(r'<nav id="narrow" class="facets" aria-label="Narrow the results">'
+                       r"(.*?)</nav>", page, re.S)  # fmt: skip
+    return nav
+
+
+def _summary_count(page: str) -> int:
+    [count] = re.findall(r'<p class="summary">([0-9,]+) match', page)
+    return int(count.replace(",", ""))
+
+
+@pytest.mark.parametrize("query", ["the", "government", "hospice OR palliative", "tabled:2021"])
+def test_a_facet_link_narrows_the_search_to_exactly_its_count(
+    client: TestClient, svc: PQWatch, query: str
+) -> None:
+    page = client.get("/search", params={"q": query, "sort": "newest"})
+    nav = _facet_nav(page.text)
+    headings = re.findall(r"<h3 id=\"facet-(\w+)\">", nav)
+    assert headings == [
+        h for h in ("parliament", "house", "type", "dept", "tabled", "status") if h in headings
+    ] and {"type", "tabled", "status"} <= set(headings)
+    links = _FACET_LINK.findall(nav)
+    assert links
+    facets = svc.search_facets(query)
+    assert facets.exact and facets.total == svc.search(query, limit=1).total
+    for href, label, count in links:
+        href = html.unescape(href)
+        narrowed = re.search(r"q=([^&]+)", href)
+        assert narrowed and "sort=newest" in href
+        followed = client.get(href)
+        assert followed.status_code == 200
+        # The link is a search: the query with one filter more, giving exactly that many.
+        assert _summary_count(followed.text) == int(count.replace(",", "")), (label, href)
+        result = svc.search(followed.url.params["q"], limit=1)
+        assert result.total_is_exact and result.total == int(count.replace(",", ""))
+        assert followed.url.params["q"].startswith((query, f"({query})"))
+    # A filter the query has already is shown as chosen, not as a link to the same search.
+    if query == "tabled:2021":
+        assert re.search(r'<span class="chosen">2021 <span class="tag">\(in the search\)', nav)
+        assert "tabled%3A2021+tabled" not in nav
+
+
+def test_facet_counts_equal_direct_sql_counts(svc: PQWatch, archive: Path) -> None:
+    db = archive.parent / "pqwatch.db"
+    for word in ("the", "government", "department"):
+        facets = svc.search_facets(word)
+        matches = (
+            "FROM question q LEFT JOIN answering_body b ON b.id = q.answering_body_id "
+            "WHERE q.id IN (SELECT rowid FROM question_fts WHERE question_fts MATCH ?)"
+        )
+        match = f'{{heading question answer}} : "{word}"'
+        [(total,)] = rows(db, f"SELECT count(*) {matches}", match)
+        assert facets.exact and facets.total == total > 0
+        got = {f.name: {v.label: v.count for v in f.values} for f in facets.facets}
+        direct = {
+            "house": "q.house",
+            "tabled": "substr(q.date_tabled, 1, 4)",
+            "parliament": "q.parliament",
+            "type": "q.kind",
+        }
+        names = {"westminster": "UK Parliament", "question": "Written questions",
+                 "statement": "Written statements"}  # fmt: skip
+        for facet, column in direct.items():
+            counted = rows(db, f"SELECT {column}, count(*) {matches} GROUP BY 1", match)
+            assert got[facet] == {names.get(v, v): n for v, n in counted}, facet
+        statuses = dict(rows(db, f"SELECT q.status, count(*) {matches} GROUP BY 1", match))
+        answered = statuses.pop("answered", 0) + statuses.get("corrected", 0)
+        assert got["status"] == {
+            "Answered": answered,
+            **{k.capitalize(): n for k, n in statuses.items()},
+        }
+        # A department's count is every match whose department's name has all its words.
+        assert got["dept"]
+        for name, n in got["dept"].items():
+            words = name.lower().split()
+            where = " AND ".join("instr(lower(b.name), ?) > 0" for _ in words)
+            [(expected,)] = rows(db, f"SELECT count(*) {matches} AND {where}", match, *words)
+            assert n == expected, name
+        # Left out past the limit: departments with fewer matches than any shown.
+        # The search's count only saves counting: the counts never depend on it.
+        assert svc.search_facets(word, matches=1) == facets
+        assert svc.search_facets(word, matches=10**6) == facets
+        few = svc.search_facets(word, limit_per_facet=2)
+        [dept] = [f for f in few.facets if f.name == "dept"]
+        bodies = rows(db, f"SELECT count(DISTINCT b.name) {matches}", match)[0][0]
+        assert len(dept.values) == min(2, bodies) and dept.more == max(bodies - 2, 0)
+
+
+def test_past_the_exact_limit_counts_are_estimates_and_say_so(
+    client: TestClient, svc: PQWatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pqwatch.store.sqlite import facet_counts
+
+    monkeypatch.setattr(facet_counts, "EXACT_LIMIT", 20)
+    monkeypatch.setattr(facet_counts, "SAMPLE_SIZE", 10)
+    facets = svc.search_facets("the")  # 192 matches: 1 in 20 counted
+    assert not facets.exact and facets.sample_rate == 20
+    assert facets.total % 20 == 0 and all(v.count % 20 == 0 for f in facets.facets
+                                          for v in f.values)  # fmt: skip
+    page = client.get("/search", params={"q": "the"})
+    nav = _facet_nav(page.text)
+    assert "These counts are estimates, rounded" in nav and "1 in 20" in nav
+    counts = re.findall(r'<span class="count">([^<]+)</span>', nav)
+    assert counts and all(c.startswith("about ") for c in counts)
+    # Far fewer matches than the index promised: counted whole after all.
+    exact = svc.search_facets("the asker:smith")
+    assert exact.exact
+
+
+def test_narrowing_a_query_keeps_its_meaning() -> None:
+    assert narrow("school", "house:lords") == "school house:lords"
+    assert narrow("hospice OR palliative", "house:lords") == "(hospice OR palliative) house:lords"
+    assert narrow("school -academy", "tabled:2024") == "school -academy tabled:2024"
+    assert narrow("school house:lords", "house:lords") == "school house:lords"  # has it
+    assert narrow('a dept:"x"', 'dept:"X"') == 'a dept:"x"'
+    assert narrow("school (", "house:lords") is None
+    # At the nesting limit, or the length limit, there is no room for one more filter.
+    deep = "a OR (b c OR (" * 16 + "z" + "))" * 16
+    parse(deep)
+    assert narrow(deep, "house:lords") is None
+    long = "hospice " * 499
+    parse(long)
+    assert narrow(long, "house:lords") is None
+
+
+# Filters and words of the recordings' archive, and the language's operators, in any order.
+_FACET_PIECES = st.sampled_from(
+    [
+        "the", "school", "government", "hospice", "trade", "educ*", "minister", "zzzz", "OR",
+        "NOT", "AND", "-", "(", ")", '"', "house:lords", "house:commons", "dept:health",
+        'dept:"department for"', "status:answered", "status:holding", "status:overdue",
+        "tabled:2021", "tabled:2024-07", "answered:>=2024-01-01", "type:statement",
+        "parliament:westminster", "parliament:scotland", "asker:smith", "heading:school", "a*",
+    ]
+)  # fmt: skip
+_FACET_QUERIES = st.lists(_FACET_PIECES, min_size=1, max_size=7).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_FACET_QUERIES)
+def test_facet_counting_never_fails_for_a_query_that_parses(svc: PQWatch, query: str) -> None:
+    try:
+        parse(query)
+    except QuerySyntaxError:
+        return  # the search page shows the parser's message and no facets
+    try:
+        facets = svc.search_facets(query)
+    except UsageError as error:  # only what the search itself refuses (a short prefix)
+        with pytest.raises(UsageError) as searched:
+            svc.search(query, limit=1)
+        assert str(searched.value) == str(error) and "too short a prefix" in str(error)
+        return
+    result = svc.search(query, limit=1)
+    assert facets.exact and facets.total == result.total
+    for facet in facets.facets:
+        assert all(0 < v.count <= facets.total for v in facet.values), facet
+        if facet.name in ("parliament", "type"):
+            assert sum(v.count for v in facet.values) == facets.total
+        for v in facet.values:
+            narrowed = narrow(query, v.filter)
+            assert narrowed is not None, (query, v.filter)
+            assert svc.search(narrowed, limit=1).total == v.count, (narrowed, v)
+
+
 # -- item pages -------------------------------------------------------------------------------
 
 
@@ -330,6 +508,76 @@ def test_a_statement_has_its_own_shape(client: TestClient) -> None:
     assert '<h2 id="text-heading">Statement</h2>' in page.text
 
 
+def test_an_item_lists_the_operator_watches_that_matched_it(
+    client: TestClient, svc: PQWatch, archive: Path, cli: Any
+) -> None:
+    db = archive.parent / "pqwatch.db"
+    matched: dict[str, set[tuple[str, str]]] = {}
+    for source_id, name, slug in rows(
+        db,
+        "SELECT DISTINCT q.source_id, w.name, w.slug FROM watch_match m "
+        "JOIN event e ON e.id = m.event_id JOIN question q ON q.id = e.question_id "
+        "JOIN watch w ON w.id = m.watch_id",
+    ):
+        matched.setdefault(source_id, set()).add((name, slug))
+    assert {n for found in matched.values() for n, _ in found} == {"Hospice funding", "Trade"}
+    for source_id, watches in matched.items():
+        story = svc.show(source_id)
+        assert {(w.name, w.slug) for w in story.matched_watches} == watches
+        assert story.as_dict()["matched_watches"] == [
+            {"name": w.name, "slug": w.slug} for w in story.matched_watches
+        ]
+        page = client.get(f"/q/{source_id}")
+        [section] = re.findall(
+            r'<section aria-labelledby="watches-heading">(.*?)</section>', page.text, re.S
+        )
+        assert '<h2 id="watches-heading">Watches that matched it</h2>' in section
+        links = re.findall(r'<a href="(/watches/[a-z0-9-]+)">([^<]+)</a>', section)
+        assert links == [(f"/watches/{slug}", name) for name, slug in sorted(watches)]
+        for href, _ in links:
+            assert client.get(href).status_code == 200
+    [(unmatched,)] = rows(
+        db,
+        "SELECT source_id FROM question WHERE id NOT IN (SELECT e.question_id FROM event e "
+        "JOIN watch_match m ON m.event_id = e.id) LIMIT 1",
+    )
+    assert svc.show(unmatched).matched_watches == ()
+    assert "watches-heading" not in client.get(f"/q/{unmatched}").text
+    hospice = next(i for i, w in matched.items() if ("Hospice funding", "hospice-funding") in w)
+    shown = cli("--config", archive, "show", hospice)
+    assert shown.exit_code == 0 and "Matched watches: Hospice funding" in shown.stdout
+
+
+def test_personal_and_retired_watches_are_not_listed_on_an_item(config: Path) -> None:
+    db = config.parent / "pqwatch.db"
+    with sqlite3.connect(db) as conn:  # a subscriber's own watch, and one the file dropped
+        for name, origin, active in (("Mine", "web", 1), ("Old", "config", 0)):
+            watch = conn.execute(
+                "INSERT INTO watch (name, slug, query, active, created_at, updated_at, origin) "
+                "VALUES (?, lower(?), 'hospice', ?, '2026-07-10', '2026-07-10', ?)",
+                (name, name, active, origin),
+            ).lastrowid
+            conn.execute(
+                "INSERT INTO watch_match (watch_id, event_id, created_at) SELECT ?, event_id, "
+                "created_at FROM watch_match WHERE watch_id = (SELECT id FROM watch "
+                "WHERE slug = 'hospice-funding')",
+                (watch,),
+            )
+    [(source_id,)] = rows(
+        db,
+        "SELECT q.source_id FROM watch_match m JOIN event e ON e.id = m.event_id "
+        "JOIN question q ON q.id = e.question_id JOIN watch w ON w.id = m.watch_id "
+        "WHERE w.slug = 'mine' LIMIT 1",
+    )
+    with open_service(config, now=TODAY) as service:
+        story = service.show(source_id)
+        assert [w.name for w in story.matched_watches] == ["Hospice funding"]
+        with TestClient(create_app(service)) as c:
+            page = c.get(f"/q/{source_id}").text
+    assert "/watches/hospice-funding" in page and "/watches/mine" not in page
+    assert "/watches/old" not in page
+
+
 def test_an_unknown_reference_is_a_404_page_with_the_cli_message(client: TestClient) -> None:
     page = client.get("/q/HL999999")
     assert page.status_code == 404
@@ -376,6 +624,9 @@ class FakeSite:
 
     def search(self, query: str, *, limit: int = 20, sort: str = "relevance") -> SearchResult:
         return SearchResult(query, 1, sort, (self.story.hit,))
+
+    def search_facets(self, query: str, *, matches: int | None = None) -> SearchFacets:
+        return SearchFacets(query, 1, ())
 
     def show(self, ref: str) -> QuestionStory:
         return self.story

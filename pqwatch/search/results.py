@@ -153,6 +153,14 @@ class GroupedQuestion:
 
 
 @dataclass(frozen=True)
+class MatchedWatch:
+    """An operator's watch that matched one of an item's events (its page: /watches/<slug>)."""
+
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True)
 class QuestionStory:
     hit: SearchHit
     date_for_answer: date | None
@@ -168,6 +176,9 @@ class QuestionStory:
     date_holding_answer: date | None = None
     # Source-specific facts (an FOI request's law, url_names and event history).
     details: dict[str, Any] = field(default_factory=dict)
+    # The operator's active watches (config.toml) that matched any of its events, by name;
+    # personal watches made on the web are their owners' and never shown.
+    matched_watches: tuple[MatchedWatch, ...] = ()
 
     @property
     def holding_not_archived(self) -> bool:
@@ -232,8 +243,64 @@ class QuestionStory:
                 }
                 for a in self.attachments
             ],
+            matched_watches=[{"name": w.name, "slug": w.slug} for w in self.matched_watches],
         )
         return out
+
+
+@dataclass(frozen=True)
+class FacetValue:
+    """One value of a facet: how many of a search's matches have it, and the filter of the
+    query language that narrows the search to them (`house:lords`, `dept:"..."`)."""
+
+    label: str
+    count: int
+    filter: str
+
+
+@dataclass(frozen=True)
+class Facet:
+    name: str  # the field: parliament, house, type, dept, tabled or status
+    label: str  # as shown: "Department", "Year tabled"
+    values: tuple[FacetValue, ...]
+    more: int = 0  # values left out past the limit (departments)
+
+
+@dataclass(frozen=True)
+class SearchFacets:
+    """A search's matches counted by parliament, House, type, department, year and status.
+
+    With `sample_rate` 1 every count is exact, and following a value's filter finds exactly
+    that many. Past a number of matches they are counted on a fixed sample of 1 in
+    `sample_rate` (by id) and scaled up: estimates, which must be shown as such."""
+
+    query: str
+    total: int  # the matches counted (an estimate when sampled)
+    facets: tuple[Facet, ...]
+    sample_rate: int = 1
+
+    @property
+    def exact(self) -> bool:
+        return self.sample_rate == 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "total": self.total,
+            "exact": self.exact,
+            "sample_rate": self.sample_rate,
+            "facets": [
+                {
+                    "name": f.name,
+                    "label": f.label,
+                    "values": [
+                        {"label": v.label, "count": v.count, "filter": v.filter} for v in f.values
+                    ],
+                    "more": f.more,
+                }
+                for f in self.facets
+            ],
+        }
 
 
 @dataclass(frozen=True)

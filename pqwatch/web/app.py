@@ -2,8 +2,10 @@
 
 Routes:
   /                          a search box (also /index.html)
-  /search?q=&sort=&page=     results with highlighted snippets, paging; a malformed query is
-                             the CLI's one-line message beside the box (same page, HTTP 200)
+  /search?q=&sort=&page=     results with highlighted snippets, paging, and counts to narrow
+                             by (each a link to the query with one filter more); a malformed
+                             query is the CLI's one-line message beside the box (same page,
+                             HTTP 200)
   /search.csv, /search.json  the same results as data (up to EXPORT_LIMIT rows)
   /q/<id or reference>       an item's whole story (references may hold spaces and slashes)
   /watches, /watches/<slug>  the watches, and one at a glance: recent matches and charts
@@ -55,12 +57,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pqwatch.errors import TooManyRequests, UsageError
 from pqwatch.feeds.build import etag
+from pqwatch.query import narrow
 from pqwatch.resources import templates_dir
 from pqwatch.search.overview import WatchOverview
 from pqwatch.search.results import (
     MARK_END,
     MARK_START,
     QuestionStory,
+    SearchFacets,
     SearchHit,
     SearchResult,
     WatchStats,
@@ -111,6 +115,7 @@ class Site(Protocol):
     """What the web app needs of the facade (pqwatch.service.PQWatch has all of it)."""
 
     def search(self, query: str, *, limit: int = 20, sort: str = "relevance") -> SearchResult: ...
+    def search_facets(self, query: str, *, matches: int | None = None) -> SearchFacets: ...
     def show(self, ref: str) -> QuestionStory: ...
     def today(self) -> date: ...
     def feed_list(self) -> list[tuple[str, str, str | None]]: ...
@@ -409,6 +414,35 @@ def _run_search(site: Site, q: str, sort: str, limit: int) -> tuple[SearchResult
         return None, str(exc)
 
 
+def _about(n: int) -> str:
+    """An estimated count as a person would say it: two significant figures (8,100)."""
+    if n < 100:
+        return f"{n:,}"
+    step = 10 ** (len(str(n)) - 2)
+    return f"{round(n / step) * step:,}"
+
+
+def facet_links(q: str, sort: str, facets: SearchFacets) -> list[dict[str, Any]]:
+    """Each facet's values as links to the search narrowed by them: the same query with the
+    value's filter added (`q house:lords`), so a link is just a search. A value whose filter
+    the query has already is marked chosen; one that would make a query too long to take
+    (or too deep) is not a link."""
+    out = []
+    for facet in facets.facets:
+        values = []
+        for v in facet.values:
+            narrowed = narrow(q, v.filter)
+            href = None
+            if narrowed is not None and narrowed != q and len(narrowed) <= MAX_QUERY:
+                href = "/search?" + urlencode({"q": narrowed, "sort": sort})
+            count = f"{v.count:,}" if facets.exact else f"about {_about(v.count)}"
+            values.append({"label": v.label, "count": count, "href": href,
+                           "chosen": narrowed == q})  # fmt: skip
+        out.append({"name": facet.name, "label": facet.label, "choices": values,
+                    "more": facet.more})  # fmt: skip
+    return out
+
+
 def create_app(
     site: Site,
     *,
@@ -446,12 +480,23 @@ def create_app(
         pages = min(max(math.ceil((result.total - (not result.total_is_exact)) / PER_PAGE), 1),
                     MAX_PAGES)  # fmt: skip
         args = {"q": q, "sort": sort}
+        facets = None
+        if result.total:
+            try:
+                # The search's exact total spares counting the matches a second time.
+                facets = site.search_facets(
+                    q, matches=result.total if result.total_is_exact else None
+                )
+            except UsageError:  # refused as the search would be: the results stand alone
+                facets = None
         return render_page(
             "search.html",
             q=q,
             sort=sort,
             error="",
             result=result,
+            facets=facets,
+            facet_lists=facet_links(q, sort, facets) if facets else [],
             hits=result.hits[(page - 1) * PER_PAGE : page * PER_PAGE],
             first=(page - 1) * PER_PAGE + 1,
             page=page,

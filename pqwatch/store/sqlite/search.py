@@ -24,6 +24,7 @@ from pqwatch.search.results import (
     MARK_START,
     AnswerVersion,
     GroupedQuestion,
+    MatchedWatch,
     Preview,
     QuestionEvent,
     QuestionStory,
@@ -104,12 +105,7 @@ def search(
     if sort not in {"relevance", "newest"}:
         raise UsageError(f"unknown sort {sort!r} (use relevance or newest)")
     cq = compile_query(query)
-    short = [p for p in cq.prefixes if len(p) < MIN_PREFIX]
-    if short:
-        raise UsageError(
-            f"{short[0]}* is too short a prefix: it begins too many words to search; "
-            f"give at least {MIN_PREFIX} letters before the * (like educ*)"
-        )
+    refuse_short_prefixes(cq)
     where, params = cq.sql()
     params = {**params, **(extra_params or {}), "__limit": limit}
     where = f"({where}) AND ({extra_where})"
@@ -187,6 +183,16 @@ def search(
         note=note,
         total_is_exact=exact_count or not (filtered and cq.match and total > FILTERED_SCAN_CAP),
     )
+
+
+def refuse_short_prefixes(cq: CompiledQuery) -> None:
+    """A UsageError for a prefix too short to search (see MIN_PREFIX)."""
+    short = [p for p in cq.prefixes if len(p) < MIN_PREFIX]
+    if short:
+        raise UsageError(
+            f"{short[0]}* is too short a prefix: it begins too many words to search; "
+            f"give at least {MIN_PREFIX} letters before the * (like educ*)"
+        )
 
 
 def _text_count(conn: sa.Connection | sqlite3.Connection, match: str) -> int:
@@ -503,6 +509,18 @@ def question_story(conn: sa.Connection, ref: str, today: date) -> QuestionStory:
             {"id": qid, "uin": hit.uin, "dt": hit.date_tabled.isoformat(), "house": hit.house},
         )
     )
+    watches = tuple(
+        MatchedWatch(w[0], w[1])
+        for w in conn.execute(
+            sa.text(
+                # The operator's watches only: a personal watch is its owner's business.
+                "SELECT DISTINCT w.name, w.slug FROM event e "
+                "JOIN watch_match m ON m.event_id = e.id JOIN watch w ON w.id = m.watch_id "
+                "WHERE e.question_id = :id AND w.active AND w.origin = 'config' ORDER BY w.name"
+            ),
+            {"id": qid},
+        )
+    )
     return QuestionStory(
         hit=hit,
         date_for_answer=_date(r["date_for_answer"]),
@@ -516,6 +534,7 @@ def question_story(conn: sa.Connection, ref: str, today: date) -> QuestionStory:
         attachments=attachments_from_json(r["attachments_json"]),
         date_holding_answer=_date(r["date_holding_answer"]),
         details=_details(r["details_json"]),
+        matched_watches=watches,
     )
 
 
