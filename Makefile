@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.toml
 
 .PHONY: run test lint check clean bench bench-generate bench-ingest bench-ingest-floor bench-search bench-matching \
-	bench-digests bench-polling bench-memory bench-startup bench-scottish bench-watchpage
+	bench-digests bench-polling bench-memory bench-startup bench-scottish bench-watchpage bench-web
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -60,8 +60,12 @@ bench-scottish: $(STAMP)
 	$(PY) -m bench.scottish --n 5000 --json $(BENCH_OUT)/scottish.json
 bench-watchpage: $(STAMP)
 	$(PY) -m bench.watchpage --n 600000 --json $(BENCH_OUT)/watchpage.json
+## The web app (issue 18): search and watch pages in process, then 50 clients for 60 s against
+## `pqwatch serve`. On the watchpage archive (it builds it first when it is not there).
+bench-web: $(STAMP)
+	$(PY) -m bench.web --n 600000 --clients 50 --seconds 60 --json $(BENCH_OUT)/web.json
 bench: bench-startup bench-matching bench-digests bench-search bench-memory bench-polling \
-	bench-ingest bench-scottish bench-watchpage
+	bench-ingest bench-scottish bench-watchpage bench-web
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -120,6 +120,22 @@ def test_watchpage(tmp_path: Path) -> None:
     assert all(w["p95_ms"] > 0 for w in watches.values())
 
 
+def test_web(tmp_path: Path) -> None:
+    """The app in process (search and watch pages) and `pqwatch serve` under a little load."""
+    work = str(tmp_path / "work")
+    args = ("--n", "300", "--runs", "2", "--clients", "4", "--seconds", "2", "--work", work)
+    stdout, result = _run("web", tmp_path, *args)
+    assert "targets <= 150/300/500 ms" in _result_line(stdout, "web:")
+    assert [r["label"] for r in result["pages"]["search"]][:2] == ["rare word", "rare phrase"]
+    assert len(result["pages"]["search"]) == 20
+    assert all(len(r["seconds"]) == 2 for r in result["pages"]["search"])
+    assert len(result["pages"]["watch"]) == 5
+    load = result["load"]
+    assert load["errors"] == 0 and load["ok"] == load["requests"] > 0, load
+    assert set(load["by_kind"]) == {"search", "item"}
+    assert load["server_cpu_seconds"] > 0
+
+
 @pytest.mark.parametrize(
     ("module", "args"),
     [

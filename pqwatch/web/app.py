@@ -43,6 +43,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
+import anyio.to_thread
 import jinja2
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
@@ -80,6 +81,7 @@ MAX_PAGES = 50
 EXPORT_LIMIT = 1000
 MAX_QUERY = 500  # characters; longer is no search a person types
 CSRF_COOKIE = "pqwatch_csrf"
+WORKER_THREADS = 4
 
 # No script anywhere, styles only from our own stylesheet, forms only to us, never framed.
 CSP = (
@@ -157,8 +159,16 @@ class _Guard:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.limited = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.limited:
+            # Pages run in anyio's thread pool (40 by default). Forty threads convoy on the
+            # one GIL, each SQLite row fetched a hand-off: measured under 50 clients, 4
+            # threads served the same pages at half the CPU and a third of the p95
+            # (docs/PERFORMANCE.md, "Why (c) is missed"). Set here: the pool is the loop's.
+            anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+            self.limited = True
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
