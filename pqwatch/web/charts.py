@@ -340,10 +340,21 @@ def _ranking_rows(
     return tuple(rows)
 
 
-def parties_figure(ov: WatchOverview, ident: str) -> Figure:
-    caption = "Who asks: questions by the asker's party"
-    r = ov.parties
-    bars = [Bar(c.label, c.count) for c in r.top]
+def _ranking_figure(
+    ov: WatchOverview,
+    ident: str,
+    *,
+    caption: str,
+    bars: list[Bar],
+    per: str,
+    empty: str,
+    columns: tuple[str, ...],
+    rows: tuple[tuple[str, ...], ...],
+    text_columns: int = 1,
+) -> Figure:
+    """A ranking (parties, members, departments): a bar each, most questions first, with
+    its table; the same empty message for the picture and the table."""
+    desc = f"A bar per {per}, most questions first. {_most(bars, 'questions')}" if bars else ""
     return Figure(
         id=_id(ident),
         caption=caption,
@@ -351,38 +362,43 @@ def parties_figure(ov: WatchOverview, ident: str) -> Figure:
             bars,
             chart_id=ident,
             title=caption,
-            desc=f"A bar per party, most questions first. {_most(bars, 'questions')}"
-            if bars
-            else caption,
-            empty="No questions with an asker in this period.",
+            desc=desc or caption,
+            empty=empty,
             unit="questions",
         ),
-        columns=("Party", "Questions"),
-        rows=_ranking_rows(
-            [(c.label, number(c.count)) for c in r.top], r.others, r.other_names, "parties"
-        ),
-        empty=None if r.top else "No questions with an asker in this period.",
+        columns=columns,
+        text_columns=text_columns,
+        rows=rows,
+        empty=None if bars else empty,
         note=_period_note(ov),
     )
 
 
-def members_figure(ov: WatchOverview, ident: str) -> Figure:
-    caption = "Who asks: the members asking most"
-    r = ov.members
-    bars = [Bar(f"{m.label} ({m.party})" if m.party else m.label, m.count) for m in r.top]
-    return Figure(
-        id=_id(ident),
-        caption=caption,
-        svg=bar_chart(
-            bars,
-            chart_id=ident,
-            title=caption,
-            desc=f"A bar per member, most questions first. {_most(bars, 'questions')}"
-            if bars
-            else caption,
-            empty="No questions with an asker in this period.",
-            unit="questions",
+def parties_figure(ov: WatchOverview, ident: str) -> Figure:
+    r = ov.parties
+    return _ranking_figure(
+        ov,
+        ident,
+        caption="Who asks: questions by the asker's party",
+        bars=[Bar(c.label, c.count) for c in r.top],
+        per="party",
+        empty="No questions with an asker in this period.",
+        columns=("Party", "Questions"),
+        rows=_ranking_rows(
+            [(c.label, number(c.count)) for c in r.top], r.others, r.other_names, "parties"
         ),
+    )
+
+
+def members_figure(ov: WatchOverview, ident: str) -> Figure:
+    r = ov.members
+    return _ranking_figure(
+        ov,
+        ident,
+        caption="Who asks: the members asking most",
+        bars=[Bar(f"{m.label} ({m.party})" if m.party else m.label, m.count) for m in r.top],
+        per="member",
+        empty="No questions with an asker in this period.",
         columns=("Member", "Party", "Questions"),
         text_columns=2,
         rows=_ranking_rows(
@@ -391,34 +407,22 @@ def members_figure(ov: WatchOverview, ident: str) -> Figure:
             r.other_names,
             "members",
         ),
-        empty=None if r.top else "No questions with an asker in this period.",
-        note=_period_note(ov),
     )
 
 
 def departments_figure(ov: WatchOverview, ident: str) -> Figure:
-    caption = "Which departments answer"
     r = ov.departments
-    bars = [Bar(c.label, c.count) for c in r.top]
-    return Figure(
-        id=_id(ident),
-        caption=caption,
-        svg=bar_chart(
-            bars,
-            chart_id=ident,
-            title=caption,
-            desc=f"A bar per department, most questions first. {_most(bars, 'questions')}"
-            if bars
-            else caption,
-            empty="No questions to a department in this period.",
-            unit="questions",
-        ),
+    return _ranking_figure(
+        ov,
+        ident,
+        caption="Which departments answer",
+        bars=[Bar(c.label, c.count) for c in r.top],
+        per="department",
+        empty="No questions to a department in this period.",
         columns=("Department", "Questions"),
         rows=_ranking_rows(
             [(c.label, number(c.count)) for c in r.top], r.others, r.other_names, "departments"
         ),
-        empty=None if r.top else "No questions to a department in this period.",
-        note=_period_note(ov),
     )
 
 
