@@ -312,15 +312,6 @@ class Sort(StrEnum):
     newest = "newest"
 
 
-CSV_FIELDS = (
-    "id", "parliament", "kind", "uin", "house", "date_tabled", "date_answered", "heading",
-    "asking_member",
-    "asking_party", "asking_constituency", "date_for_answer", "answering_member",
-    "answering_body", "status", "question_text", "answer_text", "snippet", "url",
-    "matched_terms",
-)  # fmt: skip
-
-
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Query, e.g. 'hospice dept:\"health\" -lords'.")],
@@ -338,14 +329,9 @@ def search(
     if fmt is SearchFormat.json:
         _emit_json(result.as_dict())
     elif fmt is SearchFormat.csv:
-        import csv
+        from pqwatch.search.results import write_hits_csv
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for h in result.hits:
-            row = h.as_dict()
-            row["matched_terms"] = "; ".join(row["matched_terms"])
-            writer.writerow({k: _term(v) if isinstance(v, str) else v for k, v in row.items()})
+        write_hits_csv(result.hits, sys.stdout)
     else:
         _print_hits(result)
     if fmt is SearchFormat.csv:  # the file holds the rows; the count goes beside it

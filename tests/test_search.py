@@ -606,3 +606,15 @@ def test_search_table_shows_id_and_tabled_date_and_never_cuts_a_heading(
     assert csv_out.stderr.strip() == f"pqwatch: {as_json['total']} matches; showing " + (
         f"{len(as_json['hits'])} by relevance"
     )
+
+
+def test_a_csv_cell_is_never_a_spreadsheet_formula_or_a_control_character() -> None:
+    """Exported CSV (CLI and web share the writer) keeps archived text as text: a cell that a
+    spreadsheet would run (=, +, -, @ first) gets a leading quote; numbers stay numbers."""
+    from pqwatch.search.results import csv_cell
+
+    assert csv_cell('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert [csv_cell(v) for v in ("+1", "-2", "@SUM(A1)")] == ["'+1", "'-2", "'@SUM(A1)"]
+    assert csv_cell("School \x1b[31mfunding") == "School [31mfunding"
+    assert csv_cell("Hospices: funding") == "Hospices: funding"
+    assert csv_cell(12345) == 12345 and csv_cell(None) is None

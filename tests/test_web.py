@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 from pqwatch.errors import UsageError
 from pqwatch.query import QuerySyntaxError, narrow, parse
 from pqwatch.search.results import (
+    CSV_FIELDS,
     MARK_END,
     MARK_START,
     AnswerVersion,
@@ -41,7 +42,7 @@ from pqwatch.service import PQWatch
 from pqwatch.testing.replay import ReplayServer, load_items
 from pqwatch.text import html_to_text, sanitize_html
 from pqwatch.types import AttachmentData
-from pqwatch.web.app import CSV_FIELDS, create_app, item_path, marked
+from pqwatch.web.app import create_app, item_path, marked
 from tests.conftest import CliResult, api_config, open_service, require_data, rows
 
 TOPICS = re.compile(r"palliative|hospice|school|short breaks", re.I)

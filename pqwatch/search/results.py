@@ -4,9 +4,10 @@ holds the archive (the SQLite queries that make them are in pqwatch.store.sqlite
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import IO, Any
 
 from pqwatch.types import PARLIAMENTS, AttachmentData, official_url
 
@@ -335,3 +336,39 @@ class Preview:
             and self.archive_first <= self.until
             and self.archive_last >= self.since
         )
+
+
+# The columns of `pqwatch search --format csv` and of /search.csv: SearchHit.as_dict's keys.
+CSV_FIELDS = (
+    "id", "parliament", "kind", "uin", "house", "date_tabled", "date_answered", "heading",
+    "asking_member", "asking_party", "asking_constituency", "date_for_answer",
+    "answering_member", "answering_body", "status", "question_text", "answer_text", "snippet",
+    "url", "matched_terms",
+)  # fmt: skip
+# A cell a spreadsheet would run as a formula (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """An archived value as a CSV cell: no control characters, and text a spreadsheet would
+    take for a formula (an answer starting "=HYPERLINK(...)") kept as text with a quote."""
+    if not isinstance(value, str):
+        return value
+    from pqwatch.text import strip_controls
+
+    if value.startswith(_FORMULA_START):
+        value = "'" + value
+    return strip_controls(value)
+
+
+def write_hits_csv(hits: Sequence[SearchHit], out: IO[str]) -> None:
+    """Search hits as CSV: the one writer behind the CLI's --format csv and the web's
+    /search.csv."""
+    import csv
+
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for h in hits:
+        row = h.as_dict()
+        row["matched_terms"] = "; ".join(row["matched_terms"])
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})

@@ -28,7 +28,6 @@ allows none, and archived HTML is cleaned again (nh3) right before it is marked 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -69,6 +68,7 @@ from pqwatch.search.results import (
     SearchHit,
     SearchResult,
     WatchStats,
+    write_hits_csv,
 )
 from pqwatch.search.subscriptions import SubscriptionView, WatchChoice
 from pqwatch.text import sanitize_html, strip_controls
@@ -104,13 +104,6 @@ _FEED = re.compile(r"([a-z0-9-]+)\.(rss|atom)")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}")
 _SLUG = re.compile(r"[a-z0-9-]+")
 _PAGE = re.compile(r"[0-9]{1,4}")
-# The columns of `pqwatch search --format csv`: SearchHit.as_dict's keys, in its order.
-CSV_FIELDS = (
-    "id", "parliament", "kind", "uin", "house", "date_tabled", "date_answered", "heading",
-    "asking_member", "asking_party", "asking_constituency", "date_for_answer",
-    "answering_member", "answering_body", "status", "question_text", "answer_text", "snippet",
-    "url", "matched_terms",
-)  # fmt: skip
 
 
 class Site(Protocol):
@@ -533,14 +526,7 @@ def create_app(
             data = json.dumps(result.as_dict(), indent=2, ensure_ascii=False, default=str)
             return Response(strip_controls(data), media_type="application/json")
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        for h in result.hits:  # the columns and cells of `pqwatch search --format csv`
-            row = h.as_dict()
-            row["matched_terms"] = "; ".join(row["matched_terms"])
-            writer.writerow(
-                {k: strip_controls(v) if isinstance(v, str) else v for k, v in row.items()}
-            )
+        write_hits_csv(result.hits, out)  # the CSV of `pqwatch search --format csv`
         return Response(
             out.getvalue(),
             media_type="text/csv; charset=utf-8",
