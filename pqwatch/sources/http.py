@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -20,6 +20,7 @@ from pqwatch import __version__
 from pqwatch.config import SourceConfig
 from pqwatch.errors import SourceError
 
+ConfigT = TypeVar("ConfigT", bound=SourceConfig)
 USER_AGENT = (
     f"pqwatch/{__version__} (parliamentary written questions monitor; "
     "polite polling, one request at a time per host)"
@@ -191,10 +192,15 @@ class SourceHTTP:
         return resp
 
 
-class OverHTTP:
-    """What a source built on one SourceHTTP reports and closes (the ingest reads these)."""
+class OverHTTP(Generic[ConfigT]):
+    """A source built on one SourceHTTP: its config section, and what it reports and closes
+    (the ingest reads these)."""
 
-    _net: SourceHTTP
+    accept = "application/json"  # what the source's site answers in
+
+    def __init__(self, config: ConfigT, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.config = config
+        self._net = SourceHTTP(config, transport=transport, accept=self.accept)
 
     @property
     def requests_made(self) -> int:

@@ -32,7 +32,7 @@ import httpx
 from pqwatch.config import NIAssemblyConfig
 from pqwatch.errors import SourceError
 from pqwatch.sources.base import Batch, Known
-from pqwatch.sources.http import OverHTTP, SourceHTTP, read_json
+from pqwatch.sources.http import OverHTTP, read_json
 from pqwatch.text import (
     html_to_text,
     linked_paragraphs,
@@ -263,14 +263,8 @@ def _chunks(start: date, end: date) -> Iterator[tuple[date, date]]:
         start = upto
 
 
-class NIAssemblySource(OverHTTP):
+class NIAssemblySource(OverHTTP[NIAssemblyConfig]):
     name = SOURCE
-
-    def __init__(
-        self, config: NIAssemblyConfig, *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        self.config = config
-        self._net = SourceHTTP(config, transport=transport)
 
     def poll(
         self, state: dict[str, Any], known: Known, now: datetime, *, since: date | None = None

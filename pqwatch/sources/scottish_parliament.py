@@ -25,7 +25,7 @@ import httpx
 from pqwatch.config import ScottishParliamentConfig
 from pqwatch.errors import SourceError
 from pqwatch.sources.base import Batch, Known
-from pqwatch.sources.http import OverHTTP, SourceHTTP, read_json
+from pqwatch.sources.http import OverHTTP, read_json
 from pqwatch.text import linked_paragraphs, strip_controls
 from pqwatch.types import MemberData, QuestionData, local_id, name_id, official_url
 
@@ -169,14 +169,8 @@ def years_to_poll(today: date, open_tabled: list[date], years_back: int) -> list
     return sorted(years, reverse=True)
 
 
-class ScottishParliamentSource(OverHTTP):
+class ScottishParliamentSource(OverHTTP[ScottishParliamentConfig]):
     name = SOURCE
-
-    def __init__(
-        self, config: ScottishParliamentConfig, *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        self.config = config
-        self._net = SourceHTTP(config, transport=transport)
 
     def poll(
         self, state: dict[str, Any], known: Known, now: datetime, *, since: date | None = None

@@ -41,7 +41,7 @@ from bs4.element import NavigableString
 from pqwatch.config import SeneddConfig
 from pqwatch.errors import SourceError
 from pqwatch.sources.base import Batch, Known
-from pqwatch.sources.http import OverHTTP, Retry, SourceHTTP
+from pqwatch.sources.http import OverHTTP, Retry
 from pqwatch.text import linked_paragraphs, looks_like_html, strip_controls
 from pqwatch.types import MemberData, QuestionData, name_id, official_url
 
@@ -307,12 +307,10 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-class SeneddSource(OverHTTP):
+class SeneddSource(OverHTTP[SeneddConfig]):
     name = SOURCE
 
-    def __init__(self, config: SeneddConfig, *, transport: httpx.BaseTransport | None = None):
-        self.config = config
-        self._net = SourceHTTP(config, transport=transport, accept="text/html")
+    accept = "text/html"  # question pages, not an API
 
     def _read(self, page_id: int) -> QuestionData | str | None:
         """The question, None for a missing page, or why its page could not be read. A

@@ -47,7 +47,7 @@ WINDOW_PARAMS = {
 }
 
 
-class UKParliamentClient(OverHTTP):
+class UKParliamentClient(OverHTTP[UKParliamentConfig]):
     """HTTP client for the Written Questions API. Thread-safe; close() when done."""
 
     def __init__(

@@ -32,7 +32,7 @@ from bs4.element import Comment, NavigableString, Tag
 from pqwatch.config import WhatDoTheyKnowConfig
 from pqwatch.errors import SourceError
 from pqwatch.sources.base import Batch, Known
-from pqwatch.sources.http import OverHTTP, Retry, SourceHTTP
+from pqwatch.sources.http import OverHTTP, Retry
 from pqwatch.text import linked_paragraphs, strip_controls
 from pqwatch.types import FOI_WORKING_DAYS, MemberData, QuestionData, add_working_days, name_id
 
@@ -351,7 +351,7 @@ def _has_messages(data: Any) -> bool:
     )
 
 
-class WhatDoTheyKnowSource(OverHTTP):
+class WhatDoTheyKnowSource(OverHTTP[WhatDoTheyKnowConfig]):
     name = SOURCE
 
     def __init__(
@@ -361,9 +361,8 @@ class WhatDoTheyKnowSource(OverHTTP):
         searches: list[str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.config = config
+        super().__init__(config, transport=transport)
         self.searches = list(config.searches if searches is None else searches)
-        self._net = SourceHTTP(config, transport=transport)
 
     def _feeds(self) -> list[tuple[str, str, str]]:
         """(state key, label, path) of every feed followed."""
