@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from pqwatch.store.archive import Archive
     from pqwatch.store.outbox import Outbox
     from pqwatch.store.reads import Reads
-    from pqwatch.store.sqlite.matching import Matcher
+    from pqwatch.store.matching import Matcher
     from pqwatch.store.subscriptions import Holder, Subscriptions
     from pqwatch.store.subscriptions import Request as SubscribeRequest
     from pqwatch.web.server import WebServer
@@ -99,9 +99,9 @@ class PQWatch:
 
     @cached_property
     def matcher(self) -> Matcher:
-        from pqwatch.store.sqlite.matching import Matcher
+        from pqwatch.store.matching import Matcher
 
-        return Matcher()
+        return Matcher(self.db.dialect)
 
     @cached_property
     def outbox(self) -> Outbox:

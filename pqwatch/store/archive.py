@@ -9,14 +9,13 @@ are Core (bulk-friendly), not the ORM unit of work.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from pqwatch.decide import (
@@ -32,7 +31,7 @@ from pqwatch.decide import (
     StoredQuestion,
     decide,
 )
-from pqwatch.store.db import Database, ReadSession, insert_rows, sql_ts
+from pqwatch.store.db import Cursor, Database, insert_rows, raw_cursor, sql_ts
 from pqwatch.store.models import (
     Answer,
     AnsweringBody,
@@ -137,8 +136,10 @@ class Archive:
         if not batch:
             return counts
         now = sql_ts(self.now())
+        dialect = self.db.dialect_module("ingest")
         with self.db.write() as session:
             cur = raw_cursor(session)
+            dialect.begin_page(cur)
             # One row per question: if a batch holds a question twice, its last copy wins.
             latest = {(i.source, i.source_id): (i, a) for i, a in batch}
             unchanged = _unchanged(cur, [item for item, _ in latest.values()])
@@ -148,7 +149,7 @@ class Archive:
             _upsert_members(cur, [i for i, _ in todo], now)
             _upsert_bodies(cur, [i for i, _ in todo], now)
             state = _load_state(cur, [i for i, _ in todo])
-            rows = _PageRows(cur, historical, now)
+            rows = _PageRows(cur, historical, now, dialect)
             changed: list[int] = []
             for item, prepared in todo:
                 old = state.get(item.source_id)
@@ -226,7 +227,7 @@ class Archive:
             if not health:
                 return
             conn.execute(
-                sqlite_insert(S)
+                self.db.insert(S)
                 .values(source=source, consecutive_failures=0, alert_sent=False, updated_at=now)
                 .on_conflict_do_nothing(index_elements=["source"])
             )
@@ -380,25 +381,23 @@ class Archive:
             return {(r[0], r[1]) for r in rows}
 
 
-# -- helpers (run inside a transaction) ------------------------------------------------------
-
-
-# -- helpers (run inside a write transaction, on the raw sqlite3 cursor) ----------------------
+# -- helpers (run inside a write transaction, on the DBAPI cursor) ----------------------------
 # The ingest hot path runs on the DBAPI cursor of the session's own connection (so inside the
 # same transaction): SQLAlchemy's per-statement overhead was 85% of the time (STYLE.md C.1).
-
-
-def raw_cursor(session: Session | ReadSession) -> sqlite3.Cursor:
-    dbapi = session.connection().connection.driver_connection
-    assert isinstance(dbapi, sqlite3.Connection)
-    return dbapi.cursor()
 
 
 def _d(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _unchanged(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> set[str]:
+def _date(value: date | str | None) -> date | None:
+    """A date column as read back: text on SQLite, a date on PostgreSQL."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value) if value else None
+
+
+def _unchanged(cur: Cursor, items: Sequence[QuestionData]) -> set[str]:
     """Source ids whose stored list hash equals the fetched one."""
     out: set[str] = set()
     by_source: dict[str, dict[str, str]] = {}
@@ -416,7 +415,7 @@ def _unchanged(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> set[str]:
     return out
 
 
-def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str) -> None:
+def _upsert_members(cur: Cursor, items: Sequence[QuestionData], now: str) -> None:
     full: dict[int, tuple[Any, ...]] = {}
     bare: set[int] = set()
     for it in items:
@@ -452,7 +451,7 @@ def _upsert_members(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str
     )
 
 
-def _upsert_bodies(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str) -> None:
+def _upsert_bodies(cur: Cursor, items: Sequence[QuestionData], now: str) -> None:
     named = {
         it.answering_body_id: (it.answering_body_id, it.answering_body_name, now)
         for it in items
@@ -463,7 +462,7 @@ def _upsert_bodies(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str)
         "INSERT INTO answering_body (id, name, updated_at)",
         list(named.values()),
         "ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at "
-        "WHERE name != excluded.name",
+        "WHERE answering_body.name != excluded.name",
     )
     # An id without a name: a placeholder row, never over a name already known.
     nameless = {
@@ -479,7 +478,7 @@ def _upsert_bodies(cur: sqlite3.Cursor, items: Sequence[QuestionData], now: str)
     )
 
 
-def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str, StoredQuestion]:
+def _load_state(cur: Cursor, items: Sequence[QuestionData]) -> dict[str, StoredQuestion]:
     if not items:
         return {}
     source = items[0].source
@@ -513,7 +512,7 @@ def _load_state(cur: sqlite3.Cursor, items: Sequence[QuestionData]) -> dict[str,
             is_withdrawn=bool(r[3]),
             answering_body_id=r[4],
             answering_body_name=r[5],
-            date_answer_corrected=date.fromisoformat(r[6]) if r[6] else None,
+            date_answer_corrected=_date(r[6]),
             answer_keys=frozenset(keys[r[0]]),
             partial_keys=frozenset(partial[r[0]]),
             status=r[7],
@@ -558,7 +557,7 @@ def _question_values(
 
 
 def _write_question(
-    cur: sqlite3.Cursor,
+    cur: Cursor,
     item: QuestionData,
     old: StoredQuestion,
     status: str,
@@ -590,8 +589,8 @@ class _PageRows:
     key is question, kind and date), so every event that :meth:`event` accepts is inserted.
     """
 
-    def __init__(self, cur: sqlite3.Cursor, historical: bool, now: str) -> None:
-        self.cur, self.historical, self.now = cur, historical, now
+    def __init__(self, cur: Cursor, historical: bool, now: str, dialect: ModuleType) -> None:
+        self.cur, self.historical, self.now, self.dialect = cur, historical, now, dialect
         last = cur.execute(
             "SELECT (SELECT coalesce(max(id), 0) FROM question), "
             "(SELECT coalesce(max(id), 0) FROM answer), "
@@ -604,6 +603,7 @@ class _PageRows:
         self.answer_rows: list[tuple[Any, ...]] = []
         self.event_rows: list[tuple[Any, ...]] = []
         self.fts_rows: list[tuple[int, str, str, str, str]] = []
+        self.reindexed: list[int] = []  # stored questions whose index row is replaced
         # Event keys (question, kind, date) of stored questions, read when first needed.
         self.stored_events: dict[int, set[tuple[str, str]]] = {}
         self.new_events: set[tuple[int, str, str]] = set()
@@ -713,7 +713,7 @@ class _PageRows:
             ).fetchone()
             answer_text = row[0] if row else ""
         if not new:  # a new question's id is new (questions are never deleted): no old row
-            self.cur.execute("DELETE FROM question_fts WHERE rowid = ?", (qid,))
+            self.reindexed.append(qid)
         facets = facet_text(
             item.house, status, item.answering_body_id, item.date_tabled, item.date_answered
         )
@@ -739,9 +739,7 @@ class _PageRows:
             self.event_rows,
         )
         # The page's index rows go in before the event hook, which may search them.
-        insert_rows(
-            cur,
-            "INSERT INTO question_fts (rowid, heading, question, answer, facets)",
-            self.fts_rows,
-        )
+        self.dialect.write_index(cur, self.fts_rows, self.reindexed)
+        used = {"question": self.questions, "answer": self.answer_rows, "event": self.event_rows}
+        self.dialect.end_page(cur, {t: rows[-1][0] for t, rows in used.items() if rows})
         return [row[0] for row in self.event_rows]

@@ -13,6 +13,7 @@ migrator at a time by an advisory lock.
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import re
@@ -22,7 +23,8 @@ from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 # SQLAlchemy is imported when an engine is first needed: read-only commands (search) use a
 # plain sqlite3 connection and never pay its ~0.3 s import.
@@ -36,7 +38,7 @@ from pqwatch.resources import migrations_dir
 
 # The newest revision in migrations/versions (a test keeps the two in step). Knowing it lets
 # every command check the schema with one query instead of loading Alembic.
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0015"
 READ_MMAP_BYTES = 1 << 30
 READ_CACHE_KIB = 64 * 1024
 BUSY_TIMEOUT_MS = 10_000
@@ -59,9 +61,40 @@ def sql_ts(ts: datetime) -> str:
 _MAX_ROWS = 500
 
 
-def insert_rows(
-    cur: sqlite3.Cursor, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
-) -> None:
+class Cursor(Protocol):
+    """A DBAPI cursor taking `?` placeholders: sqlite3's own, or psycopg's through
+    pqwatch.store.postgresql.cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Any = ..., /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Any: ...
+
+
+def raw_cursor(conn: Any) -> Cursor:
+    """The DBAPI cursor of a session's or connection's own connection (so inside the same
+    transaction), for the store's hot paths: SQLAlchemy's per-statement overhead dominated
+    them (STYLE.md C.1). Takes a Session, a ReadSession, an SQLAlchemy Connection or a plain
+    sqlite3 connection."""
+    if isinstance(conn, sqlite3.Connection):
+        return conn.cursor()
+    if hasattr(conn, "connection") and callable(conn.connection):  # a session
+        conn = conn.connection()
+    dbapi = conn.connection.driver_connection
+    if isinstance(dbapi, sqlite3.Connection):
+        return dbapi.cursor()
+    from pqwatch.store.postgresql.cursor import QmarkCursor
+
+    return QmarkCursor(dbapi.cursor())
+
+
+def insert_rows(cur: Cursor, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
     """Insert many rows with a few multi-row INSERTs: ``head`` is ``INSERT INTO t (a, ...)``,
     ``tail`` an optional ON CONFLICT clause.
 
@@ -73,7 +106,12 @@ def insert_rows(
     if not rows:
         return
     width = len(rows[0])
-    limit = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    if isinstance(cur, sqlite3.Cursor):
+        limit = cur.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    else:
+        from pqwatch.store.postgresql.cursor import MAX_PARAMS
+
+        limit = MAX_PARAMS
     per = max(1, min(_MAX_ROWS, limit // width))
     one = "(" + ",".join("?" * width) + ")"
     for i in range(0, len(rows), per):
@@ -294,6 +332,18 @@ class Database:
         event.listen(engine, "connect", lambda c, r: _on_connect(c, r, read_only=self.read_only))
         event.listen(engine, "begin", _on_begin)
         return engine
+
+    def dialect_module(self, name: str) -> ModuleType:
+        """This database's own module `name` of the store (pqwatch.store.sqlite.<name> or
+        pqwatch.store.postgresql.<name>): where SQL differs, each dialect has its module with
+        the same functions."""
+        return importlib.import_module(f"pqwatch.store.{self.dialect}.{name}")
+
+    def insert(self, table: sa.Table) -> Any:
+        """An INSERT for `table` that can take ON CONFLICT clauses (each dialect has its own)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
 
     @cached_property
     def writer(self) -> Engine:
