@@ -1,20 +1,18 @@
 """Read models the feeds and digests are built from (and, later, the web pages): plain rows,
-no live objects, and the words a watch matched, as FTS5's highlight() marks them. The SQL
+no live objects, and the words a watch matched, as the index's highlighting marks them. The SQL
 lives here, in the store; the stages shape the rows."""
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 
-from pqwatch.search.results import MARK_END, MARK_START, marked_terms
-from pqwatch.store.db import Database
+from pqwatch.store.db import Database, raw_cursor
 from pqwatch.store.models import Answer, AnsweringBody, Event, Member, Question, Watch, WatchMatch
-from pqwatch.store.sqlite.compile import compile_query
 
 EV = Event.__table__  # type: ignore[attr-defined]
 Q = Question.__table__  # type: ignore[attr-defined]
@@ -135,27 +133,22 @@ _MATCHES = (
 )
 
 
-def _cursor(conn: sa.Connection | sqlite3.Connection) -> sqlite3.Cursor:
-    # These run once or more per digest: on the DBAPI cursor of the same connection and
-    # transaction, SQLAlchemy's per-statement work (an expanding IN) cost more than they do.
-    if isinstance(conn, sqlite3.Connection):
-        return conn.cursor()
-    dbapi = conn.connection.driver_connection
-    assert isinstance(dbapi, sqlite3.Connection)
-    return dbapi.cursor()
+# These run once or more per digest: on the DBAPI cursor of the same connection and
+# transaction (raw_cursor), SQLAlchemy's per-statement work (an expanding IN) cost more than
+# they do.
 
 
 def _in_chunks(
     conn: sa.Connection, sql: str, ids: Sequence[int], *before: Any
 ) -> Iterator[tuple[Any, ...]]:
-    cur = _cursor(conn)
+    cur = raw_cursor(conn)
     for i in range(0, len(ids), _CHUNK):
         chunk = list(ids[i : i + _CHUNK])
         yield from cur.execute(sql.format(", ".join("?" * len(chunk))), [*before, *chunk])
 
 
 def _dicts(conn: sa.Connection, sql: str, ids: Sequence[int]) -> list[dict[str, Any]]:
-    cur = _cursor(conn)
+    cur = raw_cursor(conn)
     out: list[dict[str, Any]] = []
     for i in range(0, len(ids), _CHUNK):
         chunk = list(ids[i : i + _CHUNK])
@@ -192,28 +185,13 @@ def subscriber_matches(
     return list(_in_chunks(conn, _MATCHES, event_ids, subscriber_id))
 
 
-@lru_cache(maxsize=512)
-def _match_of(query: str) -> str | None:
-    """A watch's FTS5 expression, compiled once a process (a digest run asks per question)."""
-    return compile_query(query).match
-
-
 def matched_words(
     conn: sa.Connection | sqlite3.Connection, query: str, qid: int
 ) -> tuple[str, ...]:
-    """The words of a watch's query that FTS5's highlight() marks in a question's heading,
-    question and answer, lower-cased, distinct, in order of appearance (none when the query
-    has no words, or no longer matches)."""
-    match = _match_of(query)
-    if match is None:
-        return ()
-    marks = ", ".join(f"highlight(question_fts, {i}, ?, ?)" for i in range(3))
-    row = (
-        _cursor(conn)
-        .execute(
-            f"SELECT {marks} FROM question_fts WHERE question_fts MATCH ? AND rowid = ?",
-            (*(MARK_START, MARK_END) * 3, match, qid),
-        )
-        .fetchone()
-    )
-    return marked_terms(*row) if row else ()
+    """The words of a watch's query that the index's highlighting marks in a question's
+    heading, question and answer, lower-cased, distinct, in order of appearance (none when the
+    query has no words, or no longer matches). Each dialect marks them its own way."""
+    dialect = "sqlite" if isinstance(conn, sqlite3.Connection) else conn.dialect.name
+    module = importlib.import_module(f"pqwatch.store.{dialect}.highlight")
+    words: tuple[str, ...] = module.matched_words(conn, query, qid)
+    return words

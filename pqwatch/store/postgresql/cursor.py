@@ -34,6 +34,10 @@ class QmarkCursor:
         return self._cur.connection
 
     @property
+    def description(self) -> Any:
+        return self._cur.description
+
+    @property
     def rowcount(self) -> int:
         return int(self._cur.rowcount)
 
