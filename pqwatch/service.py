@@ -43,9 +43,9 @@ if TYPE_CHECKING:
     )
     from pqwatch.search.subscriptions import SubscriptionView, WatchChoice
     from pqwatch.store.archive import Archive
+    from pqwatch.store.matching import Matcher
     from pqwatch.store.outbox import Outbox
     from pqwatch.store.reads import Reads
-    from pqwatch.store.matching import Matcher
     from pqwatch.store.subscriptions import Holder, Subscriptions
     from pqwatch.store.subscriptions import Request as SubscribeRequest
     from pqwatch.web.server import WebServer
@@ -233,7 +233,10 @@ class PQWatch:
         return self.config.schedule.today(self.now())
 
     def search(self, query: str, *, limit: int = 20, sort: str = "relevance") -> SearchResult:
-        from pqwatch.store.sqlite import search as engine
+        if TYPE_CHECKING:  # each dialect's module has the same functions as SQLite's
+            from pqwatch.store.sqlite import search as engine
+        else:
+            engine = self.db.dialect_module("search")
 
         self.ensure_ready()
         if self.db.path is not None:  # a plain sqlite3 connection: no SQLAlchemy import
@@ -249,7 +252,10 @@ class PQWatch:
         status, each value with the filter that narrows to it; estimates from a fixed sample
         past 10,000 matches (`SearchFacets.exact` says which). `matches`: the search's exact
         total, if known (saves counting; the counts never depend on it)."""
-        from pqwatch.store.sqlite.facet_counts import facet_counts
+        if TYPE_CHECKING:
+            from pqwatch.store.sqlite.facet_counts import facet_counts
+        else:
+            facet_counts = self.db.dialect_module("facet_counts").facet_counts
 
         self.ensure_ready()
         if self.db.path is not None:  # a plain sqlite3 connection, like search
@@ -261,7 +267,10 @@ class PQWatch:
             )
 
     def show(self, ref: str) -> QuestionStory:
-        from pqwatch.store.sqlite import search as engine
+        if TYPE_CHECKING:  # each dialect's module has the same functions as SQLite's
+            from pqwatch.store.sqlite import search as engine
+        else:
+            engine = self.db.dialect_module("search")
 
         self.ensure_ready()
         with self.db.read() as session:
@@ -277,14 +286,20 @@ class PQWatch:
 
     def watches(self, *, public: bool = False) -> list[WatchStats]:
         """Every active watch with its figures; `public`: the operator's only (the web)."""
-        from pqwatch.store.sqlite import search as engine
+        if TYPE_CHECKING:  # each dialect's module has the same functions as SQLite's
+            from pqwatch.store.sqlite import search as engine
+        else:
+            engine = self.db.dialect_module("search")
 
         self.ensure_ready()
         with self.db.read() as session:
             return engine.watch_stats(session.connection(), self.today(), public=public)
 
     def preview(self, query: str, since: date | None = None, until: date | None = None) -> Preview:
-        from pqwatch.store.sqlite import search as engine
+        if TYPE_CHECKING:  # each dialect's module has the same functions as SQLite's
+            from pqwatch.store.sqlite import search as engine
+        else:
+            engine = self.db.dialect_module("search")
 
         self._not_future(since=since, until=until)
         self.ensure_ready()
@@ -584,7 +599,10 @@ class PQWatch:
     def watch_overview(self, slug: str, *, today: date | None = None) -> WatchOverview:
         """A watch at a glance (its page): recent matches and what they add up to over the
         last 24 months. An unknown or inactive watch is a UsageError."""
-        from pqwatch.store.sqlite import watchstats
+        if TYPE_CHECKING:
+            from pqwatch.store.sqlite import watchstats
+        else:
+            watchstats = self.db.dialect_module("watchstats")
 
         self.ensure_ready()
         day = today or self.today()

@@ -192,6 +192,6 @@ def matched_words(
     heading, question and answer, lower-cased, distinct, in order of appearance (none when the
     query has no words, or no longer matches). Each dialect marks them its own way."""
     dialect = "sqlite" if isinstance(conn, sqlite3.Connection) else conn.dialect.name
-    module = importlib.import_module(f"pqwatch.store.{dialect}.highlight")
+    module = importlib.import_module(f"pqwatch.store.{dialect}.search")
     words: tuple[str, ...] = module.matched_words(conn, query, qid)
     return words

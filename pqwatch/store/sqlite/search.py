@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 # SQLAlchemy is imported by the functions that take an SQLAlchemy connection: `search` also
@@ -33,6 +34,7 @@ from pqwatch.search.results import (
     WatchStats,
     marked_terms,
 )
+from pqwatch.store.db import raw_cursor
 from pqwatch.store.sqlite.compile import CompiledQuery, compile_query
 from pqwatch.store.sqlite.facets import facet_match, month_match
 from pqwatch.store.sqlite.rows import rows as _rows
@@ -635,3 +637,30 @@ def preview_watch(
     return Preview(
         query, since, until, answered.total, tabled.total, examples, _date(first), _date(last)
     )
+
+
+@lru_cache(maxsize=512)
+def _match_of(query: str) -> str | None:
+    """A watch's FTS5 expression, compiled once a process (a digest run asks per question)."""
+    return compile_query(query).match
+
+
+def matched_words(
+    conn: sa.Connection | sqlite3.Connection, query: str, qid: int
+) -> tuple[str, ...]:
+    """The words of a watch's query that FTS5's highlight() marks in a question's heading,
+    question and answer, lower-cased, distinct, in order of appearance (none when the query
+    has no words, or no longer matches)."""
+    match = _match_of(query)
+    if match is None:
+        return ()
+    marks = ", ".join(f"highlight(question_fts, {i}, ?, ?)" for i in range(3))
+    row = (
+        raw_cursor(conn)
+        .execute(
+            f"SELECT {marks} FROM question_fts WHERE question_fts MATCH ? AND rowid = ?",
+            (*(MARK_START, MARK_END) * 3, match, qid),
+        )
+        .fetchone()
+    )
+    return marked_terms(*row) if row else ()
