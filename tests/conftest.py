@@ -61,6 +61,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="run the PostgreSQL tests on a throw-away server (always under CI)",
     )
+    parser.addoption(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("PQWATCH_TEST_DATABASE", "sqlite"),
+        help="the database every test's pqwatch runs on (PostgreSQL: a throw-away server, a "
+        "new database per test, through PQWATCH_DATABASE_URL); env PQWATCH_TEST_DATABASE",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(why): about SQLite's own file (locks, pragmas, FTS5, read-only copies); "
+        "skipped when the suite runs on PostgreSQL",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not on_postgres(config):
+        return
+    for item in items:
+        mark = item.get_closest_marker("sqlite_only")
+        if mark is not None:
+            why = mark.args[0] if mark.args else "about SQLite itself"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
+
+
+def on_postgres(config: pytest.Config) -> bool:
+    return bool(config.getoption("--database") == "postgresql")
 
 
 @pytest.fixture
@@ -68,10 +97,21 @@ def data_dir() -> Path:
     return require_data()
 
 
+# The database URL the running test's pqwatch uses when the suite runs on PostgreSQL.
+_TEST_URL: list[str] = []
+
+
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     for name in ("PQWATCH_CONFIG", "PQWATCH_DATABASE_URL", "PQWATCH_SMTP_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
+    _TEST_URL.clear()
+    if on_postgres(request.config) and request.node.get_closest_marker("sqlite_only") is None:
+        # Every config's [database] url gives way to the environment: each test gets an
+        # empty database of its own on the session's throw-away server.
+        url = request.getfixturevalue("pg_url")
+        monkeypatch.setenv("PQWATCH_DATABASE_URL", url)
+        _TEST_URL.append(url)
 
 
 @pytest.fixture
@@ -151,8 +191,33 @@ def open_service(config_path: Path, now: date | None = None) -> PQWatch:
 
 
 def rows(db_file: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Rows of the test's archive: the SQLite file, or (suite on PostgreSQL) the test's
+    database, with values as SQLite gives them (dates as text, booleans as 0/1), so that
+    assertions read the same on both."""
+    if _TEST_URL:
+        return _pg_rows(_TEST_URL[0], sql, params)
     with sqlite3.connect(db_file) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def _pg_rows(url: str, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, bool):
+            return int(v)
+        if isinstance(v, datetime):
+            return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if isinstance(v, date):
+            return v.isoformat()
+        return v
+
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        cur = conn.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+        if cur.description is None:
+            return []
+        return [tuple(plain(v) for v in r) for r in cur.fetchall()]
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ PASSWORD = "pqwatch-test"
 def wanted(config: pytest.Config) -> bool:
     return bool(
         config.getoption("--postgres")
+        or config.getoption("--database") == "postgresql"
         or os.environ.get("PQWATCH_TEST_POSTGRES") == "1"
         or os.environ.get("CI")
     )
