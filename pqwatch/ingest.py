@@ -152,7 +152,7 @@ class Ingest:
         return self.config.schedule.today(self.now())
 
     def poll(self, since: date | None = None, until: date | None = None) -> list[RunSummary]:
-        with locks.polling(self.archive.db.describe(), self.archive.close_abandoned_runs):
+        with locks.polling(self.archive.db, self.archive.close_abandoned_runs):
             return self._poll(since, until)
 
     def _poll(self, since: date | None, until: date | None) -> list[RunSummary]:
@@ -260,7 +260,7 @@ class Ingest:
         done = self.archive.done_windows(SOURCE, "backfill")
         total = RunSummary(SOURCE, "backfill", since, end)
         t0 = time.monotonic()
-        with locks.polling(self.archive.db.describe(), self.archive.close_abandoned_runs):
+        with locks.polling(self.archive.db, self.archive.close_abandoned_runs):
             self._backfill_windows(total, windows, done, detail, progress)
         total.seconds = time.monotonic() - t0
         return total

@@ -5,6 +5,15 @@ windows since the cursor), so a trigger that fires late, twice or not at all whi
 was down changes nothing: the next trigger, or the next start, catches up, and nothing is sent
 twice. Jobs run one at a time on a single worker thread, because they share one database and
 one facade. SIGTERM/SIGINT let the current step finish, then the daemon exits 0.
+
+On PostgreSQL several daemons may share a database (issue 19). Each job then runs under a
+lease of its own (`JobLeases`): a daemon that finds the lease held elsewhere skips that run
+with a log line. Every daemon fires at its own times (an interval counts from its start), so
+a poll another daemon started less than half an interval ago counts as this slot's poll and
+is not repeated; a digest run needs no such rule, since it sends only what is still due. A
+job that was started and never finished, with nobody holding its lease, was interrupted by a
+daemon that died: another daemon runs it again within TAKEOVER_SECONDS (plus the time the
+server takes to notice a holder that vanished: store/postgresql/leases.py).
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +39,7 @@ from pqwatch.locks import single_instance
 
 if TYPE_CHECKING:
     from pqwatch.service import PQWatch
+    from pqwatch.store.postgresql.leases import Session
 
 log = logging.getLogger("pqwatch.run")
 
@@ -37,10 +48,89 @@ POLL_JOB, DIGEST_JOB = "poll", "digests"
 # be skipped (APScheduler's default grace is one second), and what it sends is computed anyway.
 POLL_GRACE_SECONDS = 3600
 DIGEST_GRACE_SECONDS = 24 * 3600
+# How often a daemon sharing its database looks for a job interrupted by a daemon that died.
+TAKEOVER_JOB, TAKEOVER_SECONDS = "takeover", 15
+
+Job = Callable[[], dict[str, Any]]
 
 
-def build_scheduler(svc: PQWatch, *, now: Callable[[], datetime] | None = None) -> Any:
-    """The scheduler with its two jobs, not started. `now` sets the first poll's time."""
+class JobLeases:
+    """The jobs of a daemon that shares its (PostgreSQL) database with other daemons: each
+    runs under its lease, on a lease connection of this daemon's own (reopened if lost)."""
+
+    def __init__(self, svc: PQWatch) -> None:
+        self.svc = svc
+        self._session: Session | None = None
+        minutes = svc.config.schedule.poll_every_minutes
+        # A slot's poll done by another daemon less than half an interval ago is this slot's.
+        self.fresh = {POLL_JOB: timedelta(minutes=minutes) / 2}
+        self.jobs: dict[str, Job] = {POLL_JOB: svc.poll_cycle, DIGEST_JOB: svc.digest_cycle}
+
+    def session(self) -> Session:
+        from pqwatch.store.postgresql import leases
+
+        if self._session is None or self._session.lost or self._session.conn.closed:
+            if self._session is not None:
+                self._session.close()
+            self._session = leases.Session(self.svc.db, "jobs")
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def wrap(self, name: str) -> Job:
+        return lambda: self.run(name) or {}
+
+    def run(self, name: str, *, takeover: bool = False) -> dict[str, Any] | None:
+        """Run a job if its lease is free and its slot not done elsewhere. A takeover runs
+        only a job that was interrupted (None otherwise: nothing to say)."""
+        from pqwatch.store.postgresql import leases
+
+        s = self.session()
+        key = f"job:{name}"
+        if not s.try_lock(key):
+            return None if takeover else {"status": "skipped", "reason": "running elsewhere"}
+        try:
+            record = leases.job_record(s, name)
+            now = self.svc.now()
+            if takeover and not record.interrupted:
+                return None
+            fresh = self.fresh.get(name)
+            if (
+                not takeover
+                and fresh is not None
+                and not record.interrupted
+                and record.started_at is not None
+                and record.started_at > now - fresh
+            ):
+                when = record.started_at.isoformat(timespec="seconds")
+                return {"status": "skipped", "reason": f"done by {record.holder} at {when}"}
+            leases.job_started(s, name, now)
+            try:
+                fields = self.jobs[name]()
+            finally:
+                # Finished even when it failed: only a daemon that died leaves a job open.
+                leases.job_finished(s, name, self.svc.now())
+            if record.interrupted:  # by a daemon that died: say whose work this finished
+                fields = {"took_over_from": record.holder, **fields}
+            return fields
+        finally:
+            s.unlock(key)
+
+    def take_over(self) -> None:
+        """Run again any job a daemon that died left unfinished."""
+        for name in self.jobs:
+            guarded(name, partial(self.run, name, takeover=True), quiet_none=True)()
+
+
+def build_scheduler(
+    svc: PQWatch, *, now: Callable[[], datetime] | None = None, shared: JobLeases | None = None
+) -> Any:
+    """The scheduler with its two jobs, not started. `now` sets the first poll's time.
+    With `shared` (a database other daemons use too), the jobs run under leases, and a third
+    job takes over jobs interrupted elsewhere."""
     sched = svc.config.schedule
     tz = ZoneInfo(sched.timezone)
     scheduler = BackgroundScheduler(
@@ -49,8 +139,9 @@ def build_scheduler(svc: PQWatch, *, now: Callable[[], datetime] | None = None) 
         job_defaults={"coalesce": True, "max_instances": 1},
     )
     start = (now or (lambda: datetime.now(UTC)))().astimezone(tz)
+    poll_job, digest_job = job_functions(svc, shared)
     scheduler.add_job(
-        guarded(POLL_JOB, svc.poll_cycle),
+        guarded(POLL_JOB, poll_job),
         IntervalTrigger(minutes=sched.poll_every_minutes, timezone=tz),
         id=POLL_JOB,
         name="poll, match, feeds",
@@ -62,7 +153,7 @@ def build_scheduler(svc: PQWatch, *, now: Callable[[], datetime] | None = None) 
     hour, minute = (int(x) for x in sched.digest_time.split(":"))
     # Fires daily at digest_time; weekly subscribers are only due on digest_weekday (due.py).
     scheduler.add_job(
-        guarded(DIGEST_JOB, svc.digest_cycle),
+        guarded(DIGEST_JOB, digest_job),
         CronTrigger(hour=hour, minute=minute, timezone=tz),
         id=DIGEST_JOB,
         name="digests due",
@@ -70,7 +161,24 @@ def build_scheduler(svc: PQWatch, *, now: Callable[[], datetime] | None = None) 
         coalesce=True,
         max_instances=1,
     )
+    if shared is not None:
+        scheduler.add_job(
+            shared.take_over,
+            IntervalTrigger(seconds=TAKEOVER_SECONDS, timezone=tz),
+            id=TAKEOVER_JOB,
+            name="jobs interrupted elsewhere",
+            misfire_grace_time=None,  # late behind a long job is fine; never "missed"
+            coalesce=True,
+            max_instances=1,
+        )
     return scheduler
+
+
+def job_functions(svc: PQWatch, shared: JobLeases | None) -> tuple[Job, Job]:
+    """The poll and digest jobs: the service's own, or under leases when shared."""
+    if shared is None:
+        return svc.poll_cycle, svc.digest_cycle
+    return shared.wrap(POLL_JOB), shared.wrap(DIGEST_JOB)
 
 
 class JsonFormatter(logging.Formatter):
@@ -117,8 +225,11 @@ def run_daemon(svc: PQWatch, *, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     # The database first: a mistake in it is one line, and leaves no lock file beside it.
     svc.ensure_ready(writes="run")
-    with single_instance(svc.db.describe()):
-        scheduler = build_scheduler(svc)
+    with single_instance(svc.db) as run_lease:
+        # Another daemon may share a PostgreSQL database: then jobs run under leases.
+        shared = JobLeases(svc) if run_lease is not None else None
+        scheduler = build_scheduler(svc, shared=shared)
+        _, digest_job = job_functions(svc, shared)
 
         def on_signal(signum: int, _frame: object) -> None:
             log_event("stopping", signal=signal.Signals(signum).name)
@@ -132,7 +243,7 @@ def run_daemon(svc: PQWatch, *, stop: threading.Event | None = None) -> int:
             # poll (one job at a time), however long that takes, so never "missed" (the
             # default grace is one second).
             scheduler.add_job(
-                guarded(DIGEST_JOB, svc.digest_cycle),
+                guarded(DIGEST_JOB, digest_job),
                 id="catch-up",
                 name="digests due at start",
                 misfire_grace_time=None,
@@ -142,16 +253,25 @@ def run_daemon(svc: PQWatch, *, stop: threading.Event | None = None) -> int:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            if shared is not None:
+                shared.close()
         log_event("stopped")
     return 0
 
 
-def guarded(name: str, job: Callable[[], dict[str, Any]]) -> Callable[[], None]:
-    """Wrap a job so a failure is one log line, never a dead scheduler thread."""
+def guarded(
+    name: str, job: Callable[[], dict[str, Any] | None], *, quiet_none: bool = False
+) -> Callable[[], None]:
+    """Wrap a job so a failure is one log line, never a dead scheduler thread. With
+    quiet_none, a job returning None did nothing worth a line."""
 
     def run() -> None:
         try:
             fields = job()
+            if fields is None:
+                if quiet_none:
+                    return
+                fields = {}
         except PQWatchError as exc:
             log_event(name, logging.ERROR, status="failed", error=str(exc))
             return

@@ -566,7 +566,7 @@ class PQWatch:
             next_poll = (last_run + timedelta(minutes=sched.poll_every_minutes)).astimezone(tz)
         return StatusReport(
             database=self.db.describe(),
-            daemon_running=daemon_running(self.db.describe()),
+            daemon_running=daemon_running(self.db),
             sources=sources,
             digests=summary.counts,
             failed_digests=summary.failed,

@@ -2,9 +2,11 @@
 is with the mail server.
 
 The delivery rules (store/outbox.py):
-- one sender at a time: the run holds the send lock (pqwatch.locks.sender), which is its
-  claim on every pending digest. A second run waits for the first, then sends only what is
-  still owed; a digest a dead sender left pending is taken over, same Message-ID;
+- a digest is sent by the run that claims its subscriber. On SQLite one run at a time holds
+  the send lock (pqwatch.locks.sender), which is its claim on every pending digest: a second
+  run waits for the first, then sends only what is still owed. On PostgreSQL runs share the
+  work: each claims one subscriber at a time, skips those another run holds, and one served
+  meanwhile. Either way a digest a dead sender left pending is taken over, same Message-ID;
 - a digest is opened (its Message-ID and rows fixed) before it is sent, and marked sent in a
   transaction of its own straight after the server's reply, with nothing in between: the
   next digest was opened before this one went to the server, and only rendering (reads)
@@ -50,6 +52,12 @@ if TYPE_CHECKING:
 
 # How long a run waits for another sender to finish before giving up (one line, exit 1).
 SENDER_WAIT_SECONDS = 15 * 60
+# Why a run did not send a subscriber's digest that another run (PostgreSQL) claimed.
+_NOT_MINE = {
+    "elsewhere": "being sent by another run",
+    "already-sent": "sent by another run meanwhile",
+    "deferred": "deferred by another run: tried again later",
+}
 # A deferred recipient is tried again after 10 minutes, then 20, 40... at most 6 hours apart.
 RETRY_FIRST = timedelta(minutes=10)
 RETRY_MAX = timedelta(hours=6)
@@ -250,14 +258,16 @@ def send_digests(
     """Deliver what each subscriber is owed (only where a slot has passed, or a digest is
     pending, with due_only); stop at the first outage: the rest would fail the same way.
     The transport defaults to the config's: SMTP, or .eml files in `out` or the outbox."""
+    from pqwatch.store.outbox import AllClaimed
+
     run = DigestRun()
     started = now()
     lock = (
-        nullcontext()
+        nullcontext(AllClaimed())
         if dry_run
-        else locks.sender(outbox.db.describe(), wait_seconds=SENDER_WAIT_SECONDS, on_wait=on_wait)
+        else locks.sender(outbox.db, wait_seconds=SENDER_WAIT_SECONDS, on_wait=on_wait)
     )
-    with lock:
+    with lock as claims:
         context = outbox.run_context()
         plan = _plan(
             config.schedule, subs, context,
@@ -268,10 +278,20 @@ def send_digests(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pqwatch-digest") as worker:
 
             def start(p: _Planned) -> tuple[OpenDigest, Future[Prepared]] | DigestOutcome:
-                """Open the digest (a write, in this thread) and render it on the worker."""
-                od = outbox.open_digest(p.sub, dry_run=dry_run, allow_empty=p.allow_empty)
+                """Claim and open the digest (writes, in this thread), render it on the
+                worker. The claim is held until the digest is marked or given back."""
+                sub = p.sub
+                why = claims.take(sub.id, context.last_sent.get(sub.id), now())
+                if why != "mine":
+                    return DigestOutcome(sub.email, why, 0, _NOT_MINE.get(why, why))
+                try:
+                    od = outbox.open_digest(sub, dry_run=dry_run, allow_empty=p.allow_empty)
+                except BaseException:
+                    claims.release(sub.id)
+                    raise
                 if od is None:
-                    return DigestOutcome(p.sub.email, "nothing", 0, "nothing new")
+                    claims.release(sub.id)
+                    return DigestOutcome(sub.email, "nothing", 0, "nothing new")
                 return od, worker.submit(renderer, od)
 
             ahead = start(plan[0]) if plan else None
@@ -279,14 +299,19 @@ def send_digests(
                 for i in range(len(plan)):
                     current, ahead = ahead, None
                     assert current is not None
-                    # The next digest is opened before this one goes to the server, so that
-                    # nothing of ours writes between the server's reply and marking it sent.
-                    ahead = start(plan[i + 1]) if i + 1 < len(plan) else None
-                    if isinstance(current, DigestOutcome):
-                        run.outcomes.append(current)
-                        continue
-                    prepared = current[1].result()
-                    outcome = _deliver(outbox, transport, prepared, now(), dry_run=dry_run)
+                    try:
+                        # The next digest is opened before this one goes to the server, so
+                        # that nothing of ours writes between the server's reply and marking
+                        # it sent.
+                        ahead = start(plan[i + 1]) if i + 1 < len(plan) else None
+                        if isinstance(current, DigestOutcome):
+                            run.outcomes.append(current)
+                            continue
+                        prepared = current[1].result()
+                        outcome = _deliver(outbox, transport, prepared, now(), dry_run=dry_run)
+                    finally:
+                        if isinstance(current, tuple):
+                            claims.release(current[0].subscriber.id)
                     run.outcomes.append(outcome)
                     if outcome.status == "pending":
                         run.error = f"{outcome.email}: {outcome.detail}"
@@ -294,7 +319,10 @@ def send_digests(
             finally:
                 try:
                     if isinstance(ahead, tuple):
-                        _abandon(outbox, ahead[0])
+                        try:
+                            _abandon(outbox, ahead[0])
+                        finally:
+                            claims.release(ahead[0].subscriber.id)
                 finally:
                     transport.close()
     return run

@@ -374,3 +374,16 @@ class Secret(SQLModel, table=True):
     name: str = Field(primary_key=True)
     value: str
     created_at: datetime = _ts()
+
+
+class JobLease(SQLModel, table=True):
+    """When each scheduled job of `pqwatch run` last started and finished, and in which
+    process (issue 19: daemons sharing a PostgreSQL database; migration 0015). Written by
+    store/postgresql/leases.py; SQLite, with one daemon per database, never writes it."""
+
+    __tablename__ = "job_lease"
+
+    name: str = Field(primary_key=True)
+    holder: str | None = None
+    started_at: datetime | None = _ts(nullable=True)
+    finished_at: datetime | None = _ts(nullable=True)

@@ -4,9 +4,16 @@ The rules that make delivery exactly-once as far as we can make it:
 - outbox rows (delivery) are written with the matches, in the event's transaction;
 - a digest row, with its Message-ID, is created and its rows attached *before* sending, so a
   retry sends the same message (same Message-ID) with at least the same items;
-- one sender at a time (pqwatch.locks.sender): holding that lock is the claim on every
-  pending digest, so two runs never send the same one, and a digest left pending by a sender
-  that died is taken over by the next;
+- a digest is sent only by the sender that claims its subscriber (pqwatch.locks.sender gives
+  the claims), so two runs never send the same one, and a digest left pending by a sender
+  that died is taken over by the next. On SQLite one sender at a time holds the send lock,
+  which is the claim on every pending digest (`AllClaimed`). On PostgreSQL senders work side
+  by side: a claim is the subscriber's row locked FOR NO KEY UPDATE SKIP LOCKED by a
+  transaction of its own, on a connection of the claims' own, held from before the digest is
+  opened until after it is marked (`RowClaims`). It writes nothing, so the digest's own
+  writes still commit apart (the Message-ID before the send, "sent" straight after the
+  server's reply); and it dies with its connection, so a killed sender's claims are free at
+  once, and a stuck or cut-off one's within a minute (store/postgresql/leases.py);
 - rows are marked sent in their own short transaction straight after the server accepted
   the message, with nothing in between. A crash in that instant re-sends the digest once on
   the next run: that is the at-least-once boundary, and the unchanged Message-ID lets mail
@@ -20,8 +27,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
@@ -37,6 +44,9 @@ from pqwatch.store.models import (
     WatchMatch,
 )
 from pqwatch.types import SOURCE_LABELS, SourcePolls
+
+if TYPE_CHECKING:
+    from pqwatch.store.postgresql.leases import Session
 
 # Core over the SQLModel tables: typed columns (timestamps come back as aware datetimes).
 D = Digest.__table__  # type: ignore[attr-defined]
@@ -115,6 +125,97 @@ class DeliverySummary:
     counts: dict[str, int]  # sent, failed, waiting (digests); items_sent, items_pending
     waiting: list[dict[str, Any]]  # email, attempts, last_error, retry_at
     failed: list[dict[str, Any]]  # email, reply, when
+
+
+class Claims(Protocol):
+    """A sender's claims on subscribers' digests (see the module's docstring)."""
+
+    def take(self, subscriber_id: int, known_last_sent: datetime | None, now: datetime) -> str:
+        """Claim one subscriber's digest: "mine", or why not ("elsewhere": another sender has
+        it; "already-sent": a digest went since `known_last_sent`, what this run read;
+        "deferred": another sender was told to try it later)."""
+        ...
+
+    def release(self, subscriber_id: int) -> None: ...
+
+
+class AllClaimed:
+    """SQLite: the send lock is the claim on every digest."""
+
+    def take(self, subscriber_id: int, known_last_sent: datetime | None, now: datetime) -> str:
+        return "mine"
+
+    def release(self, subscriber_id: int) -> None:
+        pass
+
+
+# Claimed by this sender: the subscriber's row, locked until its digest is marked. FOR NO KEY
+# UPDATE, not FOR UPDATE, so that rows inserted meanwhile with a foreign key to it (matches
+# stored by a poll, the digest this sender opens) do not wait for the claim.
+_CLAIM = "SELECT id FROM subscriber WHERE id = %s FOR NO KEY UPDATE SKIP LOCKED"
+# Read after the lock, so as of now (READ COMMITTED): what another sender did before it let go.
+_SINCE = (
+    "SELECT (SELECT max(sent_at) FROM digest WHERE subscriber_id = %(id)s"
+    " AND status IN ('sent', 'failed')),"
+    " (SELECT max(retry_at) FROM digest WHERE subscriber_id = %(id)s AND status = 'pending')"
+)
+
+
+class RowClaims:
+    """PostgreSQL: one claim per subscriber, a row lock in a transaction on a connection of
+    its own (two are enough: the digest being sent and the one opened ahead)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._free: list[Session] = []
+        self._held: dict[int, Session] = {}
+
+    def take(self, subscriber_id: int, known_last_sent: datetime | None, now: datetime) -> str:
+        from pqwatch.store.postgresql.leases import Session
+
+        s = self._free.pop() if self._free else Session(self.db, "sender")
+        try:
+            s.execute("BEGIN")
+            if not s.execute(_CLAIM, (subscriber_id,)):
+                why = "elsewhere"
+            else:
+                last, retry_at = s.execute(_SINCE, {"id": subscriber_id})[0]
+                known = None if known_last_sent is None else _naive(known_last_sent)
+                if last is not None and (known is None or last > known):
+                    why = "already-sent"
+                elif retry_at is not None and retry_at > _naive(now):
+                    why = "deferred"
+                else:
+                    self._held[subscriber_id] = s
+                    return "mine"
+            s.execute("ROLLBACK")
+        except BaseException:
+            s.close()
+            raise
+        self._free.append(s)
+        return why
+
+    def release(self, subscriber_id: int) -> None:
+        s = self._held.pop(subscriber_id, None)
+        if s is None:
+            return
+        try:
+            s.execute("ROLLBACK")  # the claim wrote nothing
+        except BaseException:
+            s.close()  # the lock goes with the connection
+            raise
+        self._free.append(s)
+
+    def close(self) -> None:
+        for s in [*self._held.values(), *self._free]:
+            s.close()
+        self._held.clear()
+        self._free.clear()
+
+
+def _naive(ts: datetime) -> datetime:
+    """As timestamps are stored: naive UTC."""
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 class Outbox:
