@@ -780,6 +780,60 @@ def status(fmt: FormatOpt = OutputFormat.text) -> None:
         typer.echo(f"Next digest for {email}: {when}")
 
 
+db_app = typer.Typer(
+    help="The database itself: move the archive to PostgreSQL.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("copy")
+def db_copy(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="The new, empty database: postgresql+psycopg://user:password@host/dbname."
+        ),
+    ],
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", min=1, help="Rows per batch (one transaction each).")
+    ] = 5000,
+) -> None:
+    """Copy the SQLite archive ([database] url) into an empty PostgreSQL database; then
+    point [database] url (or PQWATCH_DATABASE_URL) at it. Stop `pqwatch run` first. Stopped
+    part-way, run it again: it carries on where it stopped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    bar = Progress(
+        TextColumn("[bold]{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+        console=_stderr_console(),
+    )
+    tasks: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with _service() as svc, bar:
+        result = svc.copy_database(to, report, batch_rows)
+    if result.nothing_to_copy:
+        typer.echo(
+            f"Nothing to copy: {result.target} already holds all {result.rows_total} rows "
+            f"of {result.source}."
+        )
+    else:
+        rate = result.rows_copied / max(result.seconds, 1e-6)
+        typer.echo(
+            f"Copied {result.rows_copied} rows from {result.source} to {result.target} "
+            f"({result.rows_total} in all; {result.seconds:.1f} s, {rate:.0f} rows/s)."
+        )
+    typer.echo("To use it, set [database] url (or PQWATCH_DATABASE_URL) to that URL.")
+
+
 def main() -> None:
     """Entry point: run the app and turn every failure into one line and an exit code."""
     # Typer bundles its own click in recent versions; find its exception classes either way.

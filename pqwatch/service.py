@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     )
     from pqwatch.search.subscriptions import SubscriptionView, WatchChoice
     from pqwatch.store.archive import Archive
+    from pqwatch.store.copy import CopyResult
+    from pqwatch.store.copy import Progress as CopyProgress
     from pqwatch.store.matching import Matcher
     from pqwatch.store.outbox import Outbox
     from pqwatch.store.reads import Reads
@@ -587,6 +589,19 @@ class PQWatch:
         result.feeds = self.build_feeds()
         result.stages.append("feeds")
         return result
+
+    def copy_database(
+        self, to_url: str, progress: CopyProgress | None = None, batch_rows: int | None = None
+    ) -> CopyResult:
+        """Copy this SQLite archive into an empty PostgreSQL database, or carry on with a
+        copy of it that stopped (`pqwatch db copy`)."""
+        from pqwatch.locks import daemon_running
+        from pqwatch.store.copy import BATCH_ROWS, copy_archive
+
+        # Rows the daemon changes after they were copied would not be copied again.
+        if daemon_running(self.db.describe()):
+            raise UsageError("stop `pqwatch run` first: it writes to the archive being copied")
+        return copy_archive(self.db, to_url, progress, batch_rows or BATCH_ROWS)
 
     # -- web ------------------------------------------------------------------------------
 
