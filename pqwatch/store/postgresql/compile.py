@@ -33,19 +33,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from pqwatch.query import And, DateRange, Field, Node, Not, Or, Text, parse
-from pqwatch.store.sqlite.compile import _SPLITS
+from pqwatch.query import DateRange, Field, Text
+from pqwatch.store.searching import QueryCompiler, compile_top_level, suffix_splits
 
-__all__ = ["CompiledQuery", "compile_query", "lexeme"]
+__all__ = ["CompiledQuery", "bind_day", "compile_query", "lexeme", "placeholder"]
 
-_POSSESSIVE_IN = re.compile(r"(?<=\w)['\u2019][sS](?!\w)")
-_DATE_COLUMNS = {
-    "tabled": "date_tabled", "answered": "date_answered", "due": "date_for_answer",
-}  # fmt: skip
-_MEMBER_COLUMNS = {"asker": "asking_member_id", "answerer": "answering_member_id"}
-_FACET_FIELDS = ("house", "status", "dept")
 # The index's text weights: the facet words (D) are never searched for a user's words.
 TEXT_WEIGHTS = "ABC"
 _HEADING_WEIGHT = "A"
@@ -94,19 +89,19 @@ class CompiledQuery:
     phrases: tuple[tuple[str, ...], ...] = ()
 
 
-class _Compiler:
-    def __init__(self) -> None:
-        self.params: dict[str, Any] = {}
-        self.prefixes: list[str] = []
+class _Compiler(QueryCompiler):
+    """tsquery expressions for the words, each parenthesised, tested in SQL as
+    `q.search_vector @@ (...)`. A test may be NULL (a question without its search_vector), so
+    a negation is `IS NOT TRUE`: two-valued, as on SQLite."""
 
-    def param(self, value: Any) -> str:
-        name = f"p{len(self.params) + 1}"
-        self.params[name] = value
-        return f"%({name})s"
+    OR = " || "
+    CONTAINS = "strpos"
 
-    # tsquery expressions. Each is parenthesised (safe to combine), or None when the node
-    # cannot be a positive tsquery on its own (a bare NOT, an OR with a negative branch,
-    # anything with a non-text field), as on SQLite.
+    def placeholder(self, name: str) -> str:
+        return placeholder(name)
+
+    def day(self, value: date) -> date:
+        return bind_day(value)
 
     def words(self, text: str, weights: str) -> str:
         """to_tsquery of `text` as one phrase, and of its variants as FTS5 would read it."""
@@ -119,16 +114,16 @@ class _Compiler:
             if plain != variant:
                 variants[plain] = None
         parts = [f"to_tsquery('english', {self.param(lexeme(v, weights))})" for v in variants]
-        return parts[0] if len(parts) == 1 else "(" + " || ".join(parts) + ")"
+        return self.either(parts)
 
     def prefix(self, word: str, weights: str) -> str:
         """A tsquery that finds the words `word` begins: the prefix itself and the stems of the
-        words it could begin (pqwatch.store.sqlite.compile explains the suffixes), each as a
+        words it could begin (pqwatch.store.searching has the suffixes), each as a
         prefix lexeme, less those another one already covers."""
         word = word.lower()
         if not _ASCII_WORD.fullmatch(word):
             return f"to_tsquery('english', {self.param(lexeme(word, weights, prefix=True))})"
-        splits = [(t, r) for t, r in _SPLITS if word.endswith(t) and len(word) > len(t)]
+        splits = suffix_splits(word)
         # The prefix's own stem too, whatever it begins with (as FTS5 stems a prefix).
         candidates = [word] + [word + rest for _, rest in splits]
         bases = [""] + [word[: len(word) - len(typed)] for typed, _ in splits]
@@ -145,14 +140,8 @@ class _Compiler:
 
     def text(self, node: Text) -> str:
         weights = _HEADING_WEIGHT if node.column == "heading" else TEXT_WEIGHTS
-        if node.prefix:
-            self.prefixes.append((node.text.split() or [node.text])[-1])
-        variants = [node.text]
-        if node.phrase and _POSSESSIVE_IN.search(node.text):
-            # "children's hospice" also finds "childrens hospice"/"children hospice" text.
-            variants.append(_POSSESSIVE_IN.sub("", node.text))
         alternatives: list[str] = []
-        for variant in variants:
+        for variant in self.searched(node):
             if not node.prefix:
                 alternatives.append(self.words(variant, weights))
                 continue
@@ -162,130 +151,29 @@ class _Compiler:
             if len(tokens) > 1:
                 last = f"({self.words(' '.join(tokens[:-1]), weights)} <-> {last})"
             alternatives.append(last)
-        if len(alternatives) == 1:
-            return f"({alternatives[0]})"
-        return "(" + " || ".join(alternatives) + ")"
+        return "(" + self.OR.join(alternatives) + ")"
 
-    def fts(self, node: Node) -> str | None:
-        if isinstance(node, Text):
-            return self.text(node)
-        if isinstance(node, Or):
-            parts = [self.fts(part) for part in node.parts]
-            if any(part is None for part in parts):
-                return None
-            return "(" + " || ".join(p for p in parts if p is not None) + ")"
-        if isinstance(node, And):
-            positives, negatives, others = self.split(node.parts)
-            if others or not positives:
-                return None
-            return self.combine(positives, negatives)
-        return None
-
-    def split(self, parts: tuple[Node, ...]) -> tuple[list[str], list[str], list[Node]]:
-        """The tsquery positives, the tsquery negatives and the rest of an AND's parts."""
-        positives: list[str] = []
-        negatives: list[str] = []
-        others: list[Node] = []
-        for part in parts:
-            expression = self.fts(part)
-            if expression is not None:
-                positives.append(expression)
-                continue
-            if isinstance(part, Not):
-                expression = self.fts(part.part)
-                if expression is not None:
-                    negatives.append(expression)
-                    continue
-            others.append(part)
-        return positives, negatives, others
-
-    @staticmethod
-    def combine(positives: list[str], negatives: list[str]) -> str:
+    def combine(self, positives: list[str], negatives: list[str]) -> str:
         return "(" + " && ".join(positives + [f"(!! {n})" for n in negatives]) + ")"
 
-    @staticmethod
-    def matches(expression: str) -> str:
+    def matching(self, expression: str) -> str:
         return f"q.search_vector @@ {expression}"
 
-    def conjunction(self, parts: tuple[Node, ...]) -> tuple[str | None, list[str]]:
-        """An AND as one tsquery for its words (if any is positive) plus SQL conditions."""
-        positives, negatives, others = self.split(parts)
-        tsquery = None
-        conditions: list[str] = []
-        if positives:
-            tsquery = self.combine(positives, negatives)
-        elif negatives:
-            excluded = negatives[0] if len(negatives) == 1 else f"({' || '.join(negatives)})"
-            conditions.append(f"(({self.matches(excluded)}) IS NOT TRUE)")
-        conditions += [self.sql(part) for part in others]
-        return tsquery, conditions
+    def excluding(self, expression: str) -> str:
+        return f"(({self.matching(expression)}) IS NOT TRUE)"
 
-    # SQL conditions over `question q`. A condition may be NULL (a question without its
-    # search_vector), so a negation is `IS NOT TRUE`: two-valued, and -answered:2024 includes
-    # questions not answered at all.
-
-    def sql(self, node: Node) -> str:
-        expression = self.fts(node)
-        if expression is not None:
-            return f"({self.matches(expression)})"
-        if isinstance(node, Not):
-            return f"(({self.sql(node.part)}) IS NOT TRUE)"
-        if isinstance(node, And):
-            tsquery, conditions = self.conjunction(node.parts)
-            if tsquery is not None:
-                conditions.insert(0, self.matches(tsquery))
-            return "(" + " AND ".join(conditions) + ")"
-        if isinstance(node, Or):
-            texts = [e for e in (self.fts(part) for part in node.parts) if e is not None]
-            conditions = []
-            if texts:
-                joined = texts[0] if len(texts) == 1 else f"({' || '.join(texts)})"
-                conditions.append(self.matches(joined))
-            conditions += [self.sql(part) for part in node.parts if self.fts(part) is None]
-            return "(" + " OR ".join(conditions) + ")"
-        if isinstance(node, DateRange):
-            column = f"q.{_DATE_COLUMNS[node.name]}"
-            conditions = [f"{column} IS NOT NULL"]
-            if node.start is not None:
-                conditions.append(f"{column} >= {self.param(node.start)}")
-            if node.end is not None:
-                conditions.append(f"{column} <= {self.param(node.end)}")
-            return "(" + " AND ".join(conditions) + ")"
-        if isinstance(node, Field):
-            return self.field(node)
-        raise AssertionError(f"unexpected node {node!r}")  # pragma: no cover
-
-    def field(self, node: Field) -> str:
-        if node.name == "house":
-            return f"(q.house = {self.param(node.values[0])})"
-        if node.name == "status":
-            return f"(q.status IN ({', '.join(self.param(v) for v in node.values)}))"
-        if node.name in ("parliament", "type"):
-            column = "q.parliament" if node.name == "parliament" else "q.kind"
-            return f"({column} = {self.param(node.values[0])})"
-        if node.name == "dept":
-            table, alias, column = "answering_body", "b", "q.answering_body_id"
-        else:
-            table, alias, column = "member", "m", f"q.{_MEMBER_COLUMNS[node.name]}"
-        # strpos, not LIKE: a user's % and _ are letters here, as instr's are on SQLite.
-        words = " AND ".join(
-            f"strpos(lower({alias}.name), {self.param(word)}) > 0" for word in node.values
-        )
-        return (
-            f"({column} IS NOT NULL AND "
-            f"{column} IN (SELECT {alias}.id FROM {table} {alias} WHERE {words}))"
-        )
+    def negate(self, condition: str) -> str:
+        return f"(({condition}) IS NOT TRUE)"
 
 
-def _terms(node: Node, positive: bool, out: dict[Text, None]) -> None:
-    if isinstance(node, Text):
-        if positive:
-            out[node] = None
-    elif isinstance(node, Not):
-        _terms(node.part, not positive, out)
-    elif isinstance(node, And | Or):
-        for part in node.parts:
-            _terms(part, positive, out)
+def placeholder(name: str) -> str:
+    """A named parameter as psycopg takes it."""
+    return f"%({name})s"
+
+
+def bind_day(value: date) -> date:
+    """A date as psycopg binds it: as it is."""
+    return value
 
 
 def _phrase_words(text: str) -> tuple[str, ...]:
@@ -294,27 +182,19 @@ def _phrase_words(text: str) -> tuple[str, ...]:
 
 def compile_query(text: str) -> CompiledQuery:
     """Compile a query for PostgreSQL, or raise QuerySyntaxError (a UsageError, exit code 2)."""
-    node = parse(text)
     compiler = _Compiler()
-    parts = node.parts if isinstance(node, And) else (node,)
-    tsquery, conditions = compiler.conjunction(parts)
-    texts: dict[Text, None] = {}
-    _terms(node, True, texts)
-    rest = " AND ".join(conditions) or "TRUE"
-    where = rest if tsquery is None else f"{_Compiler.matches(tsquery)} AND {rest}"
-    if tsquery is not None and not conditions:
-        where = _Compiler.matches(tsquery)
+    top = compile_top_level(compiler, text)
+    rest = " AND ".join(top.conditions) or "TRUE"
+    where = rest if top.match is None else f"{compiler.matching(top.match)} AND {rest}"
+    if top.match is not None and not top.conditions:
+        where = compiler.matching(top.match)
     return CompiledQuery(
         where=where,
         params=compiler.params,
-        tsquery=tsquery,
+        tsquery=top.match,
         conditions=rest,
-        terms=tuple(dict.fromkeys(t.typed for t in texts)),
-        facets=tuple(
-            p
-            for p in parts
-            if isinstance(p, DateRange) or (isinstance(p, Field) and p.name in _FACET_FIELDS)
-        ),
-        prefixes=tuple(dict.fromkeys(compiler.prefixes)),
-        phrases=tuple(dict.fromkeys(w for t in texts if len(w := _phrase_words(t.text)) > 1)),
+        terms=top.terms,
+        facets=top.facets,
+        prefixes=top.prefixes,
+        phrases=tuple(dict.fromkeys(w for t in top.texts if len(w := _phrase_words(t.text)) > 1)),
     )

@@ -12,44 +12,55 @@ As on SQLite, every query has a LIMIT and relevance is used up to RELEVANCE_LIMI
 filters with words in the index (House, status, department, dates) narrow the tsquery with
 their facet words (weight D), as they narrow FTS5's MATCH.
 
-find_question and question_story, whose SQL is the same on both databases, are SQLite's.
+What is the same on both databases (question look-up and story, watch figures, the limits, the
+hit columns and hits) is pqwatch.store.searching's.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
-from pqwatch.errors import UsageError
 from pqwatch.query import DateRange, Field
-from pqwatch.search.results import (
-    MARK_END,
-    MARK_START,
-    Preview,
-    SearchResult,
-    WatchStats,
-    marked_terms,
+from pqwatch.search.results import MARK_END, MARK_START, SearchResult, marked_terms
+from pqwatch.store import searching
+from pqwatch.store.postgresql.compile import (
+    CompiledQuery,
+    bind_day,
+    compile_query,
+    lexeme,
+    placeholder,
 )
-from pqwatch.store.postgresql.compile import CompiledQuery, compile_query, lexeme
-from pqwatch.store.sqlite.search import (
-    _HIT_COLUMNS,
-    _JOINS,
+from pqwatch.store.searching import (
+    DATE_FACET_COLUMN,
+    DATE_FACET_PREFIX,
     FILTERED_SCAN_CAP,
+    HIT_COLUMNS,
+    HIT_JOINS,
+    MAX_FACET_WORDS,
     MIN_PREFIX,
+    NEWEST_KEY,
     RELEVANCE_LIMIT,
-    _date,
-    _hit,
-    _lead,
+    as_date,
+    check_search,
+    date_facet_words,
     find_question,
+    hit_from_row,
+    lead,
     question_story,
+    refuse_short_prefixes,
+    watch_stats,
 )
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+# What every dialect's search module has (the service picks the module by dialect).
 __all__ = [
+    "FILTERED_SCAN_CAP",
+    "MIN_PREFIX",
+    "RELEVANCE_LIMIT",
     "find_question",
     "matched_words",
     "preview_watch",
@@ -59,7 +70,6 @@ __all__ = [
     "watch_stats",
 ]
 
-_NEWEST_KEY = "coalesce(q.date_answered, q.date_tabled)"
 # ts_rank's weights are {D, C, B, A}: facets, answer, question, heading.
 RANK_WEIGHTS = "'{0, 0.2, 0.4, 1.0}'"
 # 1: divided by 1 + the log of the document's length.
@@ -68,10 +78,6 @@ _RANK_NORMALISATION = 1
 _HEADLINE_OPTIONS = f"HighlightAll=true, StartSel={MARK_START}, StopSel={MARK_END}"
 # Words around the best place in a snippet, as FTS5's snippet(..., 16) gives.
 SNIPPET_WORDS = 16
-# Past this many words a filter is left to SQL alone (pqwatch.store.sqlite.facets).
-MAX_FACET_WORDS = 60
-_FACET_PREFIX = {"tabled": "t", "answered": "a"}
-_FACET_COLUMN = {"tabled": "date_tabled", "answered": "date_answered"}
 
 
 def rows(conn: Any, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -87,16 +93,6 @@ def rows(conn: Any, sql: str, params: dict[str, Any] | None = None) -> list[dict
 def rank(tsquery: str) -> str:
     """The ts_rank of a question for a tsquery expression."""
     return f"ts_rank({RANK_WEIGHTS}, q.search_vector, {tsquery}, {_RANK_NORMALISATION})"
-
-
-def refuse_short_prefixes(cq: CompiledQuery) -> None:
-    """A UsageError for a prefix too short to search (see MIN_PREFIX)."""
-    short = [p for p in cq.prefixes if len(p) < MIN_PREFIX]
-    if short:
-        raise UsageError(
-            f"{short[0]}* is too short a prefix: it begins too many words to search; "
-            f"give at least {MIN_PREFIX} letters before the * (like educ*)"
-        )
 
 
 # -- facet words ----------------------------------------------------------------------------
@@ -116,7 +112,7 @@ def facet_tsquery(conn: Any, cq: CompiledQuery) -> str | None:
 
 def _facet_words(conn: Any, f: Field | DateRange) -> list[str] | None:
     if isinstance(f, DateRange):
-        return _date_words(conn, f) if f.name in _FACET_PREFIX else None
+        return _date_words(conn, f) if f.name in DATE_FACET_PREFIX else None
     if f.name == "house":
         return [f"h{f.values[0].lower()}"]
     if f.name == "status":
@@ -132,24 +128,15 @@ def _facet_words(conn: Any, f: Field | DateRange) -> list[str] | None:
 
 
 def _date_words(conn: Any, f: DateRange) -> list[str] | None:
-    column = _FACET_COLUMN[f.name]
+    column = DATE_FACET_COLUMN[f.name]
     start, end = f.start, f.end
     if start is None or end is None:  # an open end is the archive's first or last date
         bounds = rows(conn, f"SELECT min({column}) AS lo, max({column}) AS hi FROM question")[0]
-        start = start or _date(bounds["lo"])
-        end = end or _date(bounds["hi"])
+        start = start or as_date(bounds["lo"])
+        end = end or as_date(bounds["hi"])
     if start is None or end is None or start > end:
         return None
-    p = _FACET_PREFIX[f.name]
-    words = []
-    for year in range(start.year, end.year + 1):
-        if start <= date(year, 1, 1) and date(year, 12, 31) <= end:
-            words.append(f"{p}y{year}")
-            continue
-        first = start.month if year == start.year else 1
-        last = end.month if year == end.year else 12
-        words += [f"{p}m{year}{month:02d}" for month in range(first, last + 1)]
-    return words if len(words) <= MAX_FACET_WORDS else None
+    return date_facet_words(f.name, start, end)
 
 
 def plan(conn: Any, cq: CompiledQuery, extra_where: str = "TRUE") -> tuple[str, dict[str, Any]]:
@@ -189,10 +176,7 @@ def search(
     """Search the archive. `extra_where` is SQL over `question q` with %(name)s parameters
     from `extra_params`. With words and filters, a count past FILTERED_SCAN_CAP is a lower
     bound ("more than") unless ``exact_count``; ``total_is_exact`` says which."""
-    if limit < 1:
-        raise UsageError("--limit must be at least 1")
-    if sort not in {"relevance", "newest"}:
-        raise UsageError(f"unknown sort {sort!r} (use relevance or newest)")
+    check_search(limit, sort)
     cq = compile_query(query)
     refuse_short_prefixes(cq)
     where, params = plan(conn, cq, extra_where)
@@ -223,7 +207,7 @@ def search(
         cap = None if exact_count else FILTERED_SCAN_CAP
         assert cq.tsquery is not None
         sql = (
-            f"SELECT q.id AS id, {rank(cq.tsquery)} AS r, {_NEWEST_KEY} AS k "
+            f"SELECT q.id AS id, {rank(cq.tsquery)} AS r, {NEWEST_KEY} AS k "
             f"FROM question q WHERE {where}" + ("" if cap is None else f" LIMIT {cap + 1}")
         )
         found = rows(conn, sql, params)
@@ -250,7 +234,7 @@ def _count(conn: Any, where: str, params: dict[str, Any]) -> int:
 def _newest(conn: Any, where: str, params: dict[str, Any]) -> list[int]:
     sql = (
         f"SELECT q.id AS id FROM question q WHERE {where} "
-        f"ORDER BY {_NEWEST_KEY} DESC, q.id DESC LIMIT %(__limit)s"
+        f"ORDER BY {NEWEST_KEY} DESC, q.id DESC LIMIT %(__limit)s"
     )
     return [r["id"] for r in rows(conn, sql, params)]
 
@@ -280,22 +264,24 @@ def _hits(conn: Any, cq: CompiledQuery, ids: list[int]) -> list[Any]:
     if cq.tsquery is not None:
         # The hit columns in a sub-select, so that the headlines can use its answer_text.
         sql = (
-            f"SELECT h.*, {_headlines(cq.tsquery)} FROM (SELECT {_HIT_COLUMNS} "
-            f"FROM question q {_JOINS} WHERE q.id = ANY(%(__ids)s)) AS h, question q "
+            f"SELECT h.*, {_headlines(cq.tsquery)} FROM (SELECT {HIT_COLUMNS} "
+            f"FROM question q {HIT_JOINS} WHERE q.id = ANY(%(__ids)s)) AS h, question q "
             "WHERE q.id = h.id"
         )
         params.update(cq.params, __headline=_HEADLINE_OPTIONS)
     else:
         sql = (
-            f"SELECT {_HIT_COLUMNS}, NULL AS h0, NULL AS h1, NULL AS h2 "
-            f"FROM question q {_JOINS} WHERE q.id = ANY(%(__ids)s)"
+            f"SELECT {HIT_COLUMNS}, NULL AS h0, NULL AS h1, NULL AS h2 "
+            f"FROM question q {HIT_JOINS} WHERE q.id = ANY(%(__ids)s)"
         )
     by_id = {r["id"]: r for r in rows(conn, sql, params)}
     hits = []
     for r in (by_id[i] for i in ids if i in by_id):
         marked = [join_phrases(r[f"h{i}"], cq.phrases) for i in range(3)]
-        cut = snippet(marked[1], marked[2], marked[0]) or _lead(r["question_text"])
-        hits.append(_hit(r, snippet=" ".join(cut.split()), matched_terms=marked_terms(*marked)))
+        cut = snippet(marked[1], marked[2], marked[0]) or lead(r["question_text"])
+        hits.append(
+            hit_from_row(r, snippet=" ".join(cut.split()), matched_terms=marked_terms(*marked))
+        )
     return hits
 
 
@@ -391,90 +377,17 @@ def matched_words(conn: Any, query: str, qid: int) -> tuple[str, ...]:
 
 # -- watches --------------------------------------------------------------------------------
 
-
-def watch_stats(conn: sa.Connection, today: date, *, public: bool = False) -> list[WatchStats]:
-    """Each active watch with its matched questions (all time, last 7 days) and last match;
-    `public`: the operator's watches only (a subscriber's own searches are theirs)."""
-    week_ago = date.fromordinal(today.toordinal() - 7)
-    only = " AND origin = 'config'" if public else ""
-    out = []
-    for w in rows(
-        conn, f"SELECT id, name, slug, query FROM watch WHERE active{only} ORDER BY name"
-    ):
-        counts = rows(
-            conn,
-            "SELECT count(DISTINCT e.question_id) AS a, "
-            "count(DISTINCT CASE WHEN e.event_date >= %(week)s THEN e.question_id END) AS b "
-            "FROM watch_match m JOIN event e ON e.id = m.event_id WHERE m.watch_id = %(w)s",
-            {"w": w["id"], "week": week_ago},
-        )[0]
-        last = rows(
-            conn,
-            "SELECT e.event_date, q.heading, q.uin FROM watch_match m "
-            "JOIN event e ON e.id = m.event_id JOIN question q ON q.id = e.question_id "
-            "WHERE m.watch_id = %(w)s ORDER BY e.event_date DESC, e.id DESC LIMIT 1",
-            {"w": w["id"]},
-        )
-        out.append(
-            WatchStats(
-                name=w["name"],
-                slug=w["slug"],
-                query=w["query"],
-                matches=int(counts["a"]),
-                matches_last_7_days=int(counts["b"]),
-                last_match_date=_date(last[0]["event_date"]) if last else None,
-                last_match_heading=last[0]["heading"] if last else None,
-                last_match_uin=last[0]["uin"] if last else None,
-            )
-        )
-    return out
+# The archive's first day and last (tabled or answered).
+_ARCHIVE_BOUNDS = (
+    "SELECT min(date_tabled), greatest(max(date_tabled), max(date_answered)) FROM question"
+)
 
 
-def preview_watch(
-    conn: sa.Connection,
-    query: str,
-    today: date,
-    since: date | None = None,
-    until: date | None = None,
-) -> Preview:
-    """What a watch would have caught in a period (by default the last 12 months): answers
-    given, questions tabled, and the five newest examples."""
-    until = until or today
-    since = since or date(until.year - 1, until.month, min(until.day, 28))
-    if since > until:
-        raise UsageError(f"--since {since} is after --until {until}")
-    period = {"__since": since, "__today": until}
-    answered = search(
-        conn,
-        query,
-        limit=5,
-        sort="newest",
-        extra_where="q.date_answered BETWEEN %(__since)s AND %(__today)s",
-        extra_params=period,
-        exact_count=True,
-    )
-    tabled = search(
-        conn,
-        query,
-        limit=1,
-        sort="newest",
-        extra_where="q.date_tabled BETWEEN %(__since)s AND %(__today)s",
-        extra_params=period,
-        exact_count=True,
-    )
-    bounds = rows(
-        conn,
-        "SELECT min(date_tabled) AS first, "
-        "greatest(max(date_tabled), max(date_answered)) AS last FROM question",
-    )[0]
-    examples = answered.hits or tabled.hits
-    return Preview(
-        query,
-        since,
-        until,
-        answered.total,
-        tabled.total,
-        examples,
-        _date(bounds["first"]),
-        _date(bounds["last"]),
-    )
+# What a watch would have caught in a period, searched with this module's `search`.
+preview_watch = partial(
+    searching.preview_watch,
+    search=search,
+    placeholder=placeholder,
+    day=bind_day,
+    bounds=_ARCHIVE_BOUNDS,
+)

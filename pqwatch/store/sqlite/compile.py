@@ -10,27 +10,14 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from pqwatch.query import (
-    And,
-    DateRange,
-    Field,
-    Node,
-    Not,
-    Or,
-    Text,
-    parse,
-)
+from pqwatch.query import DateRange, Field, Text
+from pqwatch.store.searching import QueryCompiler, compile_top_level, suffix_splits
 
-_POSSESSIVE_IN = re.compile(r"(?<=\w)['\u2019][sS](?!\w)")
-_DATE_COLUMNS = {
-    "tabled": "date_tabled", "answered": "date_answered", "due": "date_for_answer",
-}  # fmt: skip
-_MEMBER_COLUMNS = {"asker": "asking_member_id", "answerer": "answering_member_id"}
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FACET_FIELDS = ("house", "status", "dept")
 
 
 # --------------------------------------------------------------------------- stems of prefixes
@@ -65,20 +52,6 @@ def stems(words: Iterable[str]) -> dict[str, str]:
     return {w: found.get(i, w) for i, w in enumerate(todo, 1)}
 
 
-_SUFFIXES = (
-    "s", "es", "e", "ed", "ing", "ings", "er", "ers", "y", "ies", "ly", "al", "als", "ally",
-    "ality", "ion", "ions", "ional", "ation", "ations", "ational", "ate", "ated", "ates",
-    "ating", "ator", "ators", "ative", "ive", "ives", "ively", "iveness", "ivity", "ity",
-    "ities", "ism", "isms", "ist", "ists", "ise", "ised", "ises", "ising", "isation",
-    "isations", "ize", "ized", "izes", "izing", "ization", "izations", "ement", "ements",
-    "ment", "ments", "ness", "ful", "fully", "fulness", "ous", "ously", "ousness", "ence",
-    "ences", "ent", "ently", "ency", "ance", "ances", "ant", "ants", "ancy", "ic", "ics",
-    "ical", "ically", "icate", "icity", "able", "ably", "ability", "abilities", "ible", "ibly",
-    "ibility", "logy", "logies", "logical", "ery", "eries",
-)  # fmt: skip
-# A prefix may stop part-way into a suffix (educat|ion): each (typed part, rest) split of each
-# suffix, so that only the typed part may be lost from the prefix (vaccin|g is not "vac").
-_SPLITS = tuple(sorted({(s[:k], s[k:]) for s in _SUFFIXES for k in range(len(s) + 1)}))
 _MAX_EXPANSIONS = 6
 
 
@@ -92,7 +65,7 @@ def _prefix_stems(prefix: str) -> list[str]:
     word = prefix.lower()
     if not re.fullmatch(r"[a-z0-9]+", word):
         return [prefix]
-    splits = [(t, r) for t, r in _SPLITS if word.endswith(t) and len(word) > len(t)]
+    splits = suffix_splits(word)
     stemmed = stems(word + rest for _, rest in splits)
     candidates = {word}
     for typed, rest in splits:
@@ -150,170 +123,71 @@ class CompiledQuery:
         return condition, {**self.params, "match": self.match}
 
 
-class _Compiler:
-    def __init__(self, fts_table: str) -> None:
-        self.fts_table = fts_table
-        self.params: dict[str, Any] = {}
-        self.prefixes: list[str] = []
+class _Compiler(QueryCompiler):
+    """FTS5 expressions for the words, tested in SQL as `q.id IN (SELECT rowid ... MATCH)`."""
 
-    def param(self, value: Any) -> str:
-        name = f"p{len(self.params) + 1}"
-        self.params[name] = value
-        return f":{name}"
+    OR = " OR "
+    CONTAINS = "instr"
+
+    def __init__(self, fts_table: str) -> None:
+        super().__init__()
+        self.fts_table = fts_table
+
+    def placeholder(self, name: str) -> str:
+        return placeholder(name)
+
+    def day(self, value: date) -> str:
+        return bind_day(value)
 
     def fts_select(self, expression: str) -> str:
         table = self.fts_table
         return f"SELECT rowid FROM {table} WHERE {table} MATCH {self.param(scoped(expression))}"
 
-    # FTS5 expressions. Each returned expression is atomic (safe to combine without
-    # parentheses), or None when the node cannot be a positive FTS5 query on its own
-    # (a bare NOT, an OR with a negative branch, anything with a non-text field).
-
     def text(self, node: Text) -> str:
-        if node.prefix:
-            self.prefixes.append((node.text.split() or [node.text])[-1])
-        variants = [node.text]
-        if node.phrase and _POSSESSIVE_IN.search(node.text):
-            # "children's hospice" also finds "childrens hospice"/"children hospice" text.
-            variants.append(_POSSESSIVE_IN.sub("", node.text))
         alternatives: list[str] = []
-        for variant in variants:
+        for variant in self.searched(node):
             if node.prefix and not node.phrase:
                 alternatives += [_fts_string(s) + "*" for s in _prefix_stems(variant)]
             else:
                 alternatives.append(_fts_string(variant) + ("*" if node.prefix else ""))
-        expression = alternatives[0] if len(alternatives) == 1 else f"({' OR '.join(alternatives)})"
+        expression = self.either(alternatives)
         if node.column is not None:
             return f"({node.column} : {expression})"
         return expression
 
-    def fts(self, node: Node) -> str | None:
-        if isinstance(node, Text):
-            return self.text(node)
-        if isinstance(node, Or):
-            parts = [self.fts(part) for part in node.parts]
-            if any(part is None for part in parts):
-                return None
-            return "(" + " OR ".join(p for p in parts if p is not None) + ")"
-        if isinstance(node, And):
-            positives, negatives, others = self.split(node.parts)
-            if others or not positives:
-                return None
-            return f"({self.combine(positives, negatives)})"
-        return None
-
-    def split(self, parts: tuple[Node, ...]) -> tuple[list[str], list[str], list[Node]]:
-        """The FTS5 positives, the FTS5 negatives and the rest of an AND's parts."""
-        positives: list[str] = []
-        negatives: list[str] = []
-        others: list[Node] = []
-        for part in parts:
-            expression = self.fts(part)
-            if expression is not None:
-                positives.append(expression)
-                continue
-            if isinstance(part, Not):
-                expression = self.fts(part.part)
-                if expression is not None:
-                    negatives.append(expression)
-                    continue
-            others.append(part)
-        return positives, negatives, others
-
-    @staticmethod
-    def combine(positives: list[str], negatives: list[str]) -> str:
+    def combine(self, positives: list[str], negatives: list[str]) -> str:
         """`(a AND b) NOT (c OR d)`: FTS5's NOT is binary, so negatives hang off the positives."""
         expression = positives[0] if len(positives) == 1 else f"({' AND '.join(positives)})"
         if negatives:
-            excluded = negatives[0] if len(negatives) == 1 else f"({' OR '.join(negatives)})"
-            expression = f"{expression} NOT {excluded}"
+            expression = f"{expression} NOT {self.either(negatives)}"
         return expression
 
-    def conjunction(self, parts: tuple[Node, ...]) -> tuple[str | None, list[str]]:
-        """An AND as one FTS5 expression for its text (if any is positive) plus SQL parts."""
-        positives, negatives, others = self.split(parts)
-        match = None
-        conditions: list[str] = []
-        if positives:
-            match = self.combine(positives, negatives)
-        elif negatives:
-            excluded = negatives[0] if len(negatives) == 1 else f"({' OR '.join(negatives)})"
-            conditions.append(f"q.id NOT IN ({self.fts_select(excluded)})")
-        conditions += [self.sql(part) for part in others]
-        return match, conditions
+    def all_of(self, positives: list[str], negatives: list[str]) -> str:
+        return f"({self.combine(positives, negatives)})"
 
-    # SQL conditions over `question q`. Each one is two-valued (never NULL), so NOT of it
-    # is what a user means: -answered:2024 includes questions not answered at all.
+    def matching(self, expression: str) -> str:
+        return f"q.id IN ({self.fts_select(expression)})"
 
-    def sql(self, node: Node) -> str:
-        expression = self.fts(node)
-        if expression is not None:
-            return f"q.id IN ({self.fts_select(expression)})"
-        if isinstance(node, Not):
-            inner = self.fts(node.part)
-            if inner is not None:
-                return f"q.id NOT IN ({self.fts_select(inner)})"
-            return f"NOT {self.sql(node.part)}"
-        if isinstance(node, And):
-            match, conditions = self.conjunction(node.parts)
-            if match is not None:
-                conditions.insert(0, f"q.id IN ({self.fts_select(match)})")
-            return "(" + " AND ".join(conditions) + ")"
-        if isinstance(node, Or):
-            texts = [e for e in (self.fts(part) for part in node.parts) if e is not None]
-            conditions = []
-            if texts:
-                joined = texts[0] if len(texts) == 1 else f"({' OR '.join(texts)})"
-                conditions.append(f"q.id IN ({self.fts_select(joined)})")
-            conditions += [self.sql(part) for part in node.parts if self.fts(part) is None]
-            return "(" + " OR ".join(conditions) + ")"
-        if isinstance(node, DateRange):
-            column = f"q.{_DATE_COLUMNS[node.name]}"
-            conditions = [f"{column} IS NOT NULL"]
-            if node.start is not None:
-                conditions.append(f"{column} >= {self.param(node.start.isoformat())}")
-            if node.end is not None:
-                conditions.append(f"{column} <= {self.param(node.end.isoformat())}")
-            return "(" + " AND ".join(conditions) + ")"
-        if isinstance(node, Field):
-            return self.field(node)
-        raise AssertionError(f"unexpected node {node!r}")  # pragma: no cover
+    def excluding(self, expression: str) -> str:
+        return f"q.id NOT IN ({self.fts_select(expression)})"
 
-    def field(self, node: Field) -> str:
-        if node.name == "house":
-            # True for about half the archive: without the hint SQLite walks every Commons
-            # question by house rather than, say, one month by date_answered (550 ms, not 2).
-            return f"likelihood(q.house = {self.param(node.values[0])}, 0.5)"
-        if node.name == "status":
-            return f"(q.status IN ({', '.join(self.param(v) for v in node.values)}))"
-        if node.name in ("parliament", "type"):
-            column = "q.parliament" if node.name == "parliament" else "q.kind"
-            return f"({column} = {self.param(node.values[0])})"
-        if node.name == "dept":
-            table, alias, column = "answering_body", "b", "q.answering_body_id"
-        else:
-            table, alias, column = "member", "m", f"q.{_MEMBER_COLUMNS[node.name]}"
-        words = " AND ".join(
-            f"instr(lower({alias}.name), {self.param(word)}) > 0" for word in node.values
-        )
-        # `column IN (ids)` walks the column's index (dept:health 1.5 s -> 0.1 s on 600,000
-        # questions); EXISTS tested every question. IS NOT NULL keeps NOT dept:x true for a
-        # question with no department, as it was.
-        return (
-            f"({column} IS NOT NULL AND "
-            f"{column} IN (SELECT {alias}.id FROM {table} {alias} WHERE {words}))"
-        )
+    def negate(self, condition: str) -> str:
+        return f"NOT {condition}"
+
+    def house(self, value: str) -> str:
+        # True for about half the archive: without the hint SQLite walks every Commons
+        # question by house rather than, say, one month by date_answered (550 ms, not 2).
+        return f"likelihood(q.house = {value}, 0.5)"
 
 
-def _terms(node: Node, positive: bool, out: dict[str, None]) -> None:
-    if isinstance(node, Text):
-        if positive:
-            out[node.typed] = None
-    elif isinstance(node, Not):
-        _terms(node.part, not positive, out)
-    elif isinstance(node, And | Or):
-        for part in node.parts:
-            _terms(part, positive, out)
+def placeholder(name: str) -> str:
+    """A named parameter as sqlite3 (and SQLAlchemy's text()) takes it."""
+    return f":{name}"
+
+
+def bind_day(value: date) -> str:
+    """A date as the archive stores it: ISO text."""
+    return value.isoformat()
 
 
 # The columns a user's words are looked for in. The archive's index has a fourth column of
@@ -333,22 +207,14 @@ def compile_query(text: str, *, fts_table: str = "question_fts") -> CompiledQuer
     """Compile a query for SQLite, or raise QuerySyntaxError (a UsageError, exit code 2)."""
     if not _IDENTIFIER.fullmatch(fts_table):
         raise ValueError(f"not an SQL identifier: {fts_table!r}")
-    node = parse(text)
     compiler = _Compiler(fts_table)
-    match, conditions = compiler.conjunction(node.parts if isinstance(node, And) else (node,))
-    terms: dict[str, None] = {}
-    _terms(node, True, terms)
-    parts = node.parts if isinstance(node, And) else (node,)
+    top = compile_top_level(compiler, text)
     return CompiledQuery(
-        match=None if match is None else scoped(match),
-        where=" AND ".join(conditions) or "1",
+        match=None if top.match is None else scoped(top.match),
+        where=" AND ".join(top.conditions) or "1",
         params=compiler.params,
-        terms=tuple(terms),
+        terms=top.terms,
         fts_table=fts_table,
-        prefixes=tuple(dict.fromkeys(compiler.prefixes)),
-        facets=tuple(
-            p
-            for p in parts
-            if isinstance(p, DateRange) or (isinstance(p, Field) and p.name in _FACET_FIELDS)
-        ),
+        prefixes=top.prefixes,
+        facets=top.facets,
     )
