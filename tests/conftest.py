@@ -97,21 +97,22 @@ def data_dir() -> Path:
     return require_data()
 
 
-# The database URL the running test's pqwatch uses when the suite runs on PostgreSQL.
-_TEST_URL: list[str] = []
+# The database URL the running test's pqwatch uses when the suite runs on PostgreSQL (an
+# environment variable: test modules import this file as tests.conftest, a second module).
+_TEST_URL = "PQWATCH_TEST_PG_URL"
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     for name in ("PQWATCH_CONFIG", "PQWATCH_DATABASE_URL", "PQWATCH_SMTP_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
-    _TEST_URL.clear()
+    monkeypatch.delenv(_TEST_URL, raising=False)
     if on_postgres(request.config) and request.node.get_closest_marker("sqlite_only") is None:
         # Every config's [database] url gives way to the environment: each test gets an
         # empty database of its own on the session's throw-away server.
         url = request.getfixturevalue("pg_url")
         monkeypatch.setenv("PQWATCH_DATABASE_URL", url)
-        _TEST_URL.append(url)
+        monkeypatch.setenv(_TEST_URL, url)
 
 
 @pytest.fixture
@@ -194,8 +195,8 @@ def rows(db_file: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
     """Rows of the test's archive: the SQLite file, or (suite on PostgreSQL) the test's
     database, with values as SQLite gives them (dates as text, booleans as 0/1), so that
     assertions read the same on both."""
-    if _TEST_URL:
-        return _pg_rows(_TEST_URL[0], sql, params)
+    if os.environ.get(_TEST_URL):
+        return _pg_rows(os.environ[_TEST_URL], sql, params)
     with sqlite3.connect(db_file) as conn:
         return conn.execute(sql, params).fetchall()
 
