@@ -109,14 +109,23 @@ class Cluster:
             f"--pwfile={pwfile}", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
             "--no-instructions",
         )  # fmt: skip
+        self.resume()
+        self.started_seconds = time.perf_counter() - t0
+
+    def resume(self) -> None:
+        """Start the server (again, after `crash`)."""
         # Durability is not wanted of a cluster that is deleted in a minute.
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"
         )
-        log = str(self.root / "server.log")
+        data, log = str(self.root / "data"), str(self.root / "server.log")
         self._run("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start")
-        self.started_seconds = time.perf_counter() - t0
+
+    def crash(self) -> None:
+        """Stop the server at once, as a crash or a lost machine would (immediate mode: no
+        shutdown checkpoint, clients cut off mid-statement)."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop")
 
     def stop(self) -> None:
         try:

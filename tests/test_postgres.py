@@ -1,11 +1,17 @@
-"""PostgreSQL, phase 1 of issue 19: pqwatch opens, migrates and checks a PostgreSQL database.
+"""PostgreSQL (issue 19): pqwatch opens, migrates and checks a PostgreSQL database, and a
+server that goes away mid-poll loses nothing.
 
 Run on a throw-away server (tests/pg.py): asked for with --postgres or PQWATCH_TEST_POSTGRES=1,
-always under CI. Search, ingest and matching on PostgreSQL are later phases.
+always under CI. (The whole suite also runs on PostgreSQL with --database postgresql; search,
+processes and db copy have their own test_postgres_*.py and test_db_copy.py.)
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +20,8 @@ import sqlalchemy as sa
 
 from pqwatch.locks import lock_path
 from pqwatch.store.db import SCHEMA_HEAD, Database
-from tests.conftest import CliResult
+from pqwatch.testing.replay import Fault, ReplayServer
+from tests.conftest import CliResult, api_config
 from tests.pg import PASSWORD, Cluster, free_port
 
 TABLES = {
@@ -32,7 +39,6 @@ def db(pg_url: str) -> Iterator[Database]:
 
 
 def _config(write_config: Callable[..., Path], url: str) -> Path:
-    # No watches: matching a watch's history is SQLite's FTS5 still (a later phase).
     return write_config(
         f"[database]\nurl = '{url}'\n\n[[subscribers]]\nemail = 'officer@example.org'\n"
     )
@@ -165,7 +171,10 @@ def test_a_server_that_refuses_us_is_one_line(
     reason: str,
     write_config: Callable[..., Path],
     cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The refusing server is the config's own URL, not the suite's database.
+    monkeypatch.delenv("PQWATCH_DATABASE_URL", raising=False)
     password = change.get("password", PASSWORD)
     url = postgres.url(change.get("database", "postgres"), password)
     if change.get("port"):
@@ -200,3 +209,87 @@ def test_somebody_elses_database_is_left_alone(
     result = cli("--config", _config(write_config, db.url.render_as_string(False)), "init")
     _one_line_error(result, 2, f"database.url: {db.describe()} holds tables but is not a pqwatch")
     assert _tables(db) == {"somebody_elses"}
+
+
+@pytest.fixture
+def own_cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A cluster of this test's own, which the test may crash and start again."""
+    from tests.pg import start_cluster, wanted
+
+    if not wanted(request.config):
+        pytest.skip("PostgreSQL tests: run with --postgres or PQWATCH_TEST_POSTGRES=1")
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_a_server_that_goes_away_mid_poll_is_one_line_and_the_next_poll_carries_on(
+    own_cluster: Cluster, data_dir: Path, replay: ReplayServer, tmp_path: Path
+) -> None:
+    """The server crashes while a poll is storing pages: the poll ends in one line, exit 1;
+    with the server back, the next poll completes, and the archive holds every question of
+    the window once, with one tabled event each (nothing lost, nothing doubled)."""
+    base = data_dir / "uk_parliament"
+    replay.load_files(
+        [
+            base / "monthly_list_dumps" / "commons_tabled_2024-08.json.gz",
+            base / "longform_detail_text" / "longform_2024-08.json.gz",
+        ]
+    )
+    window = [
+        v for v in replay.items.values() if "2024-08-27" <= v["dateTabled"][:10] <= "2024-08-30"
+    ]
+    assert len(window) > 60
+    # Slow pages: the crash comes while the poll is part-way through the window.
+    replay.add_fault(Fault("delay", delay=0.5, match="list", after=2, times=100))
+    url = own_cluster.create_database()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        api_config(replay.base_url, page_size=10) + f'\n[email]\noutbox_dir = "{tmp_path}/outbox"\n'
+    )
+    env = {**os.environ, "PQWATCH_DATABASE_URL": url}
+    cmd = [sys.executable, "-m", "pqwatch", "--config", str(config)]
+    poll = [*cmd, "poll", "--since", "2024-08-27", "--until", "2024-08-30"]
+    assert subprocess.run([*cmd, "init"], env=env, capture_output=True).returncode == 0
+    proc = subprocess.Popen(
+        poll, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _count(url, "question") == 0:  # the first pages are stored
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        own_cluster.crash()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, (out, err)
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "cannot connect to the database server" in err, err
+    own_cluster.resume()
+    replay.clear_faults()
+    again = subprocess.run(poll, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert _count(url, "question") == len(window)
+    assert _count(url, "event WHERE kind = 'tabled'") == len(window)
+    sources = _rows(url, "SELECT count(*), count(DISTINCT source_id) FROM question")
+    assert sources[0][0] == sources[0][1]
+
+
+def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql))]
+    finally:
+        engine.dispose()
+
+
+def _count(url: str, what: str) -> int:
+    try:
+        return int(_rows(url, f"SELECT count(*) FROM {what}")[0][0])
+    except sa.exc.OperationalError:
+        return 0
