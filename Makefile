@@ -5,7 +5,8 @@ STAMP := $(VENV)/.installed-stamp
 CONFIG ?= config.toml
 
 .PHONY: run test lint check clean bench bench-generate bench-ingest bench-ingest-floor bench-search bench-matching \
-	bench-digests bench-polling bench-memory bench-startup bench-scottish bench-watchpage bench-web
+	bench-digests bench-polling bench-memory bench-startup bench-scottish bench-watchpage bench-web \
+	bench-postgres
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -64,6 +65,12 @@ bench-watchpage: $(STAMP)
 ## `pqwatch serve`. On the watchpage archive (it builds it first when it is not there).
 bench-web: $(STAMP)
 	$(PY) -m bench.web --n 600000 --clients 50 --seconds 60 --json $(BENCH_OUT)/web.json
+## PostgreSQL beside SQLite (issue 19): search on the bench-search archive and ingest of 100,000
+## items, both databases in one run, on a throw-away server (PostgreSQL 15 installed; it is
+## started with operator settings and stopped at the end).
+bench-postgres: $(STAMP)
+	$(PY) -m bench.postgres --n 600000 --ingest-n 100000 --parts search,ingest \
+		--json $(BENCH_OUT)/postgres.json
 bench: bench-startup bench-matching bench-digests bench-search bench-memory bench-polling \
 	bench-ingest bench-scottish bench-watchpage bench-web
 
