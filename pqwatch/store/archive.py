@@ -670,7 +670,7 @@ class _PageRows:
         stored = self.stored_events.get(qid)
         if stored is None and qid < self.first_new:
             stored = self.stored_events[qid] = {
-                (k, d)
+                (k, str(d))  # text on SQLite, a date on PostgreSQL
                 for k, d in self.cur.execute(
                     "SELECT kind, event_date FROM event WHERE question_id = ?", (qid,)
                 )
@@ -724,7 +724,11 @@ class _PageRows:
         """Insert the page's rows, parents first (foreign keys are checked per statement);
         returns the new events' ids."""
         cur = self.cur
-        insert_rows(cur, _INSERT_Q, self.questions)
+        # New questions go in indexed (PostgreSQL: their documents in the same rows).
+        stored = set(self.reindexed)
+        self.dialect.insert_questions(
+            cur, _INSERT_Q, self.questions, [r for r in self.fts_rows if r[0] not in stored]
+        )
         insert_rows(
             cur,
             "INSERT INTO question_group (question_id, grouped_uin, grouped_date_tabled)",
@@ -739,7 +743,7 @@ class _PageRows:
             self.event_rows,
         )
         # The page's index rows go in before the event hook, which may search them.
-        self.dialect.write_index(cur, self.fts_rows, self.reindexed)
+        self.dialect.write_index(cur, [r for r in self.fts_rows if r[0] in stored], self.reindexed)
         used = {"question": self.questions, "answer": self.answer_rows, "event": self.event_rows}
         self.dialect.end_page(cur, {t: rows[-1][0] for t, rows in used.items() if rows})
         return [row[0] for row in self.event_rows]

@@ -92,14 +92,19 @@ def raw_cursor(conn: Any) -> Cursor:
     dbapi = conn.connection.driver_connection
     if isinstance(dbapi, sqlite3.Connection):
         return dbapi.cursor()
+    import psycopg
+
     from pqwatch.store.postgresql.cursor import QmarkCursor
 
-    return QmarkCursor(dbapi.cursor())
+    return QmarkCursor(psycopg.RawCursor(dbapi))
 
 
-def insert_rows(cur: Cursor, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+def insert_rows(
+    cur: Cursor, head: str, rows: Sequence[Sequence[Any]], tail: str = "", template: str = ""
+) -> None:
     """Insert many rows with a few multi-row INSERTs: ``head`` is ``INSERT INTO t (a, ...)``,
-    ``tail`` an optional ON CONFLICT clause.
+    ``tail`` an optional ON CONFLICT clause, ``template`` one row's VALUES when it is not one
+    ``?`` a value (an expression of several values, say).
 
     SQLite then does each statement's rows in one call, without the GIL. With executemany
     (or a statement per row) the ingest writer thread took the GIL back after every row and
@@ -116,7 +121,7 @@ def insert_rows(cur: Cursor, head: str, rows: Sequence[Sequence[Any]], tail: str
 
         limit = MAX_PARAMS
     per = max(1, min(_MAX_ROWS, limit // width))
-    one = "(" + ",".join("?" * width) + ")"
+    one = template or "(" + ",".join("?" * width) + ")"
     for i in range(0, len(rows), per):
         chunk = rows[i : i + per]
         cur.execute(

@@ -16,8 +16,9 @@ document from stored rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from pqwatch.store.db import Cursor
+from pqwatch.store.db import Cursor, insert_rows
 
 IndexRow = tuple[int, str, str, str, str]
 
@@ -28,11 +29,36 @@ DOCUMENT = (
     "setweight(to_tsvector('english', v.h), 'A') || setweight(to_tsvector('english', v.q), 'B')"
     " || setweight(to_tsvector('english', v.a), 'C') || setweight(to_tsvector('simple', v.f), 'D')"
 )
+# The same document from four bound values, for a row being inserted.
+_DOCUMENT_OF_VALUES = (
+    "setweight(to_tsvector('english', ?::text), 'A') || setweight(to_tsvector('english', "
+    "?::text), 'B') || setweight(to_tsvector('english', ?::text), 'C') || "
+    "setweight(to_tsvector('simple', ?::text), 'D')"
+)
 _PER_STATEMENT = 1000
 
 
 def begin_page(cur: Cursor) -> None:
     cur.execute(f"SELECT pg_advisory_xact_lock({PAGE_LOCK})")
+
+
+def insert_questions(
+    cur: Cursor, head: str, questions: Sequence[Sequence[Any]], index: Sequence[IndexRow]
+) -> None:
+    """Insert new questions (`head` is the INSERT naming their columns) with their documents
+    in the same rows: setting them by an UPDATE afterwards wrote every row, and all of its
+    indexes, twice."""
+    if not questions:
+        return
+    texts = {row[0]: row[1:] for row in index}
+    width = len(questions[0])
+    values = ",".join("?" * width)
+    insert_rows(
+        cur,
+        head.removesuffix(")") + ", search_vector)",
+        [(*q, *texts[q[0]]) for q in questions],
+        template=f"({values}, {_DOCUMENT_OF_VALUES})",
+    )
 
 
 def write_index(cur: Cursor, rows: Sequence[IndexRow], stored: Sequence[int] = ()) -> None:

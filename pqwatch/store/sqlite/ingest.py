@@ -5,6 +5,7 @@ question_fts (rowid = question.id). The PostgreSQL counterpart is pqwatch.store.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pqwatch.store.db import Cursor, insert_rows
 
@@ -15,6 +16,14 @@ IndexRow = tuple[int, str, str, str, str]
 def begin_page(cur: Cursor) -> None:
     """Nothing to do: the page's IMMEDIATE transaction holds the database's only write lock,
     so new ids counted on from the largest stored one are the page's alone."""
+
+
+def insert_questions(
+    cur: Cursor, head: str, questions: Sequence[Sequence[Any]], index: Sequence[IndexRow]
+) -> None:
+    """Insert new questions (`head` is the INSERT naming their columns) and index them."""
+    insert_rows(cur, head, questions)
+    write_index(cur, index, ())
 
 
 def write_index(cur: Cursor, rows: Sequence[IndexRow], stored: Sequence[int]) -> None:
