@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from tests import shared_archive
 from tests.conftest import REPO, readline_within, rows
 
 if TYPE_CHECKING:
@@ -94,18 +95,22 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def site(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, Path]]:
     """`pqwatch serve --port 0` on a built archive, as a user starts it; stopped by SIGTERM."""
     from tests.test_web import build_archive
 
-    config = build_archive(tmp_path_factory.mktemp("browser-archive"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pqwatch", "--config", str(config), "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    folder = tmp_path_factory.mktemp("browser-archive")
+    config = shared_archive.build(request, lambda: build_archive(folder))
+    with shared_archive.opened(request, config):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pqwatch", "--config", str(config), "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
         line = readline_within(proc.stdout)
         assert line.startswith("Serving pqwatch on http://127.0.0.1:"), line
@@ -132,6 +137,11 @@ class Tab:
         tab.page.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
         tab.page.on("pageerror", lambda exc: tab.errors.append(f"uncaught: {exc}"))
         return tab
+
+
+@pytest.fixture(autouse=True)
+def _reads_the_archive(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared_archive.reading_when_used(request, monkeypatch, "site")
 
 
 @pytest.fixture(scope="module")

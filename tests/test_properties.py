@@ -21,7 +21,7 @@ import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,9 @@ from pqwatch.store.archive import Archive
 from pqwatch.store.db import Database
 from pqwatch.testing.replay import Fault, ReplayServer, list_form, load_items
 from pqwatch.types import QuestionData
-from tests.conftest import DATA_DIR, api_config, open_service, rows
+from tests import shared_archive
+from tests.conftest import DATA_DIR, _pg_rows, api_config, on_postgres, open_service, rows
+from tests.pg import Cluster
 
 NOW = datetime(2024, 8, 1, 12, tzinfo=UTC)
 TODAY = NOW.date()
@@ -393,26 +395,70 @@ def _parse(item: dict[str, Any], *, from_list: bool = False) -> QuestionData | N
         return None
 
 
+# Where an example's database is: the SQLite file, or (the suite on PostgreSQL) its URL.
+Target = Path | str
+
+
+@dataclass(frozen=True)
+class Template:
+    """A database migrated to head once: the SQLite file, or a PostgreSQL database (on the
+    session's server) that each example's database is made from."""
+
+    path: Path
+    cluster: Cluster | None = None
+    name: str = ""
+
+
 @pytest.fixture(scope="module")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template_db(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Template:
     """A database migrated to head once; each example copies it (a migration costs more)."""
     path = tmp_path_factory.mktemp("template") / "t.db"
-    db = Database(f"sqlite:///{path}")
+    if on_postgres(request.config):
+        cluster: Cluster = request.getfixturevalue("postgres")
+        name = shared_archive.create_database(cluster)
+        template = Template(path, cluster, name)
+    else:
+        template = Template(path)
+    db = Database(cluster.url(name) if template.cluster is not None else f"sqlite:///{path}")
     db.migrate()
     db.dispose()
-    return path
+    return template
 
 
 @contextmanager
-def fresh_archive(template: Path) -> Iterator[tuple[Path, Archive]]:
-    with tempfile.TemporaryDirectory(dir=template.parent) as d:
-        path = Path(d) / "a.db"
-        shutil.copyfile(template, path)
-        db = Database(f"sqlite:///{path}")
+def fresh_database(template: Template) -> Iterator[tuple[Target, str]]:
+    """A copy of the template: where it is, and its URL."""
+    if template.cluster is not None:
+        name = shared_archive.create_database(template.cluster, template=template.name)
         try:
-            yield path, Archive(db, now=lambda: NOW)
+            yield template.cluster.url(name), template.cluster.url(name)
+        finally:
+            shared_archive.drop_database(template.cluster, name)
+        return
+    with tempfile.TemporaryDirectory(dir=template.path.parent) as d:
+        path = Path(d) / "a.db"
+        shutil.copyfile(template.path, path)
+        yield path, f"sqlite:///{path}"
+
+
+@contextmanager
+def fresh_archive(template: Template) -> Iterator[tuple[Target, Archive]]:
+    with fresh_database(template) as (target, url):
+        db = Database(url)
+        try:
+            yield target, Archive(db, now=lambda: NOW)
         finally:
             db.dispose()
+
+
+def query(target: Target, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Rows of an example's database, as SQLite gives them (tests/conftest.py rows)."""
+    if isinstance(target, str):
+        return _pg_rows(target, sql, params)
+    with closing(sqlite3.connect(target)) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 def store(archive: Archive, items: list[dict[str, Any]], *, from_list: bool = False) -> int:
@@ -431,38 +477,38 @@ TEXT_COLUMNS = {
 }
 
 
-def assert_clean_text(db_file: Path) -> None:
+def assert_clean_text(db_file: Target) -> None:
     """(d) No stored text holds a control character (tab and newline allowed)."""
-    with closing(sqlite3.connect(db_file)) as conn:
-        for table, columns in TEXT_COLUMNS.items():
-            key = "question_id" if table == "question_group" else "id"
-            for row in conn.execute(f"SELECT {key}, {', '.join(columns)} FROM {table}"):
-                for column, value in zip(columns, row[1:], strict=True):
-                    if isinstance(value, str):
-                        assert not CONTROL.search(value), (table, row[0], column, value[:200])
+    for table, columns in TEXT_COLUMNS.items():
+        key = "question_id" if table == "question_group" else "id"
+        for row in query(db_file, f"SELECT {key}, {', '.join(columns)} FROM {table}"):
+            for column, value in zip(columns, row[1:], strict=True):
+                if isinstance(value, str):
+                    assert not CONTROL.search(value), (table, row[0], column, value[:200])
 
 
-def snapshot(db_file: Path) -> dict[str, Any]:
+def snapshot(db_file: Target) -> dict[str, Any]:
     """Answer versions and events by natural key, with every column but surrogate ids."""
-    with closing(sqlite3.connect(db_file)) as conn:
-        answers = {
-            (r[0], r[1]): r[2:]
-            for r in conn.execute(
-                "SELECT q.source_id, a.version, a.kind, a.answer_html, a.answer_text, "
-                "a.original_answer_html, a.is_full_text, a.answering_member_id, "
-                "a.correcting_member_id, a.date_answered, a.date_corrected, a.content_hash, "
-                "a.recorded_at FROM answer a JOIN question q ON q.id = a.question_id"
-            )
-        }
-        events = {
-            (r[0], r[1], r[2]): r[3:]
-            for r in conn.execute(
-                "SELECT q.source_id, e.kind, e.event_date, a.version, e.detail_json, "
-                "e.historical, e.created_at FROM event e JOIN question q ON q.id = e.question_id "
-                "LEFT JOIN answer a ON a.id = e.answer_id"
-            )
-        }
-        questions = {r[0] for r in conn.execute("SELECT source_id FROM question")}
+    answers = {
+        (r[0], r[1]): r[2:]
+        for r in query(
+            db_file,
+            "SELECT q.source_id, a.version, a.kind, a.answer_html, a.answer_text, "
+            "a.original_answer_html, a.is_full_text, a.answering_member_id, "
+            "a.correcting_member_id, a.date_answered, a.date_corrected, a.content_hash, "
+            "a.recorded_at FROM answer a JOIN question q ON q.id = a.question_id",
+        )
+    }
+    events = {
+        (r[0], r[1], r[2]): r[3:]
+        for r in query(
+            db_file,
+            "SELECT q.source_id, e.kind, e.event_date, a.version, e.detail_json, "
+            "e.historical, e.created_at FROM event e JOIN question q ON q.id = e.question_id "
+            "LEFT JOIN answer a ON a.id = e.answer_id",
+        )
+    }
+    questions = {r[0] for r in query(db_file, "SELECT source_id FROM question")}
     return {"answers": answers, "events": events, "questions": questions}
 
 
@@ -513,7 +559,7 @@ def test_parse_question_gives_a_question_or_a_source_error(
 @settings(SETTINGS, max_examples=60)
 @given(pages=st.lists(st.lists(api_items(), min_size=1, max_size=6), min_size=1, max_size=3))
 def test_storing_pages_of_odd_items_never_raises(
-    data_dir: Path, template_db: Path, pages: list[list[dict[str, Any]]]
+    data_dir: Path, template_db: Template, pages: list[list[dict[str, Any]]]
 ) -> None:
     """(b) Parsing (a SourceError skips an item), preparing and storing pages of odd items
     never raises, again and again (the same pages stored twice), and leaves a sound
@@ -521,13 +567,13 @@ def test_storing_pages_of_odd_items_never_raises(
     with fresh_archive(template_db) as (path, archive):
         stored = [store(archive, page) for page in [*pages, *pages]]
         event(f"items parsed and stored: {'none' if not sum(stored) else 'some'}")
-        with closing(sqlite3.connect(path)) as conn:
-            for (kind,) in conn.execute("SELECT DISTINCT kind FROM answer"):
-                event(f"answer version: {kind}")
+        for (kind,) in query(path, "SELECT DISTINCT kind FROM answer"):
+            event(f"answer version: {kind}")
         assert_clean_text(path)
-        with closing(sqlite3.connect(path)) as conn:
-            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-            assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        if isinstance(path, Path):  # PostgreSQL checks foreign keys itself, always
+            with closing(sqlite3.connect(path)) as conn:
+                assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+                assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
 @settings(SETTINGS, max_examples=60)
@@ -547,7 +593,7 @@ def test_storing_pages_of_odd_items_never_raises(
     ]
 )  # fmt: skip
 def test_stored_texts_have_no_control_characters(
-    data_dir: Path, template_db: Path, items: list[dict[str, Any]]
+    data_dir: Path, template_db: Template, items: list[dict[str, Any]]
 ) -> None:
     """(d) question heading and text, answer text and HTML (and original HTML), member and
     department names, UINs: no C0/C1 control character but tab and newline is ever stored."""
@@ -568,7 +614,7 @@ def test_stored_texts_have_no_control_characters(
     )
 )
 def test_nothing_stored_is_lost(
-    data_dir: Path, template_db: Path, pages: list[list[dict[str, Any]]]
+    data_dir: Path, template_db: Template, pages: list[list[dict[str, Any]]]
 ) -> None:
     """(c) After a page of real items, pages of odd items (many the same questions, changed
     oddly) never remove or alter a stored answer version or event, and never lose a
@@ -602,7 +648,7 @@ def list_and_detail_pages(draw: st.DrawFn) -> list[tuple[str, list[dict[str, Any
 @settings(SETTINGS, max_examples=50)
 @given(pages=list_and_detail_pages())
 def test_nothing_stored_is_lost_when_list_copies_come_between(
-    data_dir: Path, template_db: Path, pages: list[tuple[str, list[dict[str, Any]]]]
+    data_dir: Path, template_db: Template, pages: list[tuple[str, list[dict[str, Any]]]]
 ) -> None:
     """(c) with list copies among the pages (an item stored from the list when its detail
     request failed: cut text, answer without tags): a full answer version and an event are
@@ -710,6 +756,7 @@ def test_client_pages_a_window_of_odd_items_without_failing(
 def test_a_poll_of_odd_items_stores_every_usable_one(
     data_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    template_db: Template,
     raw: list[dict[str, Any]],
     page_size: int,
 ) -> None:
@@ -730,8 +777,6 @@ def test_a_poll_of_odd_items_stores_every_usable_one(
         encoding="utf-8",
     )
     cfg: Config = load_config(config)
-    db_file = folder / "pqwatch.db"
-    cfg = replace(cfg, database=DatabaseConfig(url=f"sqlite:///{db_file}"))
     transport = _mock_api(items)
 
     def client(c: Config) -> UKParliamentClient:
@@ -739,26 +784,24 @@ def test_a_poll_of_odd_items_stores_every_usable_one(
             c.sources.uk_parliament, transport=transport, sleep=lambda s: None
         )
 
-    with PQWatch(cfg, now=lambda: NOW, client_factory=client) as svc:
+    tables = ("question", "answer", "event", "watch_match", "delivery")
+    with (
+        fresh_database(template_db) as (db_file, url),
+        PQWatch(
+            replace(cfg, database=DatabaseConfig(url=url)), now=lambda: NOW, client_factory=client
+        ) as svc,
+    ):
         [run] = svc.poll(date(2024, 1, 1), date(2024, 1, 31))
         assert run.ok, run.error
-        with closing(sqlite3.connect(db_file)) as conn:
-            stored = {r[0] for r in conn.execute("SELECT source_id FROM question")}
-            before = [
-                conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-                for t in ("question", "answer", "event", "watch_match", "delivery")
-            ]
+        stored = {r[0] for r in query(db_file, "SELECT source_id FROM question")}
+        before = [query(db_file, f"SELECT * FROM {t} ORDER BY 1") for t in tables]
         expected = {str(v["id"]) for v in items if _parse(list_form(v), from_list=True)}
         assert stored == expected
         assert_clean_text(db_file)
         [again] = svc.poll(date(2024, 1, 1), date(2024, 1, 31))
         assert again.ok, again.error
         assert again.counts.items_written == 0
-        with closing(sqlite3.connect(db_file)) as conn:
-            after = [
-                conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-                for t in ("question", "answer", "event", "watch_match", "delivery")
-            ]
+        after = [query(db_file, f"SELECT * FROM {t} ORDER BY 1") for t in tables]
         assert after == before
 
 
@@ -825,7 +868,7 @@ def test_a_page_with_an_item_without_an_id_skips_it_and_keeps_the_rest(
 
 @pytest.mark.parametrize("text", [5, 1.5, True, {"a": 1}, ["x"], None], ids=repr)
 def test_a_question_text_of_another_type_is_left_out_not_a_crash(
-    template_db: Path, text: Any
+    template_db: Template, text: Any
 ) -> None:
     """list_hash sliced questionText without looking at its type (TypeError on 5)."""
     item = {"id": 1, "house": "Commons", "dateTabled": "2024-07-01T00:00:00", "questionText": text}
@@ -844,26 +887,28 @@ def test_a_question_text_of_another_type_is_left_out_not_a_crash(
         {"answeringBodyId": 2**64, "answeringBodyName": "X"},
         {"askingMember": {"id": -(2**63) - 1, "name": "X"}},
         {"answeringMemberId": 2**70, "answeringMember": {"id": 2**70, "name": "X"}},
+        # Beyond PostgreSQL's 32-bit integer column: the page failed there (out of range).
+        {"askingMemberId": 2**63 - 1},
+        {"answeringBodyId": -(2**31) - 1, "answeringBodyName": "X"},
     ],
-    ids=["askingMemberId", "answeringBodyId", "member-object-id", "both"],
+    ids=["askingMemberId", "answeringBodyId", "member-object-id", "both", "int64", "int32-body"],
 )
 def test_an_id_beyond_64_bits_is_left_out_not_a_crash(
-    template_db: Path, fields: dict[str, Any]
+    template_db: Template, fields: dict[str, Any]
 ) -> None:
     """Any JSON integer was taken as an id and reached sqlite3: OverflowError, page lost."""
     item = {"id": 1, "house": "Commons", "dateTabled": "2024-07-01T00:00:00", "questionText": "q"}
     with fresh_archive(template_db) as (path, archive):
         assert store(archive, [{**item, **fields}]) == 1
-        with closing(sqlite3.connect(path)) as conn:
-            assert conn.execute(
-                "SELECT asking_member_id, answering_body_id, answering_member_id FROM question"
-            ).fetchall() == [(None, None, None)]
-            assert conn.execute("SELECT count(*) FROM member").fetchone() == (0,)
+        assert query(
+            path, "SELECT asking_member_id, answering_body_id, answering_member_id FROM question"
+        ) == [(None, None, None)]
+        assert query(path, "SELECT count(*) FROM member") == [(0,)]
 
 
 @pytest.mark.parametrize("ref", ["&#27;", "&#x1B;", "&#x8d;", "&#12;", "&#13;", "&#127;", "&#1"])
 def test_character_references_to_controls_never_reach_stored_answers(
-    template_db: Path, ref: str
+    template_db: Template, ref: str
 ) -> None:
     """The sanitiser decodes &#27; to a raw ESC, which was stored in answer_html and
     answer_text (and so reached terminals, mail and feeds)."""
@@ -875,8 +920,7 @@ def test_character_references_to_controls_never_reach_stored_answers(
     with fresh_archive(template_db) as (path, archive):
         store(archive, [item])
         assert_clean_text(path)
-        with closing(sqlite3.connect(path)) as conn:
-            texts = [t for (t,) in conn.execute("SELECT answer_text FROM answer ORDER BY 1")]
+        texts = [t for (t,) in query(path, "SELECT answer_text FROM answer ORDER BY 1")]
         assert len(texts) == 2 and texts[0].startswith("a") and texts[0].endswith("[2Jb")
 
 
@@ -888,7 +932,7 @@ ANSWERED = {
 }  # fmt: skip
 
 
-def test_a_list_copy_of_a_stored_answer_then_its_full_record(template_db: Path) -> None:
+def test_a_list_copy_of_a_stored_answer_then_its_full_record(template_db: Template) -> None:
     """A list copy (its detail request failed) of an answer stored in full was stored as a
     second, partial version; when the full record came back, completing it collided with the
     first (uq_answer_content): IntegrityError, the page failed, on every poll."""
@@ -903,11 +947,11 @@ def test_a_list_copy_of_a_stored_answer_then_its_full_record(template_db: Path) 
         # Seen from the list first, then whole: one version, completed in place.
         store(archive, [{**list_form(ANSWERED), "id": 2}], from_list=True)
         store(archive, [{**ANSWERED, "id": 2}])
-        with closing(sqlite3.connect(path)) as conn:
-            assert conn.execute(
-                "SELECT q.source_id, a.version, a.is_full_text, a.answer_text FROM answer a "
-                "JOIN question q ON q.id = a.question_id ORDER BY 1"
-            ).fetchall() == [("1", 1, 1, "One.\n\nTwo."), ("2", 1, 1, "One.\n\nTwo.")]
+        assert query(
+            path,
+            "SELECT q.source_id, a.version, a.is_full_text, a.answer_text FROM answer a "
+            "JOIN question q ON q.id = a.question_id ORDER BY 1",
+        ) == [("1", 1, 1, "One.\n\nTwo."), ("2", 1, 1, "One.\n\nTwo.")]
 
 
 def test_polls_after_a_missing_detail_record_keep_working(
@@ -935,7 +979,7 @@ def test_polls_after_a_missing_detail_record_keep_working(
     assert rows(db_file, "SELECT heading, detail_pending FROM question") == [("Hospices", 0)]
 
 
-def test_a_department_name_is_never_replaced_by_a_placeholder(template_db: Path) -> None:
+def test_a_department_name_is_never_replaced_by_a_placeholder(template_db: Template) -> None:
     """An item with answeringBodyId but no answeringBodyName renamed the stored department
     'Answering body 17'."""
     item = {
@@ -946,7 +990,6 @@ def test_a_department_name_is_never_replaced_by_a_placeholder(template_db: Path)
         store(archive, [{**item, "id": 2, "answeringBodyName": None}])
         store(archive, [item])
         store(archive, [{**item, "id": 3, "answeringBodyName": None}])
-        with closing(sqlite3.connect(path)) as conn:
-            assert conn.execute("SELECT name FROM answering_body").fetchall() == [
-                ("Department of Health and Social Care",)
-            ]
+        assert query(path, "SELECT name FROM answering_body") == [
+            ("Department of Health and Social Care",)
+        ]

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import re
-import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from pqwatch.testing.replay import ReplayServer, load_items
+from tests import shared_archive
 from tests.conftest import CliResult, api_config, open_service, rows
 
 TOPICS = re.compile(r"palliative|hospice|school|defence|short breaks", re.I)
@@ -54,28 +54,37 @@ def _archive_items(data_dir: Path) -> dict[int, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[int, Any]]]:
+def archive(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Path, dict[int, Any]]]:
     from tests.conftest import require_data
 
     data = require_data()
     folder = tmp_path_factory.mktemp("archive")
     items = _archive_items(data)
-    with ReplayServer(items.values()) as server:
-        config = folder / "config.toml"
-        config.write_text(api_config(server.base_url, extra=WATCHES))
-        with open_service(config, now=date(2026, 7, 10)) as svc:
-            [run] = svc.poll(date(2021, 1, 1), date(2026, 7, 10))
-            assert run.ok, run.error
-    yield config, items
+
+    def make() -> Path:
+        with ReplayServer(items.values()) as server:
+            config = folder / "config.toml"
+            config.write_text(api_config(server.base_url, extra=WATCHES))
+            with open_service(config, now=date(2026, 7, 10)) as svc:
+                [run] = svc.poll(date(2021, 1, 1), date(2026, 7, 10))
+                assert run.ok, run.error
+        return config
+
+    yield shared_archive.build(request, make), items
 
 
 @pytest.fixture
-def config(archive: tuple[Path, dict[int, Any]], tmp_path: Path) -> Path:
+def config(
+    archive: tuple[Path, dict[int, Any]],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
     """A private copy of the built archive, so tests can change it."""
     src, _ = archive
-    for name in ("config.toml", "pqwatch.db"):
-        shutil.copy(src.parent / name, tmp_path / name)
-    return tmp_path / "config.toml"
+    return shared_archive.private_copy(request, monkeypatch, src, tmp_path)
 
 
 def _search_ids(cli: Callable[..., CliResult], config: Path, query: str) -> set[int]:
@@ -137,14 +146,15 @@ def test_not_a_person_or_department_includes_questions_without_one(
     config: Path, cli: Callable[..., CliResult]
 ) -> None:
     # Every recorded question has an answerer and a department; an unanswered one has none.
-    with sqlite3.connect(config.parent / "pqwatch.db") as conn:
-        qid, source_id = conn.execute(
-            "SELECT id, source_id FROM question WHERE house = 'Lords' ORDER BY id LIMIT 1"
-        ).fetchone()
-        conn.execute(
-            "UPDATE question SET answering_member_id = NULL, answering_body_id = NULL WHERE id = ?",
-            (qid,),
-        )
+    db = config.parent / "pqwatch.db"
+    [(qid, source_id)] = rows(
+        db, "SELECT id, source_id FROM question WHERE house = 'Lords' ORDER BY id LIMIT 1"
+    )
+    rows(
+        db,
+        "UPDATE question SET answering_member_id = NULL, answering_body_id = NULL WHERE id = ?",
+        qid,
+    )
     for query in ("house:lords -answerer:quin", "house:lords NOT dept:defence"):
         assert int(source_id) in _search_ids(cli, config, query), query
     assert int(source_id) not in _search_ids(cli, config, "house:lords dept:a")
@@ -495,6 +505,7 @@ PLAN_QUERIES = [
     ids=["default", "walk", "sort-all"],
 )
 @pytest.mark.parametrize("sort", ["relevance", "newest"])
+@pytest.mark.sqlite_only("the SQLite search module's plans, against FTS5 queries")
 def test_every_search_plan_returns_the_same_page_as_a_plain_query(
     archive: tuple[Path, dict[int, Any]],
     monkeypatch: pytest.MonkeyPatch,
@@ -537,18 +548,16 @@ def test_every_search_plan_returns_the_same_page_as_a_plain_query(
 
 
 def test_prefix_hits_keep_their_marks_and_a_short_prefix_is_refused(
-    archive: tuple[Path, dict[int, Any]], cli: Callable[..., CliResult]
+    config: Path, cli: Callable[..., CliResult]
 ) -> None:
-    from pqwatch.store.sqlite import search as engine
+    from pqwatch.search.results import MARK_START
 
-    config, _ = archive
-    conn = sqlite3.connect(config.parent / "pqwatch.db")
-    result = engine.search(conn, "child*", limit=7, sort="newest")
-    conn.close()
+    with open_service(config) as svc:
+        result = svc.search("child*", limit=7, sort="newest")
     assert len(result.hits) == 7 and result.total > 7
     for hit in result.hits:
         assert any(t.lower().startswith("child") for t in hit.matched_terms), hit.id
-        assert engine.MARK_START in hit.snippet, hit.id
+        assert hit.snippet is not None and MARK_START in hit.snippet, hit.id
 
     for query in ("a*", "health ca*", '"special ed"*', "heading:sc*"):
         result = cli("--config", config, "search", query)
@@ -558,6 +567,7 @@ def test_prefix_hits_keep_their_marks_and_a_short_prefix_is_refused(
     assert cli("--config", config, "search", "nhs*").exit_code == 0
 
 
+@pytest.mark.sqlite_only("SQLite's query plan")
 def test_filters_alone_page_newest_first_by_the_newest_index(
     archive: tuple[Path, dict[int, Any]],
 ) -> None:
@@ -577,6 +587,7 @@ def test_filters_alone_page_newest_first_by_the_newest_index(
     assert "ix_question_newest" in plan and "TEMP B-TREE" not in plan, plan
 
 
+@pytest.mark.sqlite_only("SQLite's search caps a filtered count; PostgreSQL's counts exactly")
 def test_a_capped_count_reads_more_than(
     config: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
 ) -> None:

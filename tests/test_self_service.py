@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import email
 import re
-import sqlite3
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -26,7 +25,6 @@ from pqwatch.errors import TooManyRequests, UsageError
 from pqwatch.query import parse
 from pqwatch.search.subscriptions import SubscriptionView
 from pqwatch.service import PQWatch
-from pqwatch.store import sync
 from pqwatch.testing.replay import ReplayServer
 from tests.conftest import CliResult, api_config, rows
 from tests.test_digest import MATERNITY, PHARMACY, _source
@@ -57,9 +55,22 @@ class Clock:
         self.at += timedelta(**delta)
 
 
+_OPENED: list[PQWatch] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_services() -> Iterator[None]:
+    """Close the services a test opened (PostgreSQL's connections warn when left open)."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
+
+
 def _service(config: Path, clock: Callable[[], datetime] | None = None) -> PQWatch:
     cfg = load_config(config)
-    return PQWatch(cfg) if clock is None else PQWatch(cfg, now=clock)
+    svc = PQWatch(cfg) if clock is None else PQWatch(cfg, now=clock)
+    _OPENED.append(svc)
+    return svc
 
 
 def _outbox(config: Path, to: str | None = None) -> list[EmailMessage]:
@@ -256,8 +267,7 @@ def test_the_operators_subscribers_may_pause_but_their_watches_are_the_files(
     assert svc.update_subscription(view.manage_token, ["health"], "weekly", True).paused
     # The file does not undo a pause, and the pause does not make the config out of step.
     assert _subscriber(config, "officer@example.org") == ("config", 0, "weekly", 0, 1, 0)
-    with sqlite3.connect(_db(config)) as conn:
-        assert sync.in_step(conn, svc.config)
+    assert svc._in_step()  # sync.in_step on the service's own connection
 
 
 # -- nothing revealed ----------------------------------------------------------------------------
@@ -523,8 +533,7 @@ def test_a_config_reload_keeps_web_subscribers_and_personal_watches(
     ]
     # In step: the next command does not sync again.
     again = _service(config)
-    with sqlite3.connect(_db(config)) as conn:
-        assert sync.in_step(conn, again.config)
+    assert again._in_step()
     mine = again.manage(web.manage_token)
     assert [(w.name, w.subscribed, w.personal) for w in mine.watches] == [
         ("respite (2)", True, True),

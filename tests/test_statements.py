@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date
 from email.message import EmailMessage
 from email.policy import default
@@ -17,7 +16,7 @@ from typing import Any
 import feedparser
 import httpx
 
-from pqwatch.config import DatabaseConfig, load_config
+from pqwatch.config import load_config
 from pqwatch.service import PQWatch
 from pqwatch.sources.uk_parliament import parse_statement
 from pqwatch.testing.replay import ReplayServer
@@ -69,7 +68,6 @@ def test_statements_are_polled_found_and_shown_in_digests_and_feeds(
     )
     cfg = load_config(config)
     db = config.parent / "pqwatch.db"
-    cfg = replace(cfg, database=DatabaseConfig(url=f"sqlite:///{db}"))
     with PQWatch(cfg, now=fixed_clock(date(2021, 2, 2))) as svc:
         runs = svc.poll(date(2021, 2, 1), date(2021, 2, 1))
     assert [(r.source, r.ok) for r in runs] == [("uk_parliament", True), ("uk_statements", True)]

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from pqwatch.decide import prepare_answer
+from pqwatch.search.results import SearchResult
 from pqwatch.sources.uk_parliament import parse_question
 from pqwatch.store.archive import Archive, StoreCounts
 from pqwatch.store.db import Database
@@ -36,10 +37,29 @@ TABLES = {
 }
 
 
+def _url(path: Path) -> str:
+    """The test's database: the SQLite file at `path`, or (the suite on PostgreSQL) the
+    test's own database."""
+    return os.environ.get("PQWATCH_DATABASE_URL") or f"sqlite:///{path}"
+
+
 def _tables(path: Path) -> set[str]:
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
-    return {r[0] for r in rows}
+    db = Database(_url(path))
+    try:
+        with db.engine.connect() as conn:
+            return set(sa.inspect(conn).get_table_names())
+    finally:
+        db.dispose()
+
+
+def _search(db: Database, query: str, **options: object) -> SearchResult:
+    """A search by the database's own search module, as the service runs it."""
+    engine = db.dialect_module("search")
+    if db.path is not None:
+        with db.read_raw() as conn:
+            return engine.search(conn, query, **options)  # type: ignore[no-any-return]
+    with db.read() as session:
+        return engine.search(session.connection(), query, **options)  # type: ignore[no-any-return]
 
 
 def test_init_creates_database_at_head(
@@ -51,15 +71,15 @@ def test_init_creates_database_at_head(
     db_file = path.parent / "pqwatch.db"
     assert "from empty" in result.stdout
     assert TABLES <= _tables(db_file)
-    db = Database(f"sqlite:///{db_file}")
+    db = Database(_url(db_file))
     assert db.revision() == db.head() is not None
-    with sqlite3.connect(db_file) as conn:
-        assert conn.execute("SELECT name, slug, query FROM watch").fetchall() == [
-            ("Children's palliative care", "childrens-palliative-care", "palliative care children")
-        ]
-        assert conn.execute("SELECT email, frequency FROM subscriber").fetchall() == [
-            ("officer@example.org", "weekly")
-        ]
+    db.dispose()
+    assert rows(db_file, "SELECT name, slug, query FROM watch") == [
+        ("Children's palliative care", "childrens-palliative-care", "palliative care children")
+    ]
+    assert rows(db_file, "SELECT email, frequency FROM subscriber") == [
+        ("officer@example.org", "weekly")
+    ]
 
 
 def test_migrate_on_existing_database_keeps_data(
@@ -68,22 +88,21 @@ def test_migrate_on_existing_database_keeps_data(
     path = write_config()
     assert cli("--config", path, "init").exit_code == 0
     db_file = path.parent / "pqwatch.db"
-    with sqlite3.connect(db_file) as conn:
-        conn.execute(
-            "INSERT INTO answering_body (id, name, updated_at) VALUES (17, 'DHSC', '2026-01-01')"
-        )
+    rows(
+        db_file,
+        "INSERT INTO answering_body (id, name, updated_at) VALUES (17, 'DHSC', '2026-01-01')",
+    )
     again = cli("--config", path, "init")
     assert again.exit_code == 0
     assert "already current" in again.stdout
-    with sqlite3.connect(db_file) as conn:
-        assert conn.execute("SELECT name FROM answering_body").fetchall() == [("DHSC",)]
+    assert rows(db_file, "SELECT name FROM answering_body") == [("DHSC",)]
 
 
 def test_migration_from_an_older_revision(tmp_path: Path) -> None:
     """Every revision step runs: downgrade to empty and back up on a database with data."""
     from alembic import command
 
-    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    db = Database(_url(tmp_path / "x.db"))
     db.migrate()
     with db.writer.connect() as conn:
         command.downgrade(db._alembic_config(conn), "base")
@@ -91,6 +110,7 @@ def test_migration_from_an_older_revision(tmp_path: Path) -> None:
     assert db.revision() is None
     before, after = db.migrate()
     assert (before, after) == (None, db.head())
+    db.dispose()
 
 
 def test_models_and_migrations_agree(tmp_path: Path) -> None:
@@ -112,14 +132,15 @@ def test_models_and_migrations_agree(tmp_path: Path) -> None:
 def test_a_database_from_a_newer_pqwatch_is_refused(tmp_path: Path) -> None:
     from pqwatch.errors import StorageError
 
-    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+    db = Database(_url(tmp_path / "new.db"))
     db.migrate()
-    with sqlite3.connect(tmp_path / "new.db") as conn:
-        conn.execute("UPDATE alembic_version SET version_num = 'ffff'")
+    rows(tmp_path / "new.db", "UPDATE alembic_version SET version_num = 'ffff'")
     with pytest.raises(StorageError, match="newer version"):
         db.migrate()
+    db.dispose()
 
 
+@pytest.mark.sqlite_only("SQLite's pragmas")
 def test_pragmas_on_every_connection(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'p.db'}")
     for engine in (db.engine, db.writer):
@@ -131,6 +152,7 @@ def test_pragmas_on_every_connection(tmp_path: Path) -> None:
             assert pragma("synchronous") == 1  # NORMAL
 
 
+@pytest.mark.sqlite_only("SQLite's BEGIN IMMEDIATE (PostgreSQL: an advisory lock per page)")
 def test_write_transactions_begin_immediate(tmp_path: Path) -> None:
     """A write() transaction takes the write lock at BEGIN, before it has written anything,
     so a concurrent writer waits instead of failing half-way (STYLE.md B.5)."""
@@ -159,7 +181,7 @@ def test_write_transactions_begin_immediate(tmp_path: Path) -> None:
 
 
 def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'fk.db'}")
+    db = Database(_url(tmp_path / "fk.db"))
     db.migrate()
     with pytest.raises(sa.exc.IntegrityError):
         with db.write() as session:
@@ -169,6 +191,7 @@ def test_foreign_keys_are_enforced(tmp_path: Path) -> None:
                     "VALUES (99, 99, '2026-01-01')"
                 )
             )
+    db.dispose()
 
 
 def test_config_changes_sync_watches_and_subscribers(
@@ -185,11 +208,9 @@ def test_config_changes_sync_watches_and_subscribers(
         "[[subscribers]]\nemail = 'a@example.org'\n"
     )
     assert cli("--config", path, "init").exit_code == 0
-    with sqlite3.connect(path.parent / "pqwatch.db") as conn:
-        watches = conn.execute("SELECT name, slug, query, active FROM watch ORDER BY id").fetchall()
-        subs = conn.execute(
-            "SELECT w.name FROM subscription s JOIN watch w ON w.id = s.watch_id"
-        ).fetchall()
+    db_file = path.parent / "pqwatch.db"
+    watches = rows(db_file, "SELECT name, slug, query, active FROM watch ORDER BY id")
+    subs = rows(db_file, "SELECT w.name FROM subscription s JOIN watch w ON w.id = s.watch_id")
     assert watches == [
         ("Hospice funding", "hospice-funding", "hospice AND funding", 1),
         ("Short breaks", "short-breaks", "short breaks", 0),  # kept for history, inactive
@@ -213,15 +234,22 @@ def _without_root_powers() -> list[str]:
          "database.url: unsupported database 'postgresql+psycopg2://u:***@h/db'"),
         ("mysql://u:secret@h/db", 2, "database.url: unsupported database 'mysql://u:***@h/db'"),
         ("nonsense", 2, "database.url: 'nonsense' is not a database URL"),
-        ("sqlite:///text.db", 2, "database.url: {dir}/text.db is not a pqwatch database"),
-        ("sqlite:///other.db", 2,
-         "database.url: {dir}/other.db is an SQLite database but not a pqwatch one"),
-        ("sqlite:///afolder", 2, "database.url: {dir}/afolder is a folder, not a database file"),
-        ("sqlite:///no/such/folder/pq.db", 2,
-         "database.url: the folder {dir}/no/such/folder does not exist"),
-        ("sqlite:///afile/sub/pq.db", 2, "database.url: the folder {dir}/afile/sub does not exist"),
-        ("sqlite:///damaged.db", 1,
-         "{dir}/damaged.db: the database is damaged (database disk image is malformed)"),
+        *(
+            pytest.param(*case, marks=pytest.mark.sqlite_only("mistakes with SQLite files"))
+            for case in (
+                ("sqlite:///text.db", 2, "database.url: {dir}/text.db is not a pqwatch database"),
+                ("sqlite:///other.db", 2,
+                 "database.url: {dir}/other.db is an SQLite database but not a pqwatch one"),
+                ("sqlite:///afolder", 2,
+                 "database.url: {dir}/afolder is a folder, not a database file"),
+                ("sqlite:///no/such/folder/pq.db", 2,
+                 "database.url: the folder {dir}/no/such/folder does not exist"),
+                ("sqlite:///afile/sub/pq.db", 2,
+                 "database.url: the folder {dir}/afile/sub does not exist"),
+                ("sqlite:///damaged.db", 1,
+                 "{dir}/damaged.db: the database is damaged (database disk image is malformed)"),
+            )
+        ),
     ],
 )  # fmt: skip
 def test_each_database_mistake_is_one_line_with_the_path_and_creates_nothing(
@@ -231,7 +259,9 @@ def test_each_database_mistake_is_one_line_with_the_path_and_creates_nothing(
     write_config: Callable[..., Path],
     cli: Callable[..., CliResult],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("PQWATCH_DATABASE_URL", raising=False)  # the config's URL is the mistake
     (tmp_path / "text.db").write_text("hello, not a database\n")
     (tmp_path / "afolder").mkdir()
     (tmp_path / "afile").write_text("x")
@@ -255,6 +285,7 @@ def test_each_database_mistake_is_one_line_with_the_path_and_creates_nothing(
     assert (tmp_path / "text.db").read_text() == "hello, not a database\n"
 
 
+@pytest.mark.sqlite_only("a read-only SQLite file")
 def test_a_read_only_copy_of_an_archive_can_be_searched(
     write_config: Callable[..., Path], cli: Callable[..., CliResult]
 ) -> None:
@@ -319,8 +350,9 @@ def test_schema_head_constant_matches_the_migrations(tmp_path: Path) -> None:
 
 
 def _archive(path: Path, now: datetime) -> tuple[Database, Archive]:
-    """A migrated database at `path` and an Archive over it whose clock says `now`."""
-    db = Database(f"sqlite:///{path}")
+    """A migrated database (at `path` on SQLite) and an Archive over it whose clock says
+    `now`."""
+    db = Database(_url(path))
     db.migrate()
     return db, Archive(db, now=lambda: now)
 
@@ -354,12 +386,14 @@ def test_a_question_twice_in_one_batch_is_stored_once_as_its_last_copy(tmp_path:
     }
     counts = _store(archive, [base, answered], date(2024, 7, 20))
     assert counts.items_written == 1
-    con = sqlite3.connect(tmp_path / "a.db")
-    assert con.execute("SELECT count(*), max(status) FROM question").fetchone() == (1, "answered")
-    assert con.execute("SELECT answer_text FROM answer").fetchall() == [("Funding is £25m.",)]
     db.dispose()
+    assert rows(tmp_path / "a.db", "SELECT count(*), max(status) FROM question") == [
+        (1, "answered")
+    ]
+    assert rows(tmp_path / "a.db", "SELECT answer_text FROM answer") == [("Funding is £25m.",)]
 
 
+@pytest.mark.sqlite_only("FTS5's facets column (PostgreSQL's: test_postgres, test_postgres_search)")
 def test_facet_words_written_by_the_store_match_the_migration(tmp_path: Path) -> None:
     # Ingest writes each question's facets in Python; migration 0005 writes them in SQL for
     # an existing archive. Both must give the same words, or filtered searches would differ
@@ -399,7 +433,8 @@ def test_facet_words_written_by_the_store_match_the_migration(tmp_path: Path) ->
 def test_words_never_match_the_index_facets(tmp_path: Path) -> None:
     # The facets column holds made-up words (sunanswered, d3, ty2025, ...): a user's words
     # and prefixes must find only heading, question and answer text.
-    from pqwatch.store.sqlite.search import search
+    def search(query: str) -> SearchResult:
+        return _search(db, query)
 
     db, archive = _archive(tmp_path / "w.db", datetime(2025, 3, 1, tzinfo=UTC))
     items = [
@@ -409,12 +444,11 @@ def test_words_never_match_the_index_facets(tmp_path: Path) -> None:
          "questionText": "School meals", "answeringBodyId": 3},
     ]  # fmt: skip
     _store(archive, items, date(2025, 3, 1))
-    with db.read_raw() as conn:
-        assert [h.id for h in search(conn, "sun*").hits] == [1]  # not "sunanswered"
-        assert [h.id for h in search(conn, "d3").hits] == [1]  # not department 3's "d3"
-        assert search(conn, "ty2025").total == 0 and search(conn, "hlords").total == 0
-        assert [h.id for h in search(conn, "meals -sun*").hits] == [2]
-        assert [h.id for h in search(conn, "sun* house:commons").hits] == [1]
+    assert [h.id for h in search("sun*").hits] == [1]  # not "sunanswered"
+    assert [h.id for h in search("d3").hits] == [1]  # not department 3's "d3"
+    assert search("ty2025").total == 0 and search("hlords").total == 0
+    assert [h.id for h in search("meals -sun*").hits] == [2]
+    assert [h.id for h in search("sun* house:commons").hits] == [1]
     db.dispose()
 
 
@@ -423,7 +457,8 @@ def test_newest_first_month_walk_reaches_answers_dated_before_any_tabling(
 ) -> None:
     from pqwatch.store.sqlite import search as engine
 
-    monkeypatch.setattr(engine, "MONTH_WALK_FROM", 0)  # always walk month by month
+    # On SQLite, always walk month by month (PostgreSQL sorts by the key, walking nothing).
+    monkeypatch.setattr(engine, "MONTH_WALK_FROM", 0)
     db, archive = _archive(tmp_path / "m.db", datetime(2025, 3, 1, tzinfo=UTC))
     items = [
         {"id": 1, "uin": "1", "house": "Commons", "dateTabled": "2024-06-01T00:00:00",
@@ -433,9 +468,8 @@ def test_newest_first_month_walk_reaches_answers_dated_before_any_tabling(
          "questionText": "School meals"},
     ]  # fmt: skip
     _store(archive, items, date(2025, 3, 1))
-    with db.read_raw() as conn:
-        result = engine.search(conn, "school", sort="newest")
-        assert [h.id for h in result.hits] == [2, 1]
+    result = _search(db, "school", sort="newest")
+    assert [h.id for h in result.hits] == [2, 1]
     db.dispose()
 
 
@@ -478,16 +512,27 @@ def test_a_page_split_over_several_insert_statements_keeps_every_row_and_link(
     third = store([corrected])
     again = store([corrected | {"answerText": "<p>Answer number2, corrected twice.</p>"}])
     assert len(third) == 1 and again == []
-    con = sqlite3.connect(tmp_path / "m.db")
-    assert con.execute(
+    path = tmp_path / "m.db"
+    assert rows(
+        path,
         "SELECT count(*) FROM answer a JOIN question q ON q.id = a.question_id "
-        "WHERE q.source_id = '2' AND a.kind = 'correction'"
-    ).fetchone() == (2,)
-    con.execute("DELETE FROM answer WHERE kind = 'correction'")  # the checks below are on answers
-    con.execute("DELETE FROM event WHERE kind = 'corrected'")
-    events = con.execute(
-        "SELECT e.id, q.source_id, e.kind FROM event e JOIN question q ON q.id = e.question_id"
-    ).fetchall()
+        "WHERE q.source_id = '2' AND a.kind = 'correction'",
+    ) == [(2,)]
+    # The index has one row per question, with its latest answer.
+    for n in range(1, 10):
+        hits = _search(db, f"topic{n} AND number{n}").hits
+        assert [h.source_id for h in hits] == [str(n)]
+    if db.path is not None:
+        assert rows(path, "SELECT count(*) FROM question_fts") == [(9,)]
+    else:
+        assert rows(path, "SELECT count(*) FROM question WHERE search_vector IS NOT NULL") == [(9,)]
+    db.dispose()
+    rows(path, "DELETE FROM event WHERE kind = 'corrected'")  # the checks below are on answers
+    rows(path, "DELETE FROM answer WHERE kind = 'correction'")
+    events = rows(
+        path,
+        "SELECT e.id, q.source_id, e.kind FROM event e JOIN question q ON q.id = e.question_id",
+    )
     assert sorted(first + second) == sorted(e[0] for e in events)
     assert len(set(first + second)) == len(first + second)
     kinds: dict[str, list[str]] = {}
@@ -497,31 +542,23 @@ def test_a_page_split_over_several_insert_statements_keeps_every_row_and_link(
         str(n): ["answered", "tabled"] for n in range(1, 10)
     }
     # Each answer belongs to its question, and each event's answer is that question's.
-    assert con.execute(
+    assert rows(
+        path,
         "SELECT count(*) FROM answer a JOIN question q ON q.id = a.question_id "
-        "WHERE a.answer_text != 'Answer number' || q.source_id || '.'"
-    ).fetchone() == (0,)
-    assert con.execute(
+        "WHERE a.answer_text != 'Answer number' || q.source_id || '.'",
+    ) == [(0,)]
+    assert rows(
+        path,
         "SELECT count(*) FROM event e JOIN answer a ON a.id = e.answer_id "
-        "WHERE a.question_id != e.question_id"
-    ).fetchone() == (0,)
-    assert con.execute(
-        "SELECT count(*) FROM question_group g JOIN question q ON q.id = g.question_id "
-        "WHERE g.grouped_uin != CAST(q.source_id + 1000 AS TEXT)"
-    ).fetchone() == (0,)
-    assert con.execute("SELECT count(*) FROM question_group").fetchone() == (9,)
-    assert con.execute("SELECT count(*) FROM member").fetchone() == (9,)
-    # The index has one row per question, with its latest answer.
-    for n in range(1, 10):
-        hits = con.execute(
-            "SELECT q.source_id FROM question_fts f JOIN question q ON q.id = f.rowid "
-            "WHERE question_fts MATCH ?",
-            (f"topic{n} AND number{n}",),
-        ).fetchall()
-        assert hits == [(str(n),)]
-    assert con.execute("SELECT count(*) FROM question_fts").fetchone() == (9,)
-    con.close()
-    db.dispose()
+        "WHERE a.question_id != e.question_id",
+    ) == [(0,)]
+    groups = rows(
+        path,
+        "SELECT g.grouped_uin, q.source_id FROM question_group g "
+        "JOIN question q ON q.id = g.question_id",
+    )
+    assert len(groups) == 9 and all(uin == str(int(sid) + 1000) for uin, sid in groups)
+    assert rows(path, "SELECT count(*) FROM member") == [(9,)]
 
 
 def test_a_watch_slug_taken_by_the_combined_feed_is_renamed_on_upgrade(
@@ -532,8 +569,7 @@ def test_a_watch_slug_taken_by_the_combined_feed_is_renamed_on_upgrade(
         svc.init()
     db = config.parent / "pqwatch.db"
     assert rows(db, "SELECT slug FROM watch") == [("watch-all",)]
-    with sqlite3.connect(db) as conn:  # as an earlier version named it
-        conn.execute("UPDATE watch SET slug = 'all'")
+    rows(db, "UPDATE watch SET slug = 'all'")  # as an earlier version named it
     with open_service(config) as svc:
         svc.init()
     assert rows(db, "SELECT slug FROM watch") == [("watch-all",)]

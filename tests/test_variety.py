@@ -232,13 +232,16 @@ def test_an_answer_cut_by_a_failing_detail_request_is_fetched_again_until_whole(
     db = _db(config)
 
     def stored(item: dict[str, Any]) -> tuple[Any, ...]:
-        [row] = rows(
+        """Whether its text is pending, and its latest answer's: whole, its length, and how
+        many answers it has."""
+        found = rows(
             db,
-            "SELECT q.detail_pending, a.is_full_text, length(a.answer_text), count(a.id) "
-            "FROM question q JOIN answer a ON a.question_id = q.id WHERE q.source_id = ?",
+            "SELECT q.detail_pending, a.is_full_text, length(a.answer_text) "
+            "FROM question q JOIN answer a ON a.question_id = q.id WHERE q.source_id = ? "
+            "ORDER BY a.version DESC",
             str(item["id"]),
         )
-        return row
+        return (*found[0], len(found))
 
     # The detail endpoint answers 404 (for a while) for every question of this poll.
     replay.add_fault(Fault("status", status=404, match="detail", times=1000))
@@ -256,15 +259,13 @@ def test_an_answer_cut_by_a_failing_detail_request_is_fetched_again_until_whole(
     assert rows(db, "SELECT count(*) FROM event WHERE kind = 'answered'") == [(2,)]
 
     # A question no poll window lists any more is fetched again by id.
-    with __import__("sqlite3").connect(db) as conn:
-        conn.execute(
-            "UPDATE question SET detail_pending = 1 WHERE source_id = ?", (str(second["id"]),)
-        )
-        conn.execute(
-            "UPDATE answer SET is_full_text = 0 WHERE question_id = "
-            "(SELECT id FROM question WHERE source_id = ?)",
-            (str(second["id"]),),
-        )
+    rows(db, "UPDATE question SET detail_pending = TRUE WHERE source_id = ?", str(second["id"]))
+    rows(
+        db,
+        "UPDATE answer SET is_full_text = FALSE WHERE question_id = "
+        "(SELECT id FROM question WHERE source_id = ?)",
+        str(second["id"]),
+    )
     later = cli("--config", config, "poll", "--since", "2024-09-20", "--until", "2024-09-21")
     assert later.exit_code == 0, later.stderr
     assert stored(second)[:2] == (0, 1)
@@ -321,14 +322,12 @@ def test_control_characters_stored_by_an_older_version_never_reach_a_digest(
     write_config: Callable[..., Path],
     cli: Callable[..., CliResult],
 ) -> None:
-    import sqlite3
-
     replay.set_items([_hospice(_answered(data_dir, 1)[0])])
     config = write_config(api_config(replay.base_url, extra=WATCH))
     assert cli("--config", config, "poll", *WINDOW).exit_code == 0
-    with sqlite3.connect(_db(config)) as conn:  # as an archive from before the cleaning
-        conn.execute("UPDATE question SET heading = 'Hospices\x1b]0;pwned\x07: Children'")
-        conn.execute("UPDATE answer SET answer_text = answer_text || '\x1b[2J\x9b31m'")
+    # As an archive from before the cleaning.
+    rows(_db(config), "UPDATE question SET heading = ?", "Hospices\x1b]0;pwned\x07: Children")
+    rows(_db(config), "UPDATE answer SET answer_text = answer_text || ?", "\x1b[2J\x9b31m")
     assert cli("--config", config, "digest").exit_code == 0
     [text] = _eml_text(config.parent / "outbox")
     assert "Hospices]0;pwned: Children" in text
@@ -366,14 +365,12 @@ def test_a_failing_refetch_of_incomplete_questions_does_not_fail_the_poll(
     write_config: Callable[..., Path],
     cli: Callable[..., CliResult],
 ) -> None:
-    import sqlite3
-
     item = _answered(data_dir, 1)[0]
     replay.set_items([item])
     config = write_config(api_config(replay.base_url))
     assert cli("--config", config, "poll", *WINDOW).exit_code == 0
-    with sqlite3.connect(_db(config)) as conn:  # stored without its full text, as after a 404
-        conn.execute("UPDATE question SET detail_pending = 1")
+    # Stored without its full text, as after a 404.
+    rows(_db(config), "UPDATE question SET detail_pending = TRUE")
     replay.add_fault(Fault("status", status=503, match="detail", times=1000))
     # A window after the stored one, that no longer lists the question.
     later = cli("--config", config, "poll", "--since", "2024-08-31", "--until", "2024-09-21")

@@ -5,8 +5,6 @@ that puts a table beside each."""
 from __future__ import annotations
 
 import re
-import shutil
-import sqlite3
 import statistics
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -28,6 +26,7 @@ from pqwatch.testing.replay import ReplayServer, load_items
 from pqwatch.text import strip_controls
 from pqwatch.web import charts
 from pqwatch.web.charts import Bar, bar_chart, column_chart, watch_figures
+from tests import shared_archive
 from tests.conftest import api_config, open_service, require_data, rows
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -68,23 +67,34 @@ def _text(v: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[int, Any]]]:
+def archive(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[tuple[Path, dict[int, Any]]]:
     data = require_data()
     folder = tmp_path_factory.mktemp("overview")
     items = _items(data)
-    with ReplayServer(items.values()) as server:
-        config = folder / "config.toml"
-        config.write_text(api_config(server.base_url, extra=WATCHES), encoding="utf-8")
-        with open_service(config, now=TODAY) as svc:
-            [run] = svc.poll(date(2021, 1, 1), TODAY)
-            assert run.ok, run.error
-    yield config, items
+
+    def make() -> Path:
+        with ReplayServer(items.values()) as server:
+            config = folder / "config.toml"
+            config.write_text(api_config(server.base_url, extra=WATCHES), encoding="utf-8")
+            with open_service(config, now=TODAY) as svc:
+                [run] = svc.poll(date(2021, 1, 1), TODAY)
+                assert run.ok, run.error
+        return config
+
+    yield shared_archive.build(request, make), items
+
+
+@pytest.fixture(autouse=True)
+def _reads_the_archive(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared_archive.reading_when_used(request, monkeypatch, "archive")
 
 
 @pytest.fixture(scope="module")
-def veterans(archive: tuple[Path, dict[int, Any]]) -> WatchOverview:
+def veterans(archive: tuple[Path, dict[int, Any]], request: pytest.FixtureRequest) -> WatchOverview:
     config, _ = archive
-    with open_service(config, now=TODAY) as svc:
+    with shared_archive.opened(request, config), open_service(config, now=TODAY) as svc:
         return svc.watch_overview("veterans")
 
 
@@ -177,8 +187,9 @@ def test_months_are_the_last_24_with_zeros_and_match_sql(
         r[0]: r[1:]
         for r in rows(
             _db(config),
-            "SELECT substr(e.event_date, 1, 7), count(DISTINCT e.question_id), "
-            "sum(e.kind = 'tabled'), sum(e.kind = 'answered') FROM watch_match m "
+            "SELECT substr(CAST(e.event_date AS TEXT), 1, 7), count(DISTINCT e.question_id), "
+            "sum(CASE WHEN e.kind = 'tabled' THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN e.kind = 'answered' THEN 1 ELSE 0 END) FROM watch_match m "
             "JOIN watch w ON w.id = m.watch_id JOIN event e ON e.id = m.event_id "
             "WHERE w.slug = 'veterans' AND e.event_date BETWEEN '2024-08-01' AND ? "
             "GROUP BY 1",
@@ -344,11 +355,16 @@ def test_an_empty_watch_and_an_unknown_one(archive: tuple[Path, dict[int, Any]])
     _well_formed(svg)
 
 
-def test_a_removed_watch_is_not_shown(archive: tuple[Path, dict[int, Any]], tmp_path: Path) -> None:
+def test_a_removed_watch_is_not_shown(
+    archive: tuple[Path, dict[int, Any]],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     src, _ = archive
-    for name in ("config.toml", "pqwatch.db"):
-        shutil.copy(src.parent / name, tmp_path / name)
-    config = tmp_path / "config.toml"
+    config = shared_archive.private_copy(request, monkeypatch, src, tmp_path)
+    with open_service(config, now=TODAY) as svc:  # it is there before
+        assert svc.watch_overview("hovercraft").totals.questions == 0
     text = config.read_text(encoding="utf-8").replace(
         '[[watches]]\nname = "Hovercraft"\nquery = "hovercraft"\n', ""
     )
@@ -448,19 +464,17 @@ def test_the_watch_figures_render_with_their_tables(veterans: WatchOverview) -> 
 
 
 def test_untrusted_names_are_escaped_in_chart_and_table(
-    archive: tuple[Path, dict[int, Any]], tmp_path: Path
+    archive: tuple[Path, dict[int, Any]],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     src, _ = archive
-    for name in ("config.toml", "pqwatch.db"):
-        shutil.copy(src.parent / name, tmp_path / name)
+    shared_archive.private_copy(request, monkeypatch, src, tmp_path)
     hostile = '<script>alert("x")</script> & "Friends" of the Armed Forces\x1b[2J, a very long name'
-    with sqlite3.connect(tmp_path / "pqwatch.db") as conn:
-        conn.execute(
-            "UPDATE answering_body SET name = ? WHERE name = 'Ministry of Defence'", [hostile]
-        )
-        conn.execute(
-            "UPDATE member SET name = ?, party = '<b>&amp;</b>'", ['<img src=x onerror="y">']
-        )
+    db = tmp_path / "pqwatch.db"
+    rows(db, "UPDATE answering_body SET name = ? WHERE name = 'Ministry of Defence'", hostile)
+    rows(db, "UPDATE member SET name = ?, party = '<b>&amp;</b>'", '<img src=x onerror="y">')
     with open_service(tmp_path / "config.toml", now=TODAY) as svc:
         ov = svc.watch_overview("veterans", today=date(2021, 3, 1))
     figures = watch_figures(ov)

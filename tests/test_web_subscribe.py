@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import email
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import default
@@ -19,6 +18,7 @@ from starlette.testclient import TestClient
 from pqwatch.config import load_config
 from pqwatch.service import PQWatch
 from pqwatch.web.app import create_app
+from tests import shared_archive
 from tests.conftest import CliResult, rows
 from tests.test_web import build_archive
 
@@ -27,16 +27,17 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_archive(tmp_path_factory.mktemp("web-subscribe"))
+def built(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    folder = tmp_path_factory.mktemp("web-subscribe")
+    return shared_archive.build(request, lambda: build_archive(folder))
 
 
 @pytest.fixture
-def site_config(built: Path, tmp_path: Path) -> Path:
+def site_config(
+    built: Path, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """A private copy of the archive (subscribing changes it)."""
-    for name in ("config.toml", "pqwatch.db"):
-        shutil.copy(built.parent / name, tmp_path / name)
-    return tmp_path / "config.toml"
+    return shared_archive.private_copy(request, monkeypatch, built, tmp_path)
 
 
 @pytest.fixture

@@ -264,7 +264,7 @@ def _member(obj: Any) -> MemberData | None:
 @lru_cache(maxsize=4096)
 def _member_of(fields: tuple[Any, ...]) -> MemberData | None:
     mid, name, list_as, party, abbreviation, member_from, thumbnail = fields
-    if _int(mid) is None:
+    if _key(mid) is None:
         return None
     return MemberData(
         id=mid,
@@ -282,7 +282,7 @@ def _member_pair(
 ) -> tuple[int | None, MemberData | None]:
     """A member id and its expanded object, made consistent: when they name different
     members, the id field wins and the object is left out (and reported)."""
-    mid, member = _int(value.get(id_key)), _member(value.get(obj_key))
+    mid, member = _key(value.get(id_key)), _member(value.get(obj_key))
     if member is not None and mid is not None and member.id != mid:
         problems.append(
             f"question {value.get('id')}: {obj_key}.id {member.id} differs from "
@@ -297,6 +297,14 @@ def _int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
         return value
     return None
+
+
+def _key(value: Any) -> int | None:
+    """A member's or department's id, the key of its row: as `_int`, within the 32 bits of
+    PostgreSQL's integer column (SQLite's hold 64), so that an archive stores the same items
+    on both databases and `db copy` can move it."""
+    found = _int(value)
+    return found if found is not None and -(2**31) <= found < 2**31 else None
 
 
 def _list(value: Any) -> list[Any]:
@@ -400,7 +408,7 @@ def parse_question(value: dict[str, Any], *, from_list: bool) -> QuestionData:
         asking_member_id=asking_id,
         asking_member=asking,
         member_has_interest=bool(_flag(value.get("memberHasInterest"))),
-        answering_body_id=_int(value.get("answeringBodyId")),
+        answering_body_id=_key(value.get("answeringBodyId")),
         answering_body_name=_line(value.get("answeringBodyName")),
         question_text=text,
         # The list cuts at exactly 255 characters without a marker: shorter is complete.
@@ -463,7 +471,7 @@ def parse_statement(value: dict[str, Any], *, from_list: bool) -> QuestionData:
         question_text_full=not from_list or len(raw) < LIST_TEXT_LIMIT,
         answering_member_id=member_id,
         answering_member=member,
-        answering_body_id=_int(value.get("answeringBodyId")),
+        answering_body_id=_key(value.get("answeringBodyId")),
         answering_body_name=_line(value.get("answeringBodyName")),
         attachments=() if from_list else _attachments(value),
         list_hash=digest,
