@@ -30,11 +30,14 @@ a status other than 2xx, a timeout (``--timeout``) or a failed connection. On a 
 the load generator shares the cores with the server: the report gives both processes' CPU time,
 and what other processes took meanwhile (the machine's busy time in /proc/stat, less theirs),
 which tells a disturbed run better than the load average: the server's own threads, waiting
-for its GIL, count in that. ``--parts`` runs some of the three only.
+for its GIL, count in that. ``--workers 1,2`` runs the load once for each number of server
+processes (``pqwatch serve --workers N``; the server's CPU is then its worker processes' too),
+one after the other, reported side by side. ``--parts`` runs some of the three only.
 
     .venv/bin/python -m bench.web                          # 5,000 questions: about 2 minutes
     .venv/bin/python -m bench.web --n 600000               # the bench archive (built once)
     .venv/bin/python -m bench.web --n 300 --clients 4 --seconds 2   # smoke test
+    .venv/bin/python -m bench.web --n 600000 --parts load --workers 1,2
     .venv/bin/python -m bench.web --json results.json
 """
 
@@ -266,10 +269,32 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _descendants(pid: int) -> set[int]:
+    """A running process's children, theirs, and so on (Linux /proc), none elsewhere."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):
+                kids = {int(k) for k in (task / "children").read_text().split()} - found
+                found |= kids
+                todo.extend(kids)
+    return found
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its running descendants (the server's workers)."""
+    return sum(_cpu_seconds(p) for p in {pid, *_descendants(pid)})
+
+
 @contextlib.contextmanager
-def serving(config: Path, *, timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serving(
+    config: Path, *, workers: int = 1, timeout: float = 120.0
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """`pqwatch serve --port 0` on `config` in a process of its own: (base URL, process)."""
     cmd = [str(BIN / "pqwatch"), "--config", str(config), "serve", "--port", "0"]
+    if workers != 1:
+        cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -373,12 +398,13 @@ def measure_load(
     timeout: float,
     search_share: float,
     seed: int,
+    workers: int = 1,
 ) -> dict[str, Any]:
     searches = [search_url(q.pqwatch) for q in QUERIES]
     items = item_paths(root / "pqwatch.db", 2000, seed)
-    with serving(root / "config.toml") as (base, proc):
+    with serving(root / "config.toml", workers=workers) as (base, proc):
         load_before = _load_avg()
-        server_cpu, own, busy = _cpu_seconds(proc.pid), _own_cpu(), _machine_busy()
+        server_cpu, own, busy = _tree_cpu_seconds(proc.pid), _own_cpu(), _machine_busy()
         result = asyncio.run(
             drive(
                 base,
@@ -392,9 +418,10 @@ def measure_load(
             )
         )
         own, busy = _own_cpu() - own, _machine_busy() - busy  # the warm-up requests included
-        server_cpu = _cpu_seconds(proc.pid) - server_cpu
+        server_cpu = _tree_cpu_seconds(proc.pid) - server_cpu
         load_after = _load_avg()
     return {
+        "workers": workers,
         "clients": clients,
         "seconds": seconds,
         "search_share": search_share,
@@ -410,6 +437,40 @@ def measure_load(
 
 
 # -- reporting -------------------------------------------------------------------------------
+
+
+def _report_load(load: dict[str, Any], cpus: int, *, several: bool) -> tuple[dict[str, Any], str]:
+    """Print one load run; its summary figures and its verdict."""
+    workers = load.get("workers", 1)
+    name = f"load ({workers} worker{'s' if workers != 1 else ''})" if several else "load"
+    for kind, s in load["by_kind"].items():
+        print(
+            f"{name}, {kind + ' pages':<13} {s['count']:>7,} ok  median "
+            f"{s['median_ms']:>7.1f}ms  p95 {s['p95_ms']:>7.1f}ms  max {s['max_ms']:>7.1f}ms"
+        )
+    p95 = load.get("p95_ms", float("inf"))
+    ok = load["errors"] == 0 and p95 <= LOAD_TARGET_MS
+    figures = {
+        "workers": workers,
+        "p95_ms": p95,
+        "errors": load["errors"],
+        "requests_per_second": load["requests_per_second"],
+        "target_ms": LOAD_TARGET_MS,
+        "within_target": ok,
+    }
+    kinds = f" {load['errors_by_kind']}" if load["errors"] else ""
+    print(
+        f"{name}: {load['clients']} clients x {load['seconds']:g} s: {load['requests']:,} "
+        f"requests ({load['requests_per_second']:.0f}/s), {load['errors']} errors{kinds}; "
+        f"median {load.get('median_ms', 0):.1f} ms, p95 {p95:.1f} ms, max "
+        f"{load.get('max_ms', 0):.1f} ms (target: no errors, p95 <= {LOAD_TARGET_MS:g} ms: "
+        f"{'ok' if ok else 'MISSED'}); CPU: server {load['server_cpu_seconds']:.1f} s, "
+        f"load generator {load['generator_cpu_seconds']:.1f} s, other processes "
+        f"{load['others_cpu_seconds']:.1f} s, of {cpus * load['elapsed_seconds']:.0f} s on "
+        f"{cpus} CPUs (shared); load {load['load_avg_before']} -> {load['load_avg_after']}"
+    )
+    verdict = f"{name} p95 {p95:.0f} ms, {load['errors']} errors {'ok' if ok else 'MISSED'}"
+    return figures, verdict
 
 
 def report(result: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
@@ -489,37 +550,13 @@ def report(result: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
             f"in process: {pages['seconds']:g} s, while other processes took "
             f"{pages['others_cpu_seconds']:g} CPU-seconds"
         )
-    load = result.get("load")
-    if load:
+    loads = result.get("loads") or ([result["load"]] if result.get("load") else [])
+    for load in loads:
         print()
-        for kind, s in load["by_kind"].items():
-            print(
-                f"load, {kind + ' pages':<13} {s['count']:>7,} ok  median {s['median_ms']:>7.1f}ms"
-                f"  p95 {s['p95_ms']:>7.1f}ms  max {s['max_ms']:>7.1f}ms"
-            )
-        p95 = load.get("p95_ms", float("inf"))
-        ok = load["errors"] == 0 and p95 <= LOAD_TARGET_MS
-        summary["load"] = {
-            "p95_ms": p95,
-            "errors": load["errors"],
-            "requests_per_second": load["requests_per_second"],
-            "target_ms": LOAD_TARGET_MS,
-            "within_target": ok,
-        }
-        kinds = f" {load['errors_by_kind']}" if load["errors"] else ""
-        print(
-            f"load: {load['clients']} clients x {load['seconds']:g} s: {load['requests']:,} "
-            f"requests ({load['requests_per_second']:.0f}/s), {load['errors']} errors{kinds}; "
-            f"median {load.get('median_ms', 0):.1f} ms, p95 {p95:.1f} ms, max "
-            f"{load.get('max_ms', 0):.1f} ms (target: no errors, p95 <= {LOAD_TARGET_MS:g} ms: "
-            f"{'ok' if ok else 'MISSED'}); CPU: server {load['server_cpu_seconds']:.1f} s, "
-            f"load generator {load['generator_cpu_seconds']:.1f} s, other processes "
-            f"{load['others_cpu_seconds']:.1f} s, of {cpus * load['elapsed_seconds']:.0f} s on "
-            f"{cpus} CPUs (shared); load {load['load_avg_before']} -> {load['load_avg_after']}"
-        )
-        verdicts.append(
-            f"load p95 {p95:.0f} ms, {load['errors']} errors {'ok' if ok else 'MISSED'}"
-        )
+        figures, verdict = _report_load(load, cpus, several=len(loads) > 1)
+        summary.setdefault("load", figures)  # the first run (one worker unless told)
+        summary.setdefault("load_by_workers", {})[str(load.get("workers", 1))] = figures
+        verdicts.append(verdict)
     summary["load_avg_end"] = _load_avg()
     print(f"web: {'; '.join(verdicts)} (targets <= 150/300/500 ms; load {summary['load_avg_end']})")
     return summary
@@ -545,6 +582,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(PARTS),
         help="which to run, comma-separated (default %(default)s)",
     )
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="server processes for the load, comma-separated to compare (e.g. 1,2)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="build the archive again")
     parser.add_argument("--json", type=Path, default=None, help="save the results here")
     parser.add_argument(
@@ -554,6 +596,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if unknown := set(parts) - set(PARTS):
         parser.error(f"--parts: unknown {', '.join(sorted(unknown))} (known: {', '.join(PARTS)})")
+    try:
+        worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    except ValueError:
+        worker_counts = []
+    if not worker_counts or min(worker_counts) < 1:
+        parser.error(f"--workers: {args.workers!r} is not a list of numbers from 1 (e.g. 1,2)")
     root = (args.work or watchpage.ROOT) / f"watchpage-{args.n}"
     if args.rebuild:
         (root / "built.json").unlink(missing_ok=True)
@@ -562,14 +610,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"cpus": os.cpu_count(), "load_avg_start": _load_avg()}
     result["pages"] = measure_pages(root, runs=max(1, args.runs), parts=parts)
     if "load" in parts:
-        result["load"] = measure_load(
-            root,
-            clients=max(1, args.clients),
-            seconds=args.seconds,
-            timeout=args.timeout,
-            search_share=args.search_share,
-            seed=args.seed,
-        )
+        result["loads"] = [
+            measure_load(
+                root,
+                clients=max(1, args.clients),
+                seconds=args.seconds,
+                timeout=args.timeout,
+                search_share=args.search_share,
+                seed=args.seed,
+                workers=workers,
+            )
+            for workers in worker_counts
+        ]
+        result["load"] = result["loads"][0]
     summary = report(result, info)
     save_json(args.json, {"archive": info, "summary": summary, **result})
     return 0

@@ -732,12 +732,22 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes serving the port ([web] workers, 1): up to one per core.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve the web app: search, each item's page, the feeds (with ETag/304) and the
     one-click unsubscribe links of digests."""
     with _service() as svc:
         # Announces where it listens; SIGTERM or Ctrl-C lets requests in flight finish.
-        svc.serve(host, port).run(typer.echo)
+        svc.serve(host, port, workers).run(typer.echo)
 
 
 @app.command()

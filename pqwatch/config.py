@@ -302,6 +302,8 @@ class WebConfig:
     self_service: bool = True
     # Proxies whose forwarded client address and scheme are believed (none by default).
     trusted_proxies: list[Annotated[str, Rule(check=_proxy)]] = field(default_factory=list)
+    # Processes serving the one port: one per core is the most that helps (each has a GIL).
+    workers: Annotated[int, Rule(ge=1, le=64)] = 1
 
 
 @dataclass(frozen=True, kw_only=True)

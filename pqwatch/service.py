@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -410,22 +410,32 @@ class PQWatch:
         """One-click unsubscribe from everything, or from one watch. Returns the address."""
         return self.outbox.unsubscribe(token, watch_slug)
 
-    def serve(self, host: str | None = None, port: int | None = None) -> WebServer:
+    def serve(
+        self, host: str | None = None, port: int | None = None, workers: int | None = None
+    ) -> WebServer:
         """The web app bound to host:port, [web] host and port by default (not yet serving:
         call its run()). One facade serves every request thread: search opens a connection
-        per call and the rest use the engine's pool, and it is made ready here, once."""
+        per call and the rest use the engine's pool, and it is made ready here, once. With
+        several `workers` ([web] workers) each worker process opens a facade of its own (its
+        own engine and pool) on this config, and this one lets its connections go."""
         from pqwatch.web.server import WebServer
 
         self.ensure_ready()
         web = self.config.web
-        return WebServer(
+        workers = web.workers if workers is None else workers
+        server = WebServer(
             self,
             web.host if host is None else host,
             web.port if port is None else port,
             site_url=web.site_url or self.config.feeds.site_url,
             trusted_proxies=web.trusted_proxies,
             self_service=web.self_service,
+            workers=workers,
+            open_site=partial(_worker_facade, self.config),
         )
+        if workers > 1:
+            self.db.dispose()  # the supervisor holds no connection while the workers serve
+        return server
 
     def _env(self) -> jinja2.Environment:
         from pqwatch.notify import render
@@ -880,3 +890,12 @@ class CycleResult:
         if self.digests.refused:
             errors.append(self.digests.refused)
         return errors
+
+
+def _worker_facade(config: Config) -> PQWatch:
+    """The facade of one web worker process (`pqwatch serve --workers N`), made in it. The
+    supervisor made the database ready before it started the workers: this one does not
+    again (syncing the config from N workers at once would be N writes for nothing)."""
+    svc = PQWatch(config)
+    svc._ready = True
+    return svc
