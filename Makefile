@@ -21,11 +21,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/pqwatch --config $(CONFIG) run --once
 
-## Run the whole test suite. The browser tests need axe-core, fetched once into the venv from
-## the npm registry (offline, they are skipped; under CI they fail) and Chromium (.ci/run).
+## Run the whole test suite, on SQLite and then again on PostgreSQL (a throw-away server the
+## tests start: PostgreSQL must be installed, as .ci/run does; without it, and outside CI, the
+## second run is left out and says so). The browser tests need axe-core, fetched once into the
+## venv from the npm registry (offline, they are skipped; under CI they fail) and Chromium.
 test: $(STAMP)
 	-$(PY) -m tests.test_browser --fetch-axe
 	$(PY) -m pytest -q
+	@if [ -n "$$CI" ] || command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; \
+	then $(PY) -m pytest -q --database postgresql; \
+	else echo "PostgreSQL is not installed: the suite did not run on it (apt-get install postgresql)"; fi
 
 ## Lint, format check and strict typing.
 lint: $(STAMP)

@@ -207,6 +207,7 @@ Statements = list[list[tuple[str, list[tuple[Any, ...]], str]]]
 def record_inserts(raw: Path, db_path: Path) -> Statements:
     """Every INSERT the store path issues for these items, a list per transaction (untimed)."""
     import pqwatch.store.archive as archive_module
+    import pqwatch.store.sqlite.ingest as dialect_module
     from pqwatch.decide import prepare_answer
     from pqwatch.sources.uk_parliament import parse_question
     from pqwatch.store.archive import Archive
@@ -223,7 +224,9 @@ def record_inserts(raw: Path, db_path: Path) -> Statements:
     db = Database(f"sqlite:///{db_path}")
     db.migrate()
     archive = Archive(db, now=lambda: datetime.now(UTC))
+    # The archive's INSERTs, and the dialect module's: new questions and their index rows.
     archive_module.insert_rows = record  # type: ignore[assignment]
+    dialect_module.insert_rows = record  # type: ignore[assignment]
     try:
         for pages in _batched(_pages(raw), 30):  # as the writer merges 30 waiting pages
             txns.append([])
@@ -234,6 +237,7 @@ def record_inserts(raw: Path, db_path: Path) -> Statements:
             archive.store_page(batch, today=TODAY, historical=True)
     finally:
         archive_module.insert_rows = insert_rows  # type: ignore[assignment]
+        dialect_module.insert_rows = insert_rows  # type: ignore[assignment]
         db.dispose()
     return txns
 

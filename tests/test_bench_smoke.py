@@ -75,6 +75,7 @@ def test_polling(tmp_path: Path) -> None:
     assert full["detail_requests"] == full["items"]
 
 
+@pytest.mark.sqlite_only("bench.scottish reads its SQLite archive file")
 def test_scottish(tmp_path: Path) -> None:
     stdout, result = _run("scottish", tmp_path, "--n", "120")
     assert "target <= 10 s" in _result_line(stdout, "scottish:")
@@ -111,6 +112,7 @@ def test_ingest_floor_replays_every_row_pqwatch_stored(tmp_path: Path) -> None:
     assert replayed == recorded
 
 
+@pytest.mark.sqlite_only("bench.watchpage builds and reads its SQLite archive file")
 def test_watchpage(tmp_path: Path) -> None:
     work = str(tmp_path / "work")
     stdout, result = _run("watchpage", tmp_path, "--n", "400", "--runs", "2", "--work", work)
@@ -120,6 +122,7 @@ def test_watchpage(tmp_path: Path) -> None:
     assert all(w["p95_ms"] > 0 for w in watches.values())
 
 
+@pytest.mark.sqlite_only("bench.web builds and reads its SQLite archive file")
 def test_web(tmp_path: Path) -> None:
     """The app in process (search and watch pages) and `pqwatch serve` under a little load."""
     work = str(tmp_path / "work")
@@ -134,6 +137,23 @@ def test_web(tmp_path: Path) -> None:
     assert load["errors"] == 0 and load["ok"] == load["requests"] > 0, load
     assert set(load["by_kind"]) == {"search", "item"}
     assert load["server_cpu_seconds"] > 0
+
+
+def test_postgres(tmp_path: Path, pg_url: str) -> None:
+    """Search and ingest on both databases (issue 19), on the tests' throw-away server."""
+    work = str(tmp_path / "work")
+    args = ("--n", "300", "--ingest-n", "200", "--runs", "2", "--repeat", "1")
+    stdout, result = _run("postgres", tmp_path, *args, "--url", pg_url, "--work", work)
+    assert "target <= 2.0" in _result_line(stdout, "postgres search:")
+    assert "target <= 1.5" in _result_line(stdout, "postgres ingest:")
+    search = result["search"]
+    assert search["copy"]["rows_total"] > 300 and len(search["queries"]) == 20
+    assert all(len(r["postgresql"]["runs_ms"]) == 2 for r in search["queries"])
+    assert [r["postgresql"]["total"] for r in search["queries"][:5]] == [
+        r["sqlite"]["total"] for r in search["queries"][:5]
+    ]
+    assert search["explain"] and search["explain"][0]["plan"]
+    assert [r["items"] for r in result["ingest"]["runs"]["postgresql"]] == [200]
 
 
 @pytest.mark.parametrize(

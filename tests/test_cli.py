@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from pqwatch import __version__
-from tests.conftest import CliResult
+from tests.conftest import CliResult, rows
 
 
 def test_version(cli: Callable[..., CliResult]) -> None:
@@ -80,7 +81,6 @@ def test_a_query_starting_with_minus_gets_a_hint_with_options_the_command_has(
 def test_dates_after_today_are_refused_and_move_nothing(
     cli: Callable[..., CliResult], write_config: Callable[..., Path]
 ) -> None:
-    import sqlite3
     from datetime import date, timedelta
 
     config = write_config()
@@ -98,8 +98,11 @@ def test_dates_after_today_are_refused_and_move_nothing(
         assert f"{tomorrow} is in the future" in result.stderr, args
         assert len(result.stderr.strip().splitlines()) == 1
     db = config.parent / "pqwatch.db"
-    if db.exists():
-        with sqlite3.connect(db) as conn:
-            assert conn.execute("SELECT count(*) FROM poll_run").fetchone() == (0,)
+    if os.environ.get("PQWATCH_DATABASE_URL"):  # PostgreSQL: the test's database
+        migrated = rows(db, "SELECT to_regclass('poll_run') IS NOT NULL") == [(1,)]
+    else:
+        migrated = db.exists()
+    if migrated:
+        assert rows(db, "SELECT count(*) FROM poll_run") == [(0,)]
     bad = cli("--config", config, "show", "2024-13-45/1234")
     assert bad.exit_code == 2 and "is not a date" in bad.stderr

@@ -17,6 +17,14 @@ from pqwatch.config import (
 from pqwatch.errors import ConfigError
 from tests.conftest import MINIMAL_CONFIG, CliResult
 
+
+@pytest.fixture
+def file_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The [database] url as the file gives it: tests of reading the config, which use no
+    database, are not overridden by the suite's PostgreSQL URL in the environment."""
+    monkeypatch.delenv("PQWATCH_DATABASE_URL", raising=False)
+
+
 BAD_CONFIGS = [
     # (config text, the whole one-line error after "pqwatch: error: PATH: ")
     ("[databse]\nurl = 'x'\n", "databse: unknown key"),
@@ -220,6 +228,7 @@ def test_missing_config_file(tmp_path: Path, cli: Callable[..., CliResult]) -> N
     )
 
 
+@pytest.mark.sqlite_only("the default SQLite file beside the config")
 def test_config_from_environment_variable(
     write_config: Callable[..., Path],
     cli: Callable[..., CliResult],
@@ -232,6 +241,7 @@ def test_config_from_environment_variable(
     assert (path.parent / "pqwatch.db").exists()
 
 
+@pytest.mark.usefixtures("file_database_url")
 def test_relative_paths_resolve_against_the_config_folder(
     write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,6 +264,7 @@ def test_database_url_from_environment_wins(
     assert load_config(write_config()).database.url == f"sqlite:///{tmp_path / 'other.db'}"
 
 
+@pytest.mark.usefixtures("file_database_url")
 def test_a_postgresql_url_is_kept_as_given(
     write_config: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -376,6 +387,7 @@ def _read(cfg: object, dotted: str) -> object:
 
 
 @pytest.mark.parametrize(("text", "expected"), GOOD_CONFIGS)
+@pytest.mark.usefixtures("file_database_url")
 def test_valid_config_reads_each_key(
     text: str, expected: dict[str, object], write_config: Callable[..., Path]
 ) -> None:
@@ -388,6 +400,7 @@ def test_valid_config_reads_each_key(
         assert (got, type(got)) == (value, type(value)), dotted
 
 
+@pytest.mark.usefixtures("file_database_url")
 def test_empty_config_is_all_defaults(write_config: Callable[..., Path]) -> None:
     path = write_config("")
     folder = path.parent.resolve()

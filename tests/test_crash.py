@@ -4,6 +4,9 @@ month of recordings. The database they leave must equal, row by row, the one a c
 uninterrupted run writes: the same questions, answer versions, events, members, departments,
 groups, index rows and watch matches, none missing and none twice, and a sound file.
 
+On PostgreSQL (the suite's --database) each run's config names a database of its own on the
+throw-away server, and its index is the question's search_vector rather than FTS5's table.
+
 Rows are compared by natural keys (source id, answer version, event kind and date, member and
 department ids), leaving out surrogate ids and the timestamps of when a row was written.
 poll_run rows are not compared: a killed run leaves its row 'running'.
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -54,13 +58,28 @@ def _items(data_dir: Path) -> list[dict[str, Any]]:
     return ordered[:N_ITEMS]
 
 
-def _config(folder: Path, replay: ReplayServer) -> Path:
+# Where a run's archive is: its SQLite file, or (suite on PostgreSQL) a database's URL.
+Archive = Path | str
+
+
+@pytest.fixture
+def new_archive(request: pytest.FixtureRequest) -> Callable[[Path], Archive]:
+    """A new empty archive for a run whose config is in `folder`."""
+    if not os.environ.get("PQWATCH_DATABASE_URL", "").startswith("postgresql"):
+        return lambda folder: folder / "pqwatch.db"
+    cluster = request.getfixturevalue("postgres")
+    return lambda folder: str(cluster.create_database())
+
+
+def _config(folder: Path, replay: ReplayServer, archive: Archive) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.toml"
     # Small pages: many short write transactions, so that a kill lands among them.
     text = api_config(
         replay.base_url, WATCHES, page_size=20, requests_per_second=5000, max_concurrency=2
     )
+    if isinstance(archive, str):  # the runs' environment has no PQWATCH_DATABASE_URL
+        text = text.replace('url = "sqlite:///pqwatch.db"', f'url = "{archive}"', 1)
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -86,7 +105,12 @@ def _run(config: Path, *args: str) -> float:
     return time.monotonic() - t0
 
 
-def _query(db_file: Path, sql: str) -> list[tuple[Any, ...]]:
+def _query(db_file: Archive, sql: str) -> list[tuple[Any, ...]]:
+    if isinstance(db_file, str):
+        import psycopg
+
+        with psycopg.connect(db_file.replace("postgresql+psycopg://", "postgresql://")) as pg:
+            return pg.execute(sql).fetchall()
     conn = sqlite3.connect(db_file)
     try:
         return conn.execute(sql).fetchall()
@@ -146,16 +170,36 @@ COUNTS = {
     "event": "SELECT count(*) FROM event",
     "question_fts": "SELECT count(*) FROM question_fts",
 }
+# PostgreSQL's index is a column of question.
+PG_INDEX = {
+    "question_fts": (
+        "SELECT source_id, search_vector::text FROM question WHERE search_vector IS NOT NULL"
+    )
+}
+PG_INDEX_COUNT = {"question_fts": "SELECT count(search_vector) FROM question"}
+# Each table's id sequence is past its largest id (the writer numbers rows itself and moves
+# the sequences): an insert elsewhere never collides with a row a killed run committed.
+PG_SEQUENCES = " AND ".join(
+    f"(SELECT coalesce(max(id), 0) FROM {t}) <= "
+    f"coalesce(pg_sequence_last_value(pg_get_serial_sequence('{t}', 'id')), 0)"
+    for t in ("question", "answer", "event")
+)
 
 
-def _natural(db_file: Path) -> dict[str, Counter[tuple[Any, ...]]]:
+def _natural(db_file: Archive) -> dict[str, Counter[tuple[Any, ...]]]:
     """Every compared table as a multiset of natural-key rows (a duplicate counts twice)."""
-    return {table: Counter(_query(db_file, sql)) for table, sql in NATURAL.items()}
+    tables = {**NATURAL, **PG_INDEX} if isinstance(db_file, str) else NATURAL
+    return {table: Counter(_query(db_file, sql)) for table, sql in tables.items()}
 
 
-def _assert_same(crashed: Path, clean: Path) -> None:
-    assert _query(crashed, "PRAGMA integrity_check") == [("ok",)]
-    assert _query(crashed, "PRAGMA foreign_key_check") == []
+def _assert_same(crashed: Archive, clean: Archive) -> None:
+    counts = COUNTS
+    if isinstance(crashed, str):  # PostgreSQL checks its foreign keys as rows are written
+        assert _query(crashed, f"SELECT {PG_SEQUENCES}") == [(True,)]
+        counts = {**COUNTS, **PG_INDEX_COUNT}
+    else:
+        assert _query(crashed, "PRAGMA integrity_check") == [("ok",)]
+        assert _query(crashed, "PRAGMA foreign_key_check") == []
     got, want = _natural(crashed), _natural(clean)
     for table in NATURAL:
         missing, extra = want[table] - got[table], got[table] - want[table]
@@ -163,15 +207,17 @@ def _assert_same(crashed: Path, clean: Path) -> None:
             f"{table}: {sum(missing.values())} rows missing, {sum(extra.values())} extra "
             f"(e.g. missing {list(missing)[:2]}, extra {list(extra)[:2]})"
         )
-    for table, sql in COUNTS.items():  # no row twice under another surrogate id
+    for table, sql in counts.items():  # no row twice under another surrogate id
         assert _query(crashed, sql) == _query(clean, sql), table
     assert sum(want["question"].values()) > 0 and sum(want["event"].values()) > 0
 
 
-def _progress(db_file: Path) -> tuple[int, int, int]:
+def _progress(db_file: Archive) -> tuple[int, int, int]:
     """(questions, answer versions, events) stored so far."""
-    if not db_file.exists():
+    if isinstance(db_file, Path) and not db_file.exists():
         return (0, 0, 0)
+    if isinstance(db_file, str) and _query(db_file, "SELECT to_regclass('event')") == [(None,)]:
+        return (0, 0, 0)  # not migrated yet
     try:
         [row] = _query(
             db_file,
@@ -184,7 +230,7 @@ def _progress(db_file: Path) -> tuple[int, int, int]:
 
 
 def _kill_loop(
-    config: Path, args: tuple[str, ...], clean_seconds: float, seed: int
+    config: Path, db_file: Archive, args: tuple[str, ...], clean_seconds: float, seed: int
 ) -> tuple[int, list[tuple[int, int, int]]]:
     """Start the command and SIGKILL it at a random moment, KILLS times or until a run
     finishes first; returns how many kills interrupted a run that had stored something, and
@@ -194,7 +240,6 @@ def _kill_loop(
     included); the rest a random moment after the run's first stored rows, so that most
     land among its write transactions whatever the machine's speed."""
     rng = random.Random(seed)
-    db_file = config.parent / "pqwatch.db"
     effective, trail = 0, []
     for _ in range(KILLS):
         before = _progress(db_file)
@@ -226,23 +271,28 @@ def _kill_loop(
     ids=["poll", "backfill"],
 )
 def test_kill_9_at_random_moments_then_a_finished_run_equals_a_clean_run(
-    data_dir: Path, replay: ReplayServer, tmp_path: Path, args: tuple[str, ...]
+    data_dir: Path,
+    replay: ReplayServer,
+    tmp_path: Path,
+    args: tuple[str, ...],
+    new_archive: Callable[[Path], Archive],
 ) -> None:
     """A poll (or backfill) killed -9 several times mid-window, then run to the end (exit 0),
     leaves the same archive as one clean run: every question, answer version, event, member,
     department, group link, index row, watch match and outbox row, none twice, none lost,
     and a database that passes integrity_check and foreign_key_check."""
     replay.set_items(_items(data_dir))
-    clean = _config(tmp_path / "clean", replay)
-    crashed = _config(tmp_path / "crashed", replay)
+    clean_db, crashed_db = new_archive(tmp_path / "clean"), new_archive(tmp_path / "crashed")
+    clean = _config(tmp_path / "clean", replay, clean_db)
+    crashed = _config(tmp_path / "crashed", replay, crashed_db)
     clean_seconds = _run(clean, *args)
 
-    effective, trail = _kill_loop(crashed, args, clean_seconds, SEED + len(args[0]))
+    effective, trail = _kill_loop(crashed, crashed_db, args, clean_seconds, SEED + len(args[0]))
     print(f"{args[0]}: clean run {clean_seconds:.1f} s; (questions, answers, events): {trail}")
     assert effective >= 3, f"too few kills landed while the run was storing: {trail}"
     _run(crashed, *args)  # the next run after the kills exits 0
 
-    _assert_same(crashed.parent / "pqwatch.db", clean.parent / "pqwatch.db")
+    _assert_same(crashed_db, clean_db)
 
 
 def _earlier(items: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
@@ -271,13 +321,15 @@ def _earlier(items: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
                 "time period. An answer is being prepared.</p>",
             )
         elif roll < 0.7:
-            v.update(unanswered, answeringBodyId=1, answeringBodyName="Cabinet Office")
+            # The Cabinet Office's real id: a body with two names in one archive would make
+            # a transfer's "from" name depend on which page was written last.
+            v.update(unanswered, answeringBodyId=53, answeringBodyName="Cabinet Office")
         out.append(v)
     return out
 
 
 def test_kill_9_while_a_poll_updates_the_archive_then_it_equals_a_clean_run(
-    data_dir: Path, replay: ReplayServer, tmp_path: Path
+    data_dir: Path, replay: ReplayServer, tmp_path: Path, new_archive: Callable[[Path], Archive]
 ) -> None:
     """The same, for a poll that changes what is stored: answers to unanswered questions,
     answers after holding answers, corrections, transfers to another department, headings
@@ -286,20 +338,21 @@ def test_kill_9_while_a_poll_updates_the_archive_then_it_equals_a_clean_run(
     args = ("poll", "--since", f"{MONTH}-01", "--until", f"{MONTH}-31")
     now = _items(data_dir)[:600]
     replay.set_items(_earlier(now, SEED))
-    clean = _config(tmp_path / "clean", replay)
-    crashed = _config(tmp_path / "crashed", replay)
+    clean_db, crashed_db = new_archive(tmp_path / "clean"), new_archive(tmp_path / "crashed")
+    clean = _config(tmp_path / "clean", replay, clean_db)
+    crashed = _config(tmp_path / "crashed", replay, crashed_db)
     _run(clean, *args)
     _run(crashed, *args)
 
     replay.set_items(now)
     clean_seconds = _run(clean, *args)
-    effective, trail = _kill_loop(crashed, args, clean_seconds, SEED)
+    effective, trail = _kill_loop(crashed, crashed_db, args, clean_seconds, SEED)
     print(f"update: clean run {clean_seconds:.1f} s; (questions, answers, events): {trail}")
     assert effective >= 3, f"too few kills landed while the run was storing: {trail}"
     _run(crashed, *args)
 
     if date.today() != today:  # a transfer is dated the day it is seen
         pytest.skip("the day changed during the test")
-    _assert_same(crashed.parent / "pqwatch.db", clean.parent / "pqwatch.db")
-    kinds = dict(_query(clean.parent / "pqwatch.db", "SELECT kind, count(*) FROM event GROUP BY 1"))
+    _assert_same(crashed_db, clean_db)
+    kinds = dict(_query(clean_db, "SELECT kind, count(*) FROM event GROUP BY 1"))
     assert {"answered", "holding", "corrected", "transferred"} <= set(kinds), kinds

@@ -9,9 +9,7 @@ import copy
 import email
 import re
 import smtplib
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.policy import default
@@ -501,14 +499,12 @@ def test_html_part_is_sanitised_and_marks_the_matched_words(
     _poll(cli, config)
     # An archive row that escaped the sanitiser on the way in (say, written by an older
     # version) is cleaned again when the message is rendered.
-    with closing(sqlite3.connect(_db(config))) as conn, conn:
-        conn.execute(
-            "UPDATE answer SET answer_html = answer_html || ?",
-            (
-                '<p style="x" onmouseover="alert(5)">Tampered <iframe src="https://x.example">'
-                "</iframe><script>alert(6)</script></p>",
-            ),
-        )
+    rows(
+        _db(config),
+        "UPDATE answer SET answer_html = answer_html || ?",
+        '<p style="x" onmouseover="alert(5)">Tampered <iframe src="https://x.example">'
+        "</iframe><script>alert(6)</script></p>",
+    )
     assert _digest(cli, config).exit_code == 0
 
     text, html = _parts(_one_message(smtp, "officer@example.org").message)

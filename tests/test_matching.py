@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pqwatch.notify.compose import ArchiveCache
 from pqwatch.search.results import MARK_END, MARK_START, marked_terms
 from pqwatch.store.sqlite.compile import compile_query
+from tests.conftest import rows
 
 TEXTS = {
     1: (
@@ -183,22 +184,22 @@ def test_a_batch_matches_what_the_archive_matches(tmp_path: Path) -> None:
     try:
         with svc.db.write() as session:
             assert svc.matcher.on_events(session, ids, []) > 0
-        db = sqlite3.connect(tmp_path / "pqwatch.db")
-        batch = set(db.execute("SELECT watch_id, event_id FROM watch_match").fetchall())
-        watches = db.execute("SELECT id, query FROM watch WHERE active").fetchall()
+        db = tmp_path / "pqwatch.db"
+        batch = set(rows(db, "SELECT watch_id, event_id FROM watch_match"))
+        watches = rows(db, "SELECT id, query FROM watch WHERE active")
         assert len({w for w, _ in batch}) > 10
         archive: set[tuple[int, int]] = set()
         with svc.db.write() as session:
             for watch_id, query in watches:
                 svc.matcher.match_history(session, watch_id, query)
-            rows = session.connection().execute(
+            found = session.connection().execute(
                 sa.text(
                     "SELECT m.watch_id, m.event_id FROM watch_match m "
                     "JOIN event e ON e.id = m.event_id WHERE e.id IN :ids"
                 ).bindparams(sa.bindparam("ids", expanding=True)),
                 {"ids": list(ids)},
             )
-            archive = {(r[0], r[1]) for r in rows}
+            archive = {(r[0], r[1]) for r in found}
             session.rollback()
         assert batch == archive
     finally:
