@@ -153,6 +153,111 @@ def test_facet_words_are_never_found_by_a_users_words(dbs: dict[str, Database]) 
         assert _where(dbs["postgresql"], query, list(range(1, 15))) == set(), query
 
 
+# A question's text (B) beside the facet words (D) of a Scottish one and of an FOI request,
+# whose House and state are two words each ("hscottish parliament", "sinternal review").
+_FACETS_ONLY = "hscottish parliament snot_held d17 ty2024 tm202401 ay2025 am202502 sinternal_review"
+_TEXTS = {
+    1: "health department dementia sunday dentist tyres amber",
+    2: "nothing known",
+}
+
+
+def _words_table(conn: Any) -> None:
+    # Its own name: a pooled connection keeps another test's temporary `words`.
+    conn.exec_driver_sql("CREATE TEMP TABLE facet_words (id int, search_vector tsvector)")
+    for i, text in _TEXTS.items():
+        conn.exec_driver_sql(
+            "INSERT INTO facet_words VALUES (%(i)s, setweight(to_tsvector('english', %(t)s), 'B') "
+            "|| setweight(to_tsvector('simple', %(f)s), 'D'))",
+            {"i": i, "t": text, "f": _FACETS_ONLY},
+        )
+
+
+def _found(conn: Any, query: str) -> set[int]:
+    cq = compile_query(query)
+    sql = f"SELECT q.id FROM facet_words q WHERE {cq.where}"
+    return {r[0] for r in conn.exec_driver_sql(sql, cq.params)}
+
+
+def test_only_words_that_could_be_facet_words_are_searched_with_weights(
+    dbs: dict[str, Database],
+) -> None:
+    """A weight makes GIN recheck every match (1.4 s to count `department` on 600,000), so
+    the words and prefixes no facet word can be are searched without one; the others still
+    never find a facet word, whichever of the facets' shapes they have."""
+    with dbs["postgresql"].read() as session:
+        conn = session.connection()
+        _words_table(conn)
+        for query in (
+            "health", "department", "dementia", "sunday", "dentist", "tyres", "amber",
+            "dement*", "health*", "sunda*", "dent*", "tyr*", "amb*", "d*", "t*", "a*", "dep*",
+        ):  # fmt: skip
+            assert _found(conn, query) == {1}, query
+        for query in (
+            "hscottish", "parliament", "held", "review", "reviews", "snot", "sinternal", "d17",
+            "ty2024", "tm202401", "ay2025", "am202502", "d1*", "ty2*", "tm2024*", "am20*",
+            "ay20*", "hsc*", "parliam*", "review*", "sno*", "sint*", "hel*",
+        ):  # fmt: skip
+            assert _found(conn, query) == set(), query
+        conn.exec_driver_sql("DROP TABLE facet_words")
+    weighted = {q: compile_query(q).params["p1"] for q in ("health", "hlords", "d17", "d17s")}
+    assert weighted == {"health": "'health'", "hlords": "'hlords':ABC", "d17": "'d17':ABC",
+                        "d17s": "'d17s'"}  # fmt: skip
+    assert compile_query("heading:health").params["p1"] == "'health':A"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("Commons", "unanswered", 17, date(2024, 1, 2), None),
+        ("Lords", "corrected", 3, date(2019, 12, 31), date(2020, 2, 1)),
+        ("Scottish Parliament", "answered", None, date(2025, 6, 1), date(2025, 7, 1)),
+        ("WhatDoTheyKnow", "partially_successful", 1234, date(2010, 1, 1), date(2011, 1, 1)),
+        ("Northern Ireland Assembly", "not_held", None, date(2021, 5, 5), None),
+    ],
+)
+def test_every_facet_word_is_searched_with_weights(args: tuple[Any, ...]) -> None:
+    from pqwatch.store.postgresql.compile import may_be_facet_word
+    from pqwatch.store.sqlite.facets import facet_text
+
+    words = re.findall(r"[^\W_]+", facet_text(*args))
+    assert [w for w in words if not may_be_facet_word(w)] == []
+
+
+def test_the_facet_vocabulary_has_every_sources_house() -> None:
+    import importlib
+    import pkgutil
+
+    import pqwatch.sources
+    from pqwatch.store.postgresql.compile import _HOUSE_NAMES
+
+    for info in pkgutil.iter_modules(pqwatch.sources.__path__):
+        house = getattr(importlib.import_module(f"pqwatch.sources.{info.name}"), "HOUSE", None)
+        assert house is None or house in _HOUSE_NAMES, info.name
+
+
+def test_no_word_that_stems_to_a_facet_word_goes_without_weights(
+    dbs: dict[str, Database],
+) -> None:
+    """may_be_facet_word's model of Snowball's stems, against PostgreSQL's own: every word
+    made of a facet word (or its start) and a suffix whose stem is a facet word."""
+    from pqwatch.store.postgresql.compile import _FACET_WORDS, may_be_facet_word
+    from pqwatch.store.searching import _SUFFIXES
+
+    words = sorted(
+        {w[: len(w) - k] + s for w in _FACET_WORDS for k in range(6) for s in ("", *_SUFFIXES)}
+        - {""}
+    )
+    with dbs["postgresql"].read() as session:
+        stems = session.connection().exec_driver_sql(
+            "SELECT w, tsvector_to_array(to_tsvector('english', w)) FROM unnest(%(w)s::text[]) w",
+            {"w": words},
+        )
+        colliding = [w for w, lexemes in stems if set(lexemes) & _FACET_WORDS]
+    assert len(colliding) > 1000
+    assert [w for w in colliding if not may_be_facet_word(w)] == []
+
+
 def test_a_prefix_finds_every_word_it_begins(dbs: dict[str, Database]) -> None:
     """As tests/test_query.py's test of the same name, with PostgreSQL's Snowball stems: it
     misses fewer than SQLite's porter does (the suffix list is SQLite's)."""

@@ -123,6 +123,8 @@ def copy_archive(
                         copied.append(TableCopy(t.name, n, totals[t.name]))
                 _check_counts(tconn, totals, where)
                 _set_sequences(tconn)
+                tconn.exec_driver_sql("ANALYZE")  # a bulk copy leaves the planner no statistics
+                tconn.commit()
             finally:
                 _unlock(tconn)
     finally:

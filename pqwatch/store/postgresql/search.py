@@ -191,7 +191,10 @@ def search(
             used, note = "newest", "no words to rank by"
         ids = _newest(conn, where, params) if total else []
     elif not filtered:
-        total = _count(conn, where, params)
+        # Counted through the GIN index: a tsquery the planner cannot see (a sub-select) is not
+        # taken for a common word's, which it would count by testing every question's vector
+        # (`department`, 383,462 of 600,000: 1.0 s against 0.3-0.4 s through the index).
+        total = _count(conn, f"q.search_vector @@ (SELECT {cq.tsquery})", params)
         if sort == "relevance" and total > RELEVANCE_LIMIT:
             used = "newest"
             note = f"relevance ranking is used up to {RELEVANCE_LIMIT:,} matches"
