@@ -6,7 +6,7 @@ CONFIG ?= config.toml
 
 .PHONY: run test lint check clean bench bench-generate bench-ingest bench-ingest-floor bench-search bench-matching \
 	bench-digests bench-polling bench-memory bench-startup bench-scottish bench-watchpage bench-web \
-	bench-postgres
+	bench-postgres bench-senders
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-web: $(STAMP)
 bench-postgres: $(STAMP)
 	$(PY) -m bench.postgres --n 600000 --ingest-n 100000 --parts search,ingest \
 		--json $(BENCH_OUT)/postgres.json
+## Two digest senders against one (issue 19): 1,000 x 50-item digests to a local SMTP server
+## taking 10 ms a message, by one `pqwatch digest` and then two at once, each on a fresh copy
+## of the same PostgreSQL database (a throw-away server, as bench-postgres's).
+bench-senders: $(STAMP)
+	$(PY) -m bench.senders --subscribers 1000 --items 50 --repeat 3 --json $(BENCH_OUT)/senders.json
 bench: bench-startup bench-matching bench-digests bench-search bench-memory bench-polling \
 	bench-ingest bench-scottish bench-watchpage bench-web
 

@@ -156,6 +156,18 @@ def test_postgres(tmp_path: Path, pg_url: str) -> None:
     assert [r["items"] for r in result["ingest"]["runs"]["postgresql"]] == [200]
 
 
+def test_senders(tmp_path: Path, pg_url: str) -> None:
+    """One `pqwatch digest` and two at once on PostgreSQL (issue 19): each digest once."""
+    args = ("--subscribers", "6", "--items", "3", "--watches", "2", "--repeat", "1")
+    stdout, result = _run("senders", tmp_path, *args, "--url", pg_url)
+    assert "target <= 0.6" in _result_line(stdout, "senders:")
+    assert result["exactly_once"], result["problems"]
+    one, two = result["runs"]["one"][0], result["runs"]["two"][0]
+    assert one["messages"] == two["messages"] == 6 and two["recipients"] == 6
+    assert two["most_to_one_recipient"] == 1 and len(two["per_sender"]) == 2
+    assert sum(s["outcomes"].get("sent", 0) for s in two["per_sender"]) == 6
+
+
 @pytest.mark.parametrize(
     ("module", "args"),
     [
