@@ -33,6 +33,10 @@ from pqwatch.testing.replay import ReplayServer
 from tests.conftest import UK, CliResult, api_config, require_data
 from tests.pg import PASSWORD, Cluster
 
+# The source of a copy is an SQLite archive, and every test here already copies into
+# PostgreSQL: the suite's PostgreSQL run has nothing to add.
+pytestmark = pytest.mark.sqlite_only("copies an SQLite archive into PostgreSQL already")
+
 ARCHIVE_CONFIG = """
 [[watches]]
 name = "Hospices"
